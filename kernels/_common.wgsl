@@ -1,0 +1,27 @@
+// _common.wgsl — helpers prepended to every kernel file by lib/gpu/pipelines.ts.
+// Numerics: everything is f32; exp() arguments are kept ≤ 0 where a max was subtracted.
+
+// softplus(x) = log(1 + e^x); the official CUDA/Triton kernels return x above 20 (e^-20 < f32 ulp of x).
+fn softplus(x: f32) -> f32 {
+  if (x > 20.0) { return x; }
+  return log(1.0 + exp(x));
+}
+
+// silu(x) = x·σ(x), written with exp(-|x|) so that it never overflows.
+fn silu(x: f32) -> f32 {
+  return x * sigmoid(x);
+}
+
+fn sigmoid(x: f32) -> f32 {
+  let e = exp(-abs(x));
+  if (x >= 0.0) { return 1.0 / (1.0 + e); }
+  return e / (1.0 + e);
+}
+
+// A bf16 value is the high half of an f32: widen by shifting its 16 bits up.
+fn bf16_to_f32(bits: u32) -> f32 {
+  return bitcast<f32>(bits << 16u);
+}
+
+// Large f32 sentinel used as −∞ for masked logits (exp(NEG_BIG − m) is exactly 0).
+const NEG_BIG: f32 = -3.0e38;

@@ -1,0 +1,100 @@
+// matmul.wgsl — batched, strided matrix product, tiled in workgroup memory.
+//
+//   C[b](m, n) = α · Σ_k A[b](m, k) · B[b](k, n)  (+ bias[n])  (+ C[b](m, n) when accumulating)
+//
+// Ground truth: torch.matmul / F.linear in float32 (lib/tensor/matmul_ref.ts is the plain-loop twin).
+// Every operand is addressed by strides, so transposes, head-split layouts (B, L, H, P) and GQA cost
+// nothing: the batch index b = b0 · nb1 + b1 is split in two, and operand X starts at
+//   X_off + b0 · X_s0 + (b1 / X_div) · X_s1
+// (X_div = H_q / H_kv lets query head h read key/value head ⌊h / group⌋).
+//
+// Bindings: A (read), B (read), C (read_write), bias (read; a dummy when flags & 1 == 0).
+// Ownership: one workgroup owns a 64×64 tile of C for one batch entry (grid: N/64, M/64, batch);
+// each of its 16×16 invocations owns a 4×4 block of that tile. K is walked in slices of 16 staged
+// through workgroup memory (8 KiB, within the 32 KiB of the CPU adapter). Accumulation is f32.
+
+struct Params {
+  M: u32, N: u32, K: u32, nb1: u32,
+  a_off: u32, a_s0: u32, a_s1: u32, a_div: u32, a_sm: u32, a_sk: u32,
+  b_off: u32, b_s0: u32, b_s1: u32, b_div: u32, b_sk: u32, b_sn: u32,
+  c_off: u32, c_s0: u32, c_s1: u32, c_sm: u32, c_sn: u32,
+  alpha: f32, flags: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> A: array<f32>;
+@group(0) @binding(2) var<storage, read> B: array<f32>;
+@group(0) @binding(3) var<storage, read_write> C: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+
+const BM: u32 = 64u;
+const BN: u32 = 64u;
+const BK: u32 = 16u;
+
+var<workgroup> As: array<f32, 1024>; // (BK, BM): k-major so a thread's 4 rows are adjacent
+var<workgroup> Bs: array<f32, 1024>; // (BK, BN)
+
+@compute @workgroup_size(16, 16)
+fn main(
+  @builtin(workgroup_id) wg: vec3u,
+  @builtin(local_invocation_id) lid: vec3u,
+  @builtin(local_invocation_index) li: u32,
+) {
+  let b0 = wg.z / p.nb1;
+  let b1 = wg.z % p.nb1;
+  let a_base = p.a_off + b0 * p.a_s0 + (b1 / p.a_div) * p.a_s1;
+  let b_base = p.b_off + b0 * p.b_s0 + (b1 / p.b_div) * p.b_s1;
+  let c_base = p.c_off + b0 * p.c_s0 + b1 * p.c_s1;
+  let m0 = wg.y * BM;
+  let n0 = wg.x * BN;
+
+  // Four rows of four columns, as vec4s: no dynamically indexed local arrays (slow on CPU adapters).
+  var acc0 = vec4f(0.0);
+  var acc1 = vec4f(0.0);
+  var acc2 = vec4f(0.0);
+  var acc3 = vec4f(0.0);
+  for (var k0 = 0u; k0 < p.K; k0 += BK) {
+    // Stage A(m0.., k0..) and B(k0.., n0..): 1024 values each, 4 per invocation; consecutive
+    // invocations take consecutive k, which is the contiguous axis of row-major A and of Wᵀ.
+    for (var i = 0u; i < 4u; i++) {
+      let e = li + 256u * i;
+      let r = e / BK;
+      let kk = e % BK;
+      let gk = k0 + kk;
+      var va = 0.0;
+      if (m0 + r < p.M && gk < p.K) { va = A[a_base + (m0 + r) * p.a_sm + gk * p.a_sk]; }
+      As[kk * BM + r] = va;
+      var vb = 0.0;
+      if (n0 + r < p.N && gk < p.K) { vb = B[b_base + gk * p.b_sk + (n0 + r) * p.b_sn]; }
+      Bs[kk * BN + r] = vb;
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < BK; kk++) {
+      let a = vec4f(As[kk * BM + lid.y * 4u], As[kk * BM + lid.y * 4u + 1u],
+                    As[kk * BM + lid.y * 4u + 2u], As[kk * BM + lid.y * 4u + 3u]);
+      let b = vec4f(Bs[kk * BN + lid.x * 4u], Bs[kk * BN + lid.x * 4u + 1u],
+                    Bs[kk * BN + lid.x * 4u + 2u], Bs[kk * BN + lid.x * 4u + 3u]);
+      acc0 += a.x * b;
+      acc1 += a.y * b;
+      acc2 += a.z * b;
+      acc3 += a.w * b;
+    }
+    workgroupBarrier();
+  }
+
+  let rows = array<vec4f, 4>(acc0, acc1, acc2, acc3);
+  for (var i = 0u; i < 4u; i++) {
+    let m = m0 + lid.y * 4u + i;
+    if (m >= p.M) { continue; }
+    let r = rows[i];
+    for (var j = 0u; j < 4u; j++) {
+      let n = n0 + lid.x * 4u + j;
+      if (n >= p.N) { continue; }
+      var v = p.alpha * r[j];
+      if ((p.flags & 1u) != 0u) { v += bias[n]; }
+      let idx = c_base + m * p.c_sm + n * p.c_sn;
+      if ((p.flags & 2u) != 0u) { v += C[idx]; }
+      C[idx] = v;
+    }
+  }
+}

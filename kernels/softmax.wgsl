@@ -1,0 +1,90 @@
+// softmax.wgsl — row-wise softmax family: causal attention softmax, log-softmax, cross-entropy.
+//
+//   causal_softmax: for row r = (b, h, t) of scores (R, S), with past = S − T:
+//                   P[r, s] = exp(x[r, s] − m) / Σ_{j ≤ t+past} exp(x[r, j] − m) for s ≤ t + past, else 0
+//   log_softmax:    y[r, v] = x[r, v] − m − log Σ_j exp(x[r, j] − m)
+//   cross_entropy:  loss[r] = logsumexp(x[r, :]) − x[r, target[r]]   (0 where targets[r] = ignore)
+//
+// Ground truth: torch.softmax with a causal mask (LlamaAttention eager, f32), F.log_softmax,
+// F.cross_entropy(reduction="none"). m is the row maximum, so every exp() argument is ≤ 0.
+// One workgroup of 256 owns one row; reductions are trees in workgroup memory. Rows beyond 65535
+// use grid y (row = wg.y · yrow + wg.x).
+
+struct Params { R: u32, S: u32, T: u32, yrow: u32, ignore: i32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<storage, read> targets: array<i32>;
+
+var<workgroup> red: array<f32, 256>;
+
+fn reduce_max(li: u32, v: f32) -> f32 {
+  red[li] = v;
+  workgroupBarrier();
+  for (var k = 128u; k > 0u; k >>= 1u) {
+    if (li < k) { red[li] = max(red[li], red[li + k]); }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+
+fn reduce_sum(li: u32, v: f32) -> f32 {
+  red[li] = v;
+  workgroupBarrier();
+  for (var k = 128u; k > 0u; k >>= 1u) {
+    if (li < k) { red[li] += red[li + k]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+
+// Max and log-sum-exp of x[base .. base + n).
+fn row_lse(li: u32, base: u32, n: u32) -> vec2f {
+  var m = NEG_BIG;
+  for (var j = li; j < n; j += 256u) { m = max(m, x[base + j]); }
+  m = reduce_max(li, m);
+  var s = 0.0;
+  for (var j = li; j < n; j += 256u) { s += exp(x[base + j] - m); }
+  s = reduce_sum(li, s);
+  return vec2f(m, m + log(s));
+}
+
+@compute @workgroup_size(256)
+fn causal_softmax(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let r = wg.y * p.yrow + wg.x;
+  if (r >= p.R) { return; }
+  let base = r * p.S;
+  let valid = (r % p.T) + (p.S - p.T) + 1u; // columns 0 .. t + past
+  let ml = row_lse(li, base, valid);
+  for (var j = li; j < p.S; j += 256u) {
+    var v = 0.0;
+    if (j < valid) { v = exp(x[base + j] - ml.y); }
+    x[base + j] = v;
+  }
+}
+
+@compute @workgroup_size(256)
+fn log_softmax(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let r = wg.y * p.yrow + wg.x;
+  if (r >= p.R) { return; }
+  let base = r * p.S;
+  let ml = row_lse(li, base, p.S);
+  for (var j = li; j < p.S; j += 256u) { y[base + j] = x[base + j] - ml.y; }
+}
+
+@compute @workgroup_size(256)
+fn cross_entropy(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let r = wg.y * p.yrow + wg.x;
+  if (r >= p.R) { return; }
+  let base = r * p.S;
+  let ml = row_lse(li, base, p.S);
+  if (li == 0u) {
+    let t = targets[r];
+    if (t == p.ignore || t < 0 || u32(t) >= p.S) { y[r] = 0.0; } else { y[r] = ml.y - x[base + u32(t)]; }
+  }
+}

@@ -1,0 +1,202 @@
+/**
+ * The `lab` commands of the foundation: `logits`, `eval`, `generate` and `demo`.
+ *
+ * @module
+ */
+import { fileURLToPath } from "node:url";
+import { DataError, UsageError } from "../errors.ts";
+import { adapterName, initGpu } from "../gpu/device.ts";
+import { type HostTensor, SafetensorsFile, writeSafetensors } from "../io/safetensors.ts";
+import { loadTokenizer } from "../io/tokenizer.ts";
+import { loadBrownIds } from "../data/brown.ts";
+import { type EvalResult, evaluateLoss } from "../models/evaluate.ts";
+import { LlamaModel } from "../models/llama.ts";
+import { DEFAULT_MODEL_DIR } from "../models/default_model.ts";
+import { generate } from "../decode/generate.ts";
+import { readTensors, Tensor } from "../tensor/tensor.ts";
+import { intFlag, parseFlags, required } from "./args.ts";
+import { progressBar } from "./progress.ts";
+
+/** Reads a flattened integer tensor: the only one in the file, or `names[i]` for the first present. */
+async function readIds(path: string, names: string[]): Promise<HostTensor & { name: string }> {
+  using f = await SafetensorsFile.open(path);
+  const ints = f.names().filter((n) => ["I32", "I64", "I16", "U16", "U8"].includes(f.info(n).dtype));
+  const name = names.find((n) => ints.includes(n)) ?? (ints.length === 1 ? ints[0] : undefined);
+  if (!name) {
+    throw new DataError(
+      path,
+      `no integer tensor named ${names.join(" or ")} (integer tensors: ${ints.join(", ") || "none"})`,
+    );
+  }
+  const t = await f.read(name);
+  const data = t.dtype === "I32"
+    ? t.data as Int32Array
+    : Int32Array.from(t.data as ArrayLike<number>, Number);
+  return { ...t, dtype: "I32", data, name };
+}
+
+/** `lab logits --model DIR --input FILE --out FILE [--hidden] [--attentions]`. */
+export async function logitsCommand(args: string[]): Promise<void> {
+  const cmd = "lab logits";
+  const f = parseFlags(cmd, args, {
+    model: "string",
+    input: "string",
+    out: "string",
+    hidden: "boolean",
+    attentions: "boolean",
+  });
+  const ids = await readIds(required(cmd, f, "input"), ["input_ids"]);
+  if (ids.shape.length !== 2) {
+    throw new DataError(required(cmd, f, "input"), `input_ids must be (B, T), got [${ids.shape}]`);
+  }
+  await initGpu();
+  using model = await LlamaModel.load(required(cmd, f, "model"));
+  const V = model.config.vocabSize;
+  const bad = (ids.data as Int32Array).findIndex((id) => id < 0 || id >= V);
+  if (bad >= 0) {
+    throw new DataError(
+      String(f.input),
+      `input_ids[${bad}] = ${ids.data[bad]} is outside the vocabulary [0, ${V})`,
+    );
+  }
+  using x = Tensor.from(ids.data as Int32Array, ids.shape, "i32");
+  const out = model.forward(x, { hidden: !!f.hidden, attentions: !!f.attentions });
+  const hidden = out.hidden ?? [];
+  const atts = out.attentions ?? [];
+  const [logits, ...rest] = await readTensors([out.logits, ...hidden, ...atts]);
+  const stack = (parts: ArrayLike<number>[], shape: number[]): HostTensor => {
+    const data = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+    let o = 0;
+    for (const p of parts) data.set(p, (o += p.length) - p.length);
+    return { dtype: "F32", shape, data };
+  };
+  const [B, T] = ids.shape;
+  const c = model.config;
+  const tensors: Record<string, HostTensor> = { logits: { dtype: "F32", shape: [B, T, V], data: logits } };
+  if (f.hidden) {
+    tensors.hidden_states = stack(rest.slice(0, hidden.length), [hidden.length, B, T, c.hiddenSize]);
+  }
+  if (f.attentions) tensors.attentions = stack(rest.slice(hidden.length), [atts.length, B, c.numHeads, T, T]);
+  for (const t of [out.logits, ...hidden, ...atts]) t.dispose();
+  await writeSafetensors(required(cmd, f, "out"), tensors, { format: "pt", producer: "mamba-distill-lab" });
+}
+
+async function brownValidation(modelDir: string): Promise<Int32Array> {
+  const tok = await loadTokenizer(modelDir);
+  const json = await Deno.readFile(`${modelDir}/tokenizer.json`);
+  const hash = Array.from(
+    new Uint8Array(await crypto.subtle.digest("SHA-256", json)),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
+    .join("");
+  return (await loadBrownIds(tok, { tokenizerKey: hash, eosId: tok.eosTokenId ?? 0 })).validation;
+}
+
+function printEval(r: EvalResult, json: boolean, label = "") {
+  if (json) {
+    console.log(
+      JSON.stringify({ loss: r.loss, ppl: r.ppl, tokens: r.tokens, windows: r.windows, seconds: r.seconds }),
+    );
+  } else {
+    console.log(
+      `${label}loss ${r.loss.toFixed(4)}  ppl ${
+        r.ppl.toFixed(2)
+      }  tokens ${r.tokens}  windows ${r.windows}  ` +
+        `(${r.seconds.toFixed(1)} s on ${adapterName()})`,
+    );
+  }
+}
+
+/** `lab eval --model DIR [--ids FILE] [--seq N] [--windows N] [--json]`. */
+export async function evalCommand(args: string[]): Promise<void> {
+  const cmd = "lab eval";
+  const f = parseFlags(cmd, args, {
+    model: "string",
+    ids: "string",
+    seq: "number",
+    windows: "number",
+    json: "boolean",
+  });
+  const seq = intFlag(cmd, f, "seq", 256);
+  const dir = typeof f.model === "string" ? f.model : DEFAULT_MODEL_DIR;
+  const ids = f.ids
+    ? (await readIds(String(f.ids), ["val_ids", "input_ids", "ids"])).data as Int32Array
+    : await brownValidation(dir);
+  await initGpu();
+  using model = await LlamaModel.load(dir);
+  const limit = f.windows === undefined ? ids.length : intFlag(cmd, f, "windows", 1) * seq + 1;
+  const bar = f.json ? undefined : progressBar("eval", "windows");
+  const r = await evaluateLoss(model, ids.subarray(0, limit), { seqLen: seq, onProgress: bar?.update });
+  bar?.done();
+  printEval(r, !!f.json);
+}
+
+/** `lab generate --model DIR --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--seed S]`. */
+export async function generateCommand(args: string[]): Promise<void> {
+  const cmd = "lab generate";
+  const f = parseFlags(cmd, args, {
+    model: "string",
+    prompt: "string",
+    "max-tokens": "number",
+    temperature: "number",
+    "top-p": "number",
+    "top-k": "number",
+    seed: "number",
+  });
+  const dir = typeof f.model === "string" ? f.model : DEFAULT_MODEL_DIR;
+  const prompt = required(cmd, f, "prompt");
+  const temperature = (f.temperature as number | undefined) ?? 0.8;
+  const topP = (f["top-p"] as number | undefined) ?? 0.95;
+  if (temperature < 0) throw new UsageError(cmd, `--temperature must be ≥ 0, got ${temperature}`);
+  if (!(topP > 0 && topP <= 1)) throw new UsageError(cmd, `--top-p must be in (0, 1], got ${topP}`);
+  const tok = await loadTokenizer(dir);
+  await initGpu();
+  using model = await LlamaModel.load(dir);
+  const enc = new TextEncoder();
+  await Deno.stdout.write(enc.encode(prompt));
+  const r = await generate(model, tok, prompt, {
+    maxTokens: intFlag(cmd, f, "max-tokens", 64),
+    temperature,
+    topP,
+    topK: intFlag(cmd, f, "top-k", 0, 0),
+    seed: intFlag(cmd, f, "seed", 0, 0),
+    onText: (t) => Deno.stdout.writeSync(enc.encode(t)),
+  });
+  await Deno.stdout.write(enc.encode("\n"));
+  console.error(`${r.tokens.length} tokens, ${r.tokensPerSecond.toFixed(1)} tokens/s on ${adapterName()}`);
+}
+
+/**
+ * `lab demo`: the main job on the bundled teacher. For now (before distillation lands) it evaluates
+ * the teacher's validation perplexity and samples a continuation. On a software adapter only the first
+ * windows are scored: the full split takes the better part of an hour there.
+ */
+export async function demoCommand(args: string[]): Promise<void> {
+  const f = parseFlags("lab demo", args, { model: "string", windows: "number" });
+  const dir = typeof f.model === "string" ? f.model : DEFAULT_MODEL_DIR;
+  const ctx = await initGpu();
+  console.log(`adapter: ${adapterName(ctx)}`);
+  console.log(`teacher: ${dir.replace(fileURLToPath(new URL("../../", import.meta.url)), "")}`);
+  const ids = await brownValidation(dir);
+  using model = await LlamaModel.load(dir);
+  const windows = intFlag("lab demo", f, "windows", ctx.isFallback ? 4 : 327);
+  if (ctx.isFallback) {
+    console.log(`software adapter: scoring the first ${windows} validation windows (a GPU runs all 327)`);
+  }
+  const bar = progressBar("eval", "windows");
+  const r = await evaluateLoss(model, ids.subarray(0, windows * 256 + 1), { onProgress: bar.update });
+  bar.done();
+  printEval(r, false, "teacher validation: ");
+  const tok = await loadTokenizer(dir);
+  const prompt = "The jury said";
+  console.log(`sample (temperature 0.8, seed 0):`);
+  const enc = new TextEncoder();
+  await Deno.stdout.write(enc.encode(prompt));
+  await generate(model, tok, prompt, {
+    maxTokens: 40,
+    temperature: 0.8,
+    topP: 0.95,
+    onText: (t) => Deno.stdout.writeSync(enc.encode(t)),
+  });
+  console.log("\nnext: distillation into a Mamba hybrid is in progress (see README)");
+}

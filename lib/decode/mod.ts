@@ -1,0 +1,7 @@
+/**
+ * Decoding: sampling rules and generation.
+ *
+ * @module
+ */
+export { argmax, sampleFrom, sampleToken, samplingDistribution, type SamplingOptions } from "./sampling.ts";
+export { generate, type GenerateOptions, type GenerateResult } from "./generate.ts";

@@ -1,0 +1,90 @@
+/**
+ * WGSL loading and the compute-pipeline cache.
+ *
+ * Kernels live in `kernels/<family>.wgsl`, one family per file; `kernels/_common.wgsl` (shared helpers:
+ * `softplus`, `silu`, bf16 unpacking) is prepended to every file. Pipelines are cached by
+ * (source, entry point, override constants), so a kernel specialised twice compiles twice and is then
+ * reused. `precompile` builds a list of pipelines in parallel at start-up.
+ *
+ * @module
+ */
+import { GpuError } from "../errors.ts";
+import { gpu } from "./device.ts";
+
+/** A pipeline to build: a kernel file, its entry point and its `override` constants. */
+export interface KernelSpec {
+  /** File name under `kernels/`, e.g. `matmul.wgsl`. */
+  file: string;
+  /** Entry point; defaults to `main`. */
+  entry?: string;
+  /** Values of the shader's `override` constants. */
+  constants?: Record<string, number>;
+}
+
+const kernelDir = new URL("../../kernels/", import.meta.url);
+const sources = new Map<string, string>();
+const cache = new Map<string, GPUComputePipeline>();
+
+/** The full WGSL text of a kernel file: `_common.wgsl` followed by the file. */
+export function kernelSource(file: string): string {
+  let src = sources.get(file);
+  if (src === undefined) {
+    const common = Deno.readTextFileSync(new URL("_common.wgsl", kernelDir));
+    src = `${common}\n${Deno.readTextFileSync(new URL(file, kernelDir))}`;
+    sources.set(file, src);
+  }
+  return src;
+}
+
+function cacheKey(src: string, entry: string, constants?: Record<string, number>): string {
+  const c = constants ? Object.keys(constants).sort().map((k) => `${k}=${constants[k]}`).join(",") : "";
+  return `${entry}|${c}|${src}`;
+}
+
+function descriptor(spec: KernelSpec, src: string): GPUComputePipelineDescriptor {
+  const { device } = gpu();
+  device.pushErrorScope("validation");
+  const module = device.createShaderModule({ code: src, label: spec.file });
+  const check = device.popErrorScope();
+  check.then((e) => {
+    if (e) console.error(`kernels/${spec.file}: ${e.message}`);
+  });
+  return {
+    layout: "auto",
+    label: `${spec.file}:${spec.entry ?? "main"}`,
+    compute: { module, entryPoint: spec.entry ?? "main", constants: spec.constants },
+  };
+}
+
+/** The compute pipeline for a kernel spec, compiled on first use and cached. */
+export function pipeline(spec: KernelSpec): GPUComputePipeline {
+  const src = kernelSource(spec.file);
+  const key = cacheKey(src, spec.entry ?? "main", spec.constants);
+  let p = cache.get(key);
+  if (!p) {
+    try {
+      p = gpu().device.createComputePipeline(descriptor(spec, src));
+    } catch (e) {
+      throw new GpuError(`kernels/${spec.file}`, `cannot build pipeline: ${(e as Error).message}`);
+    }
+    cache.set(key, p);
+  }
+  return p;
+}
+
+/** Compiles the given pipelines in parallel (call at start-up so the first step does not stall). */
+export async function precompile(specs: KernelSpec[]): Promise<void> {
+  const { device } = gpu();
+  await Promise.all(specs.map(async (spec) => {
+    const src = kernelSource(spec.file);
+    const key = cacheKey(src, spec.entry ?? "main", spec.constants);
+    if (cache.has(key)) return;
+    const p = await device.createComputePipelineAsync(descriptor(spec, src));
+    cache.set(key, p);
+  }));
+}
+
+/** Number of pipelines compiled so far. */
+export function pipelineCount(): number {
+  return cache.size;
+}

@@ -1,0 +1,192 @@
+/**
+ * Text tokenizer of a Hugging Face checkpoint directory: `tokenizer.json` run by
+ * `@huggingface/tokenizers`, chat templates (from `tokenizer_config.json` or `chat_template.jinja`)
+ * rendered by `@huggingface/jinja`.
+ *
+ * @example
+ * ```ts
+ * const tok = await loadTokenizer("data/brown-llama-6m");
+ * const ids = tok.encode("The jury said", { addSpecialTokens: false });
+ * tok.decode(ids); // "The jury said"
+ * ```
+ *
+ * @module
+ */
+
+import { Tokenizer } from "@huggingface/tokenizers";
+import { Template } from "@huggingface/jinja";
+import { join } from "node:path";
+import { ConfigError } from "../errors.ts";
+import { readJsonFile } from "./config.ts";
+
+/** One chat message for {@linkcode TextTokenizer.applyChatTemplate}. */
+export interface ChatMessage {
+  /** "system", "user", "assistant", ... */
+  role: string;
+  /** The message text. */
+  content: string;
+}
+
+/** Text ↔ token ids, plus the checkpoint's chat template. */
+export interface TextTokenizer {
+  /** Token ids of `text`; special tokens (e.g. BOS) are added per the post-processor unless disabled. */
+  encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
+  /** Text of `ids`; special tokens are kept unless `skipSpecialTokens`. */
+  decode(ids: ArrayLike<number>, opts?: { skipSpecialTokens?: boolean }): string;
+  /** Id of `bos_token` from tokenizer_config.json, or null. */
+  readonly bosTokenId: number | null;
+  /** Id of `eos_token` from tokenizer_config.json, or null. */
+  readonly eosTokenId: number | null;
+  /** One more than the largest token id (vocabulary plus added tokens). */
+  readonly vocabSize: number;
+  /**
+   * Renders `messages` with the checkpoint's chat template (encode the result with
+   * `addSpecialTokens: false`: templates emit BOS themselves). Throws {@linkcode ConfigError} when the
+   * checkpoint has no template or the template fails.
+   */
+  applyChatTemplate(messages: ChatMessage[], opts?: { addGenerationPrompt?: boolean }): string;
+}
+
+const SPECIAL_KEYS = [
+  "bos_token",
+  "eos_token",
+  "unk_token",
+  "pad_token",
+  "sep_token",
+  "cls_token",
+  "mask_token",
+];
+
+/** A special token as tokenizer_config.json writes it: a string or an AddedToken object. */
+function tokenString(v: unknown): string | null {
+  if (typeof v === "string") return v;
+  if (typeof v === "object" && v !== null && typeof (v as { content?: unknown }).content === "string") {
+    return (v as { content: string }).content;
+  }
+  return null;
+}
+
+/** Picks the template from tokenizer_config.json's `chat_template` (string, list or map). */
+function configTemplate(v: unknown, where: string): string | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v === "string") return v;
+  let entries: [string, unknown][] = [];
+  if (Array.isArray(v)) {
+    entries = v.map((
+      e,
+    ) => [String((e as { name?: unknown })?.name), (e as { template?: unknown })?.template]);
+  } else if (typeof v === "object") entries = Object.entries(v);
+  const chosen = entries.find(([n]) => n === "default") ?? entries[0];
+  if (!chosen || typeof chosen[1] !== "string") {
+    throw new ConfigError(where, `"chat_template" must be a string or a list of {name, template}`);
+  }
+  return chosen[1];
+}
+
+async function readTextIfExists(path: string): Promise<string | null> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+}
+
+class HfTextTokenizer implements TextTokenizer {
+  readonly bosTokenId: number | null;
+  readonly eosTokenId: number | null;
+  readonly vocabSize: number;
+  #tok: Tokenizer;
+  #templateSource: string | null;
+  #templateWhere: string;
+  #template: Template | null = null;
+  #special: Record<string, string>;
+
+  constructor(
+    tok: Tokenizer,
+    special: Record<string, string>,
+    template: { source: string | null; where: string },
+  ) {
+    this.#tok = tok;
+    this.#special = special;
+    this.#templateSource = template.source;
+    this.#templateWhere = template.where;
+    const id = (t: string | undefined) => (t === undefined ? null : tok.token_to_id(t) ?? null);
+    this.bosTokenId = id(special.bos_token);
+    this.eosTokenId = id(special.eos_token);
+    let max = -1;
+    for (const v of tok.get_vocab(true).values()) max = Math.max(max, v);
+    for (const k of tok.get_added_tokens_decoder().keys()) max = Math.max(max, k);
+    this.vocabSize = max + 1;
+  }
+
+  encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
+    return this.#tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids;
+  }
+
+  decode(ids: ArrayLike<number>, opts: { skipSpecialTokens?: boolean } = {}): string {
+    return this.#tok.decode(Array.from(ids), { skip_special_tokens: opts.skipSpecialTokens ?? false });
+  }
+
+  applyChatTemplate(messages: ChatMessage[], opts: { addGenerationPrompt?: boolean } = {}): string {
+    const where = this.#templateWhere;
+    if (this.#templateSource === null) {
+      throw new ConfigError(
+        where,
+        "no chat template (no chat_template in tokenizer_config.json, no chat_template.jinja)",
+      );
+    }
+    try {
+      this.#template ??= new Template(this.#templateSource);
+    } catch (e) {
+      throw new ConfigError(where, `cannot parse the chat template: ${(e as Error).message}`, { cause: e });
+    }
+    try {
+      return this.#template.render({
+        ...this.#special,
+        messages,
+        add_generation_prompt: opts.addGenerationPrompt ?? false,
+      });
+    } catch (e) {
+      throw new ConfigError(where, `chat template failed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+}
+
+/**
+ * Loads `tokenizer.json` (≤ 64 MiB) and the optional `tokenizer_config.json` and chat template of the
+ * checkpoint directory `dir`. Throws {@linkcode ConfigError} naming the file when tokenizer.json is
+ * missing or malformed.
+ */
+export async function loadTokenizer(dir: string): Promise<TextTokenizer> {
+  const tokPath = join(dir, "tokenizer.json");
+  const cfgPath = join(dir, "tokenizer_config.json");
+  const tokenizerJson = await readJsonFile(tokPath, 64 * 1024 * 1024);
+  let config: Record<string, unknown> = {};
+  try {
+    const c = await readJsonFile(cfgPath);
+    if (typeof c !== "object" || c === null || Array.isArray(c)) {
+      throw new ConfigError(cfgPath, "not a JSON object");
+    }
+    config = c as Record<string, unknown>;
+  } catch (e) {
+    if (!(e instanceof ConfigError && e.cause instanceof Deno.errors.NotFound)) throw e;
+  }
+  let tok: Tokenizer;
+  try {
+    tok = new Tokenizer(tokenizerJson as object, config);
+  } catch (e) {
+    throw new ConfigError(tokPath, `cannot build the tokenizer: ${(e as Error).message}`, { cause: e });
+  }
+  const special: Record<string, string> = {};
+  for (const k of SPECIAL_KEYS) {
+    const s = tokenString(config[k]);
+    if (s !== null) special[k] = s;
+  }
+  const jinjaPath = join(dir, "chat_template.jinja");
+  const fromFile = await readTextIfExists(jinjaPath);
+  const template = fromFile !== null
+    ? { source: fromFile, where: jinjaPath }
+    : { source: configTemplate(config["chat_template"], cfgPath), where: cfgPath };
+  return new HfTextTokenizer(tok, special, template);
+}

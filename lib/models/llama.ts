@@ -1,0 +1,277 @@
+/**
+ * The Llama decoder (`LlamaForCausalLM`) on the GPU, loaded from a Hugging Face checkpoint directory.
+ *
+ *   h₀ = embed(ids)
+ *   for each layer:  h ← h + o_proj(attn(rope(q(norm₁ h)), rope(k(norm₁ h)), v(norm₁ h)))
+ *                    h ← h + down(silu(gate(norm₂ h)) · up(norm₂ h))
+ *   logits = lm_head(norm(h))
+ *
+ * Ground truth: transformers' `modeling_llama.py` (eager attention, f32); the parity tests compare
+ * logits, hidden states and attention probabilities with `tests/fixtures/*\/reference.safetensors`.
+ *
+ * @module
+ */
+import { Checkpoint } from "../io/checkpoint.ts";
+import type { LlamaConfig } from "../io/config.ts";
+import { ShapeError } from "../errors.ts";
+import { gpu } from "../gpu/device.ts";
+import { attention } from "../tensor/attention.ts";
+import { copyElements } from "../tensor/copy.ts";
+import { add, swiglu } from "../tensor/elementwise.ts";
+import { embedding } from "../tensor/embedding.ts";
+import { linear, type Weight } from "../tensor/matmul.ts";
+import { rmsNorm } from "../tensor/rmsnorm.ts";
+import { rope, RopeTable } from "../tensor/rope.ts";
+import { Tensor } from "../tensor/tensor.ts";
+import { KVCache } from "./kv_cache.ts";
+import { disposeWeight, type LoadOptions, loadVector, loadWeight } from "./weights.ts";
+
+/** Weights of one attention layer (names follow `model.layers.{i}.self_attn.*`). */
+export interface AttentionWeights {
+  /** q_proj (H_q·P, D), k_proj and v_proj (H_kv·P, D), o_proj (D, H_q·P). */
+  q: Weight;
+  k: Weight;
+  v: Weight;
+  o: Weight;
+  /** Biases when `attention_bias` is set. */
+  qBias?: Tensor;
+  kBias?: Tensor;
+  vBias?: Tensor;
+  oBias?: Tensor;
+}
+
+/** Weights of the SwiGLU MLP (`mlp.{gate,up,down}_proj`). */
+export interface MlpWeights {
+  gate: Weight;
+  up: Weight;
+  down: Weight;
+  gateBias?: Tensor;
+  upBias?: Tensor;
+  downBias?: Tensor;
+}
+
+/** One decoder layer. */
+export interface LlamaLayer {
+  inputNorm: Tensor;
+  attn: AttentionWeights;
+  postNorm: Tensor;
+  mlp: MlpWeights;
+}
+
+/** Options of {@linkcode LlamaModel.forward}. */
+export interface ForwardOptions {
+  /** Keep every hidden state (embeddings, each layer's output, the last after the final norm). */
+  hidden?: boolean;
+  /** Keep every layer's attention probabilities (B, H, L, S). */
+  attentions?: boolean;
+  /** KV caches (one per layer) to read and extend; positions continue from their length. */
+  cache?: KVCache[];
+  /** Compute logits for the last position only (generation). */
+  lastOnly?: boolean;
+}
+
+/** Output of a forward pass. The caller owns (and disposes) every tensor. */
+export interface ForwardOutput {
+  /** (B, L, V), or (B, 1, V) with `lastOnly`. */
+  logits: Tensor;
+  /** numLayers + 1 tensors (B, L, D), when asked. */
+  hidden?: Tensor[];
+  /** numLayers tensors (B, H, L, S), when asked. */
+  attentions?: Tensor[];
+}
+
+/** A loaded Llama model. */
+export class LlamaModel implements Disposable {
+  private constructor(
+    /** The parsed config. */
+    readonly config: LlamaConfig,
+    readonly embed: Weight,
+    readonly layers: LlamaLayer[],
+    readonly norm: Tensor,
+    readonly lmHead: Weight,
+    readonly rope: RopeTable,
+  ) {}
+
+  /** Loads a checkpoint directory (config.json + safetensors) onto the GPU. */
+  static async load(dir: string, opts: LoadOptions = {}): Promise<LlamaModel> {
+    using ckpt = await Checkpoint.open(dir);
+    const c = ckpt.config;
+    const D = c.hiddenSize;
+    const qDim = c.numHeads * c.headDim;
+    const kvDim = c.numKvHeads * c.headDim;
+    const bias = async (on: boolean, name: string, n: number) =>
+      on ? await loadVector(ckpt, name, n) : undefined;
+    const embed = await loadWeight(ckpt, "model.embed_tokens.weight", [c.vocabSize, D], opts);
+    const layers: LlamaLayer[] = [];
+    for (let i = 0; i < c.numLayers; i++) {
+      const pre = `model.layers.${i}`;
+      const a = `${pre}.self_attn`;
+      const m = `${pre}.mlp`;
+      layers.push({
+        inputNorm: await loadVector(ckpt, `${pre}.input_layernorm.weight`, D),
+        attn: {
+          q: await loadWeight(ckpt, `${a}.q_proj.weight`, [qDim, D], opts),
+          k: await loadWeight(ckpt, `${a}.k_proj.weight`, [kvDim, D], opts),
+          v: await loadWeight(ckpt, `${a}.v_proj.weight`, [kvDim, D], opts),
+          o: await loadWeight(ckpt, `${a}.o_proj.weight`, [D, qDim], opts),
+          qBias: await bias(c.attentionBias, `${a}.q_proj.bias`, qDim),
+          kBias: await bias(c.attentionBias, `${a}.k_proj.bias`, kvDim),
+          vBias: await bias(c.attentionBias, `${a}.v_proj.bias`, kvDim),
+          oBias: await bias(c.attentionBias, `${a}.o_proj.bias`, D),
+        },
+        postNorm: await loadVector(ckpt, `${pre}.post_attention_layernorm.weight`, D),
+        mlp: {
+          gate: await loadWeight(ckpt, `${m}.gate_proj.weight`, [c.intermediateSize, D], opts),
+          up: await loadWeight(ckpt, `${m}.up_proj.weight`, [c.intermediateSize, D], opts),
+          down: await loadWeight(ckpt, `${m}.down_proj.weight`, [D, c.intermediateSize], opts),
+          gateBias: await bias(c.mlpBias, `${m}.gate_proj.bias`, c.intermediateSize),
+          upBias: await bias(c.mlpBias, `${m}.up_proj.bias`, c.intermediateSize),
+          downBias: await bias(c.mlpBias, `${m}.down_proj.bias`, D),
+        },
+      });
+    }
+    const norm = await loadVector(ckpt, "model.norm.weight", D);
+    const lmHead = c.tieWordEmbeddings
+      ? embed
+      : await loadWeight(ckpt, "lm_head.weight", [c.vocabSize, D], opts);
+    const table = new RopeTable(c.rope, c.headDim, c.maxPositionEmbeddings);
+    return new LlamaModel(c, embed, layers, norm, lmHead, table);
+  }
+
+  /** Empty KV caches for `batch` sequences of up to `capacity` positions. */
+  createCache(batch: number, capacity: number): KVCache[] {
+    const c = this.config;
+    return this.layers.map(() => new KVCache(batch, capacity, c.numKvHeads, c.headDim));
+  }
+
+  /** Runs ids (B, L) i32 through the model. */
+  forward(ids: Tensor, opts: ForwardOptions = {}): ForwardOutput {
+    const c = this.config;
+    if (ids.shape.length !== 2 || ids.dtype !== "i32") {
+      throw new ShapeError(
+        "llama.forward",
+        `expected input_ids (B, L) i32, got (${ids.shape.join(", ")}) ${ids.dtype}`,
+      );
+    }
+    const [B, L] = ids.shape;
+    const pos0 = opts.cache?.[0]?.length ?? 0;
+    if (pos0 + L > this.rope.positions) {
+      throw new ShapeError(
+        "llama.forward",
+        `${pos0 + L} positions exceed max_position_embeddings ${this.rope.positions}`,
+      );
+    }
+    const hidden: Tensor[] = [];
+    const attentions: Tensor[] = [];
+    let h = embedding(ids, this.embed);
+    this.layers.forEach((layer, i) => {
+      if (opts.hidden) hidden.push(h);
+      const x = rmsNorm(h, layer.inputNorm, c.rmsNormEps);
+      const a = this.attentionBlock(x, layer.attn, B, L, opts.cache?.[i], opts.attentions);
+      x.dispose();
+      if (a.probs) attentions.push(a.probs);
+      const h2 = add(h, a.out);
+      a.out.dispose();
+      if (!opts.hidden) h.dispose();
+      const x2 = rmsNorm(h2, layer.postNorm, c.rmsNormEps);
+      const m = this.mlpBlock(x2, layer.mlp);
+      x2.dispose();
+      h = add(h2, m);
+      h2.dispose();
+      m.dispose();
+    });
+    let last = h;
+    if (opts.lastOnly && L > 1) {
+      last = Tensor.empty([B, 1, c.hiddenSize]);
+      for (let b = 0; b < B; b++) {
+        copyElements(h, (b * L + L - 1) * c.hiddenSize, last, b * c.hiddenSize, c.hiddenSize);
+      }
+      h.dispose();
+    }
+    const final = rmsNorm(last, this.norm, c.rmsNormEps);
+    last.dispose(); // the last layer's raw output is not one of the hidden states
+    if (opts.hidden) hidden.push(final);
+    const logitsBytes = final.size / c.hiddenSize * c.vocabSize * 4;
+    if (logitsBytes > gpu().maxBindingBytes) {
+      throw new ShapeError(
+        "llama.forward",
+        `logits of ${logitsBytes} bytes exceed one binding (${gpu().maxBindingBytes}); use a smaller batch`,
+      );
+    }
+    const logits = linear(final, this.lmHead);
+    if (!opts.hidden) final.dispose();
+    return {
+      logits,
+      hidden: opts.hidden ? hidden : undefined,
+      attentions: opts.attentions ? attentions : undefined,
+    };
+  }
+
+  private attentionBlock(
+    x: Tensor,
+    w: AttentionWeights,
+    B: number,
+    L: number,
+    cache?: KVCache,
+    probs?: boolean,
+  ) {
+    const c = this.config;
+    const pos0 = cache?.length ?? 0;
+    const q0 = linear(x, w.q, w.qBias);
+    const k0 = linear(x, w.k, w.kBias);
+    const v = linear(x, w.v, w.vBias);
+    const q = rope(q0.view([B, L, c.numHeads, c.headDim]), this.rope, pos0);
+    const k = rope(k0.view([B, L, c.numKvHeads, c.headDim]), this.rope, pos0);
+    q0.dispose();
+    k0.dispose();
+    const vv = v.view([B, L, c.numKvHeads, c.headDim]);
+    let r;
+    if (cache) {
+      cache.append(k, vv);
+      r = attention(q, cache.k, cache.v, { keyLength: cache.length, returnProbs: probs });
+    } else {
+      r = attention(q, k, vv, { returnProbs: probs });
+    }
+    q.dispose();
+    k.dispose();
+    v.dispose();
+    const out = linear(r.out.view([B, L, c.numHeads * c.headDim]), w.o, w.oBias);
+    r.out.dispose();
+    return { out, probs: r.probs };
+  }
+
+  private mlpBlock(x: Tensor, w: MlpWeights): Tensor {
+    const g = linear(x, w.gate, w.gateBias);
+    const u = linear(x, w.up, w.upBias);
+    const a = swiglu(g, u);
+    g.dispose();
+    u.dispose();
+    const y = linear(a, w.down, w.downBias);
+    a.dispose();
+    return y;
+  }
+
+  /** Frees every weight. */
+  dispose(): void {
+    disposeWeight(this.embed);
+    if (this.lmHead !== this.embed) disposeWeight(this.lmHead);
+    for (const l of this.layers) {
+      l.inputNorm.dispose();
+      l.postNorm.dispose();
+      for (const w of [l.attn.q, l.attn.k, l.attn.v, l.attn.o, l.mlp.gate, l.mlp.up, l.mlp.down]) {
+        disposeWeight(w);
+      }
+      for (
+        const b of [l.attn.qBias, l.attn.kBias, l.attn.vBias, l.attn.oBias, l.mlp.gateBias, l.mlp.upBias]
+      ) b?.dispose();
+      l.mlp.downBias?.dispose();
+    }
+    this.norm.dispose();
+    this.rope[Symbol.dispose]();
+  }
+
+  /** `using model = await LlamaModel.load(…)`. */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}

@@ -1,0 +1,10 @@
+/**
+ * Models: the Llama teacher, its KV cache, weight loading and evaluation.
+ *
+ * @module
+ */
+export { type ForwardOptions, type ForwardOutput, LlamaModel } from "./llama.ts";
+export { KVCache } from "./kv_cache.ts";
+export { type LoadOptions } from "./weights.ts";
+export { type CausalLM, type EvalOptions, type EvalResult, evaluateLoss } from "./evaluate.ts";
+export { DEFAULT_MODEL_DIR } from "./default_model.ts";

@@ -1,0 +1,79 @@
+/**
+ * Causal softmax attention with grouped-query heads (GQA), as LlamaAttention's eager path computes it:
+ *
+ *   scores = Q Kᵀ / √P,  probs = causal_softmax(scores),  out = probs V
+ *
+ * Q is (B, L, H_q, P) and K, V are (B, S, H_kv, P) (the layout projections produce, no transposes):
+ * the strided matmul reads them in place, and query head h reads key/value head ⌊h / (H_q / H_kv)⌋.
+ * K and V may be a KV cache with room for more positions than the S in use (`keyLength`).
+ * The per-head probability matrices (B, H_q, L, S) are the attention mixing matrices; they are
+ * returned on request.
+ *
+ * @module
+ */
+import { ShapeError } from "../errors.ts";
+import { matmulStrided } from "./matmul.ts";
+import { causalSoftmaxInPlace } from "./softmax.ts";
+import { fmtShape, Tensor } from "./tensor.ts";
+
+/** Options of {@linkcode attention}. */
+export interface AttentionOptions {
+  /** Number of valid key positions S in k/v (default: all of dim 1). Queries are the last L of them. */
+  keyLength?: number;
+  /** Score scale (default 1/√P). */
+  scale?: number;
+  /** Return the probabilities (B, H_q, L, S) instead of freeing them. */
+  returnProbs?: boolean;
+}
+
+/** Result of {@linkcode attention}. */
+export interface AttentionResult {
+  /** (B, L, H_q, P). */
+  out: Tensor;
+  /** (B, H_q, L, S) softmax probabilities, when asked for. */
+  probs?: Tensor;
+}
+
+/** Causal GQA attention; see the module doc for shapes. */
+export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): AttentionResult {
+  if (q.shape.length !== 4 || k.shape.length !== 4 || v.shape.length !== 4) {
+    throw new ShapeError("attention", `expected 4-D q, k, v, got ${fmtShape(q.shape)}, ${fmtShape(k.shape)}`);
+  }
+  const [B, L, Hq, P] = q.shape;
+  const [Bk, cap, Hkv, Pk] = k.shape;
+  const S = opts.keyLength ?? cap;
+  if (Bk !== B || Pk !== P || v.shape.join() !== k.shape.join() || Hq % Hkv !== 0 || S > cap || S < L) {
+    throw new ShapeError(
+      "attention",
+      `q ${fmtShape(q.shape)} does not fit k ${fmtShape(k.shape)} / v ${fmtShape(v.shape)} with S=${S}`,
+    );
+  }
+  const group = Hq / Hkv;
+  const probs = Tensor.empty([B, Hq, L, S]);
+  // scores[b, h] (L, S) = Q[b, :, h, :] · K[b, :, h / group, :]ᵀ · scale
+  matmulStrided({
+    M: L,
+    N: S,
+    K: P,
+    batch: [B, Hq],
+    a: { t: q, s0: L * Hq * P, s1: P, rowStride: Hq * P, colStride: 1 },
+    b: { t: k, s0: cap * Hkv * P, s1: P, div: group, rowStride: 1, colStride: Hkv * P },
+    c: { t: probs, s0: Hq * L * S, s1: L * S, rowStride: S, colStride: 1 },
+    alpha: opts.scale ?? 1 / Math.sqrt(P),
+  });
+  causalSoftmaxInPlace(probs, L);
+  // out[b, :, h, :] (L, P) = probs[b, h] · V[b, :, h / group, :]
+  const out = Tensor.empty([B, L, Hq, P]);
+  matmulStrided({
+    M: L,
+    N: P,
+    K: S,
+    batch: [B, Hq],
+    a: { t: probs, s0: Hq * L * S, s1: L * S, rowStride: S, colStride: 1 },
+    b: { t: v, s0: cap * Hkv * P, s1: P, div: group, rowStride: Hkv * P, colStride: 1 },
+    c: { t: out, s0: L * Hq * P, s1: P, rowStride: Hq * P, colStride: 1 },
+  });
+  if (opts.returnProbs) return { out, probs };
+  probs.dispose();
+  return { out };
+}

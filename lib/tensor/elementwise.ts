@@ -1,0 +1,32 @@
+/**
+ * Element-wise ops (`kernels/elementwise.wgsl`): residual `add`, `mul`, and the SwiGLU gate.
+ *
+ * @module
+ */
+import { ShapeError } from "../errors.ts";
+import { fmtShape, Tensor } from "./tensor.ts";
+import { launchElements } from "./launch.ts";
+
+function binary(entry: string, a: Tensor, b: Tensor): Tensor {
+  if (a.size !== b.size) {
+    throw new ShapeError(entry, `shapes ${fmtShape(a.shape)} and ${fmtShape(b.shape)} differ`);
+  }
+  const c = Tensor.empty(a.shape);
+  launchElements({ file: "elementwise.wgsl", entry }, [a.buffer, b.buffer, c.buffer], a.size);
+  return c;
+}
+
+/** a + b (same shapes). */
+export function add(a: Tensor, b: Tensor): Tensor {
+  return binary("add", a, b);
+}
+
+/** a · b element-wise (same shapes). */
+export function mul(a: Tensor, b: Tensor): Tensor {
+  return binary("mul", a, b);
+}
+
+/** silu(gate) · up: the gated activation of a Llama MLP. */
+export function swiglu(gate: Tensor, up: Tensor): Tensor {
+  return binary("swiglu", gate, up);
+}

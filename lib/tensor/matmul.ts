@@ -1,0 +1,168 @@
+/**
+ * Matrix products on the GPU (`kernels/matmul.wgsl`): the general strided, batched product, and the
+ * two forms models use: `matmul` (batched, optional transposes) and `linear` (y = x Wᵀ + b, with W in
+ * the checkpoint's (out, in) layout, possibly split into row blocks when it exceeds one binding).
+ *
+ * @module
+ */
+import { ShapeError } from "../errors.ts";
+import { dispatch, Params } from "../gpu/commands.ts";
+import { dummyBuffer } from "../gpu/buffers.ts";
+import { fmtShape, numel, Tensor } from "./tensor.ts";
+
+/**
+ * How one operand is addressed (in elements). Entry (r, c) of batch b = b0·nb1 + b1 sits at
+ * `offset + b0·s0 + ⌊b1/div⌋·s1 + r·rowStride + c·colStride`.
+ */
+export interface Operand {
+  /** The tensor holding the operand. */
+  t: Tensor;
+  /** Element offset of batch 0, entry (0, 0). */
+  offset?: number;
+  /** Stride of the outer batch index b0. */
+  s0?: number;
+  /** Stride of the inner batch index b1. */
+  s1?: number;
+  /** Divisor applied to b1 before `s1` (GQA: query heads per key/value head). */
+  div?: number;
+  /** Stride between rows. */
+  rowStride: number;
+  /** Stride between columns. */
+  colStride: number;
+}
+
+/** Arguments of {@linkcode matmulStrided}. */
+export interface StridedMatmul {
+  /** Rows of C. */
+  M: number;
+  /** Columns of C. */
+  N: number;
+  /** Inner dimension. */
+  K: number;
+  /** Batch as (nb0, nb1); defaults to (1, 1). */
+  batch?: [number, number];
+  /** Left operand, (M, K) per batch entry. */
+  a: Operand;
+  /** Right operand, (K, N) per batch entry. */
+  b: Operand;
+  /** Output, (M, N) per batch entry (`div` is ignored). */
+  c: Operand;
+  /** Scale α of the product. */
+  alpha?: number;
+  /** Bias (N) added to every row. */
+  bias?: Tensor;
+  /** Add into C instead of overwriting it. */
+  accumulate?: boolean;
+}
+
+const SPEC = { file: "matmul.wgsl" };
+
+/** Records C = α·A·B (+ bias) (+ C) for arbitrary strides; the one primitive behind every product here. */
+export function matmulStrided(args: StridedMatmul): void {
+  const { M, N, K, a, b, c } = args;
+  const [nb0, nb1] = args.batch ?? [1, 1];
+  if (M === 0 || N === 0 || nb0 * nb1 === 0) return;
+  if (nb0 * nb1 > 65535) throw new ShapeError("matmul", `batch ${nb0 * nb1} exceeds 65535`);
+  const p = new Params().u32(M, N, K, nb1);
+  // Each operand: offset, s0, s1, div, then its (row, column) strides; B's rows run along K.
+  for (const op of [a, b]) {
+    p.u32(op.offset ?? 0, op.s0 ?? 0, op.s1 ?? 0, op.div ?? 1, op.rowStride, op.colStride);
+  }
+  p.u32(c.offset ?? 0, c.s0 ?? 0, c.s1 ?? 0, c.rowStride, c.colStride);
+  p.f32v(args.alpha ?? 1).u32((args.bias ? 1 : 0) | (args.accumulate ? 2 : 0));
+  dispatch(SPEC, [a.t.buffer, b.t.buffer, c.t.buffer, args.bias?.buffer ?? dummyBuffer()], p, [
+    Math.ceil(N / 64),
+    Math.ceil(M / 64),
+    nb0 * nb1,
+  ]);
+}
+
+/** Options of {@linkcode matmul}. */
+export interface MatmulOptions {
+  /** Use Aᵀ (A stored as (…, K, M)). */
+  transA?: boolean;
+  /** Use Bᵀ (B stored as (…, N, K)). */
+  transB?: boolean;
+  /** Scale of the product. */
+  alpha?: number;
+}
+
+/**
+ * Batched product of the last two dimensions: (…, M, K) × (…, K, N) → (…, M, N). Batch dimensions
+ * must match, or B may have none (shared across the batch).
+ */
+export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  if (a.shape.length < 2 || b.shape.length < 2) {
+    throw new ShapeError("matmul", `needs matrices, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
+  }
+  const [ar, ac] = a.shape.slice(-2);
+  const [br, bc] = b.shape.slice(-2);
+  const [M, K] = opts.transA ? [ac, ar] : [ar, ac];
+  const [K2, N] = opts.transB ? [bc, br] : [br, bc];
+  const batchA = a.shape.slice(0, -2);
+  const batchB = b.shape.slice(0, -2);
+  const shared = batchB.length === 0;
+  if (K !== K2 || (!shared && batchA.join() !== batchB.join())) {
+    throw new ShapeError(
+      "matmul",
+      `shapes ${fmtShape(a.shape)}${opts.transA ? "ᵀ" : ""} and ${fmtShape(b.shape)}${
+        opts.transB ? "ᵀ" : ""
+      } do not multiply`,
+    );
+  }
+  const batch = numel(batchA);
+  const out = Tensor.empty([...batchA, M, N]);
+  matmulStrided({
+    M,
+    N,
+    K,
+    batch: [1, batch],
+    a: { t: a, s1: ar * ac, rowStride: opts.transA ? 1 : ac, colStride: opts.transA ? ac : 1 },
+    b: { t: b, s1: shared ? 0 : br * bc, rowStride: opts.transB ? 1 : bc, colStride: opts.transB ? bc : 1 },
+    c: { t: out, s1: M * N, rowStride: N, colStride: 1 },
+    alpha: opts.alpha,
+  });
+  return out;
+}
+
+/**
+ * A linear layer's weight in the checkpoint layout (out, in), possibly split into row blocks so that
+ * each block fits one storage binding (a Llama-3 embedding is > 2 GiB in f32).
+ */
+export interface Weight {
+  /** Row blocks, in order; their row counts sum to `shape[0]`. */
+  parts: Tensor[];
+  /** (out, in). */
+  shape: [number, number];
+}
+
+/** y = x Wᵀ (+ b): (…, in) → (…, out). Writes each row block of W into its columns of y. */
+export function linear(x: Tensor, w: Weight, bias?: Tensor): Tensor {
+  const [outF, inF] = w.shape;
+  if (x.shape[x.shape.length - 1] !== inF) {
+    throw new ShapeError("linear", `input ${fmtShape(x.shape)} does not fit weight ${fmtShape(w.shape)}`);
+  }
+  if (bias && bias.size !== outF) {
+    throw new ShapeError("linear", `bias has ${bias.size} values, expected ${outF}`);
+  }
+  if (w.parts.length > 1 && bias) {
+    throw new ShapeError("linear", "a bias with a split weight is not supported");
+  }
+  const M = x.size / inF;
+  const y = Tensor.empty([...x.shape.slice(0, -1), outF]);
+  let col = 0;
+  for (const part of w.parts) {
+    const rows = part.shape[0];
+    matmulStrided({
+      M,
+      N: rows,
+      K: inF,
+      a: { t: x, rowStride: inF, colStride: 1 },
+      b: { t: part, rowStride: 1, colStride: inF },
+      c: { t: y, offset: col, rowStride: outF, colStride: 1 },
+      bias,
+    });
+    col += rows;
+  }
+  return y;
+}

@@ -1,0 +1,61 @@
+import { initGpu } from "../../lib/gpu/device.ts";
+import { linear, matmul } from "../../lib/tensor/matmul.ts";
+import { matmulRef } from "../../lib/tensor/matmul_ref.ts";
+import { Tensor } from "../../lib/tensor/tensor.ts";
+import { assertAllclose, randomArray } from "../_assert.ts";
+
+await initGpu();
+
+Deno.test("matmul.wgsl: plain and transposed products match the reference, ragged tiles included", async () => {
+  const cases = [[5, 7, 3], [70, 130, 33], [64, 64, 64], [1, 300, 17], [129, 65, 80]];
+  for (const [M, N, K] of cases) {
+    for (const transA of [false, true]) {
+      for (const transB of [false, true]) {
+        const a = randomArray(M * K, M + K);
+        const b = randomArray(K * N, N + 7);
+        using A = Tensor.from(a, transA ? [K, M] : [M, K]);
+        using B = Tensor.from(b, transB ? [N, K] : [K, N]);
+        using C = matmul(A, B, { transA, transB, alpha: 0.5 });
+        const ref = matmulRef(a, b, { M, N, K, transA, transB, alpha: 0.5 });
+        assertAllclose(await C.toArray(), ref, {
+          atol: 1e-5,
+          name: `${M}x${N}x${K} tA=${transA} tB=${transB}`,
+        });
+      }
+    }
+  }
+});
+
+Deno.test("matmul.wgsl: batched product with a shared right operand", async () => {
+  const [Bt, M, N, K] = [3, 17, 20, 9];
+  const a = randomArray(Bt * M * K, 1);
+  const b = randomArray(K * N, 2);
+  using A = Tensor.from(a, [Bt, M, K]);
+  using B = Tensor.from(b, [K, N]);
+  using C = matmul(A, B);
+  const got = await C.toArray();
+  for (let i = 0; i < Bt; i++) {
+    const ref = matmulRef(a.subarray(i * M * K, (i + 1) * M * K), b, { M, N, K });
+    assertAllclose(got.subarray(i * M * N, (i + 1) * M * N), ref, { name: `batch ${i}` });
+  }
+});
+
+Deno.test("linear: a weight split into row blocks gives the same product as one block, with bias", async () => {
+  const [M, N, K] = [10, 37, 24];
+  const x = randomArray(M * K, 3);
+  const w = randomArray(N * K, 4);
+  const bias = randomArray(N, 5);
+  using X = Tensor.from(x, [M, K]);
+  using W = Tensor.from(w, [N, K]);
+  using Bv = Tensor.from(bias, [N]);
+  using whole = linear(X, { parts: [W], shape: [N, K] }, Bv);
+  const ref = matmulRef(x, w, { M, N, K, transB: true }).map((v, i) => v + bias[i % N]);
+  assertAllclose(await whole.toArray(), ref, { name: "linear with bias" });
+  const parts = [0, 16, 32, 37].slice(1).map((hi, i, his) => {
+    const lo = i === 0 ? 0 : his[i - 1];
+    return Tensor.from(w.subarray(lo * K, hi * K), [hi - lo, K]);
+  });
+  using split = linear(X, { parts, shape: [N, K] });
+  assertAllclose(await split.toArray(), matmulRef(x, w, { M, N, K, transB: true }), { name: "split weight" });
+  for (const p of parts) p.dispose();
+});
