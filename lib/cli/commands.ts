@@ -119,11 +119,11 @@ export async function evalCommand(args: string[]): Promise<void> {
   });
   const seq = intFlag(cmd, f, "seq", 256);
   const dir = typeof f.model === "string" ? f.model : DEFAULT_MODEL_DIR;
+  await initGpu();
+  using model = await LlamaModel.load(dir);
   const ids = f.ids
     ? (await readIds(String(f.ids), ["val_ids", "input_ids", "ids"])).data as Int32Array
     : await brownValidation(dir);
-  await initGpu();
-  using model = await LlamaModel.load(dir);
   const limit = f.windows === undefined ? ids.length : intFlag(cmd, f, "windows", 1) * seq + 1;
   const bar = f.json ? undefined : progressBar("eval", "windows");
   const r = await evaluateLoss(model, ids.subarray(0, limit), { seqLen: seq, onProgress: bar?.update });

@@ -1,0 +1,60 @@
+import assert from "node:assert/strict";
+import { SafetensorsFile, writeSafetensors } from "../../lib/io/safetensors.ts";
+import { crossEntropyRef } from "../../lib/tensor/ops_ref.ts";
+import { assertAllclose } from "../_assert.ts";
+import { runLab } from "./_run.ts";
+
+const fixtures = new URL("../fixtures/", import.meta.url).pathname;
+const tiny = `${fixtures}tiny-llama`;
+
+Deno.test("lab logits: writes logits, hidden states and attentions in the fixtures' layout", async () => {
+  const dir = await Deno.makeTempDir();
+  const r = await runLab([
+    "logits",
+    "--model",
+    tiny,
+    "--input",
+    `${tiny}/reference.safetensors`,
+    "--out",
+    `${dir}/out.safetensors`,
+    "--hidden",
+    "--attentions",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  using out = await SafetensorsFile.open(`${dir}/out.safetensors`);
+  using ref = await SafetensorsFile.open(`${tiny}/reference.safetensors`);
+  for (const [name, atol] of [["logits", 1e-3], ["hidden_states", 1e-3], ["attentions", 1e-4]] as const) {
+    assert.deepEqual(out.info(name).shape, ref.info(name).shape, name);
+    assertAllclose(await out.readF32(name), await ref.readF32(name), { atol, rtol: 0, name });
+  }
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("lab eval --json: the loss of one window equals cross-entropy of transformers' logits", async () => {
+  // ids = both reference rows back to back; with --seq 32 the one window is row 0 predicting
+  // ids[1..32], whose logits transformers computed (row 0 of reference.safetensors).
+  using ref = await SafetensorsFile.open(`${tiny}/reference.safetensors`);
+  const ids = (await ref.read("input_ids")).data as Int32Array;
+  const logits = await ref.readF32("logits");
+  const V = 4096;
+  const expected =
+    crossEntropyRef(logits.subarray(0, 32 * V), ids.subarray(1, 33), V).reduce((a, b) => a + b) / 32;
+  const dir = await Deno.makeTempDir();
+  await writeSafetensors(`${dir}/ids.safetensors`, { ids: { dtype: "I32", shape: [64], data: ids } });
+  const r = await runLab([
+    "eval",
+    "--model",
+    tiny,
+    "--ids",
+    `${dir}/ids.safetensors`,
+    "--seq",
+    "32",
+    "--json",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const line = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
+  assert.equal(line.tokens, 32);
+  assertAllclose([line.loss], [expected], { atol: 1e-4, rtol: 0, name: "loss" });
+  assertAllclose([line.ppl], [Math.exp(expected)], { rtol: 1e-4, name: "ppl" });
+  await Deno.remove(dir, { recursive: true });
+});
