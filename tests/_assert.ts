@@ -5,6 +5,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { Rng } from "../lib/random.ts";
 
 /** Tolerances: |a − e| ≤ atol + rtol · |e| element-wise. */
 export interface Tolerance {
@@ -49,13 +50,8 @@ export function assertAllclose(
   return { maxAbs, maxRel };
 }
 
-/** Seeded uniform values in [-scale, scale) (a tiny LCG: tests must not depend on Math.random). */
+/** Seeded uniform values in [-scale, scale), from the project's {@linkcode Rng}. */
 export function randomArray(n: number, seed: number, scale = 1): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = (s / 2 ** 32 * 2 - 1) * scale;
-  }
-  return out;
+  const rng = new Rng(seed);
+  return Float32Array.from({ length: n }, () => rng.uniformRange(-scale, scale));
 }
