@@ -2,7 +2,11 @@
 //
 //   out[offset + r] = Σ_j x[r, j]      (optionally accumulated: out[offset + r] += …)
 //
-// Ground truth: torch.sum(x, dim=-1) in f32. One workgroup of 256 owns one row (tree reduction).
+//   sum_cols (one pass): part[c', c] = Σ_{r in block c'} x[r, c] over blocks of 64 rows; the wrapper
+//   repeats it until one row is left (gradients of weights shared by all rows: norms, biases).
+//
+// Ground truth: torch.sum(x, dim=-1 / 0) in f32. sum_rows: one workgroup of 256 owns one row (tree
+// reduction); sum_cols: one invocation owns one (block, column).
 
 struct Params { R: u32, C: u32, offset: u32, accumulate: u32 }
 
@@ -28,4 +32,16 @@ fn sum_rows(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l
     if (p.accumulate != 0u) { v += out[p.offset + r]; }
     out[p.offset + r] = v;
   }
+}
+
+@compute @workgroup_size(256)
+fn sum_cols(@builtin(global_invocation_id) g: vec3u) {
+  let c = g.x;
+  let blk = g.y;
+  if (c >= p.C) { return; }
+  let r0 = blk * 64u;
+  let r1 = min(r0 + 64u, p.R);
+  var s = 0.0;
+  for (var r = r0; r < r1; r++) { s += x[r * p.C + c]; }
+  out[blk * p.C + c] = s;
 }

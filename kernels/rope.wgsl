@@ -8,9 +8,9 @@
 // The cos/sin table (maxPos, P/2) is computed on the host from f32 inverse frequencies (default or
 // llama3 scaling), as transformers does, so no large-argument cos() runs on the GPU.
 // Bindings: x (read, (B, L, H, P)), table (read, (maxPos, 2, P/2): cos row then sin row), y (read_write).
-// One invocation owns one pair (b, l, h, i).
+// One invocation owns one pair (b, l, h, i). sign = −1 rotates by −θ: the backward (Rᵀ = R(−θ)).
 
-struct Params { n: u32, row: u32, L: u32, H: u32, P: u32, pos0: u32 }
+struct Params { n: u32, row: u32, L: u32, H: u32, P: u32, pos0: u32, sign: f32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -29,7 +29,7 @@ fn main(@builtin(global_invocation_id) g: vec3u) {
   let base = head * p.P;
   let pos = p.pos0 + l;
   let c = table[pos * p.P + i];
-  let s = table[pos * p.P + half + i];
+  let s = p.sign * table[pos * p.P + half + i];
   let x1 = x[base + i];
   let x2 = x[base + half + i];
   y[base + i] = x1 * c - x2 * s;

@@ -89,13 +89,14 @@ export function endPass(): void {
 /**
  * Records one dispatch of a kernel.
  * @param spec the kernel (file, entry point, constants)
- * @param buffers storage buffers for `@binding(1)`, `@binding(2)`, …
+ * @param buffers storage buffers for `@binding(1)`, `@binding(2)`, …; `null` skips a binding that
+ *   this entry point does not use (its pipeline layout, derived from the shader, omits it)
  * @param params the uniform parameters for `@binding(0)`
  * @param groups workgroup counts (x, y, z)
  */
 export function dispatch(
   spec: KernelSpec,
-  buffers: Binding[],
+  buffers: (Binding | null)[],
   params: Params,
   groups: [number, number?, number?],
 ): void {
@@ -113,7 +114,7 @@ export function dispatch(
   const p = pipeline(spec);
   const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: ring, offset, size: SLOT } }];
   buffers.forEach((buf, i) => {
-    entries.push({ binding: i + 1, resource: "buffer" in buf ? buf : { buffer: buf } });
+    if (buf) entries.push({ binding: i + 1, resource: "buffer" in buf ? buf : { buffer: buf } });
   });
   const group = device.createBindGroup({ layout: p.getBindGroupLayout(0), entries });
   b.pass ??= b.encoder.beginComputePass();

@@ -15,13 +15,10 @@ import { Checkpoint } from "../io/checkpoint.ts";
 import type { LlamaConfig } from "../io/config.ts";
 import { ShapeError } from "../errors.ts";
 import { gpu } from "../gpu/device.ts";
-import { attention } from "../tensor/attention.ts";
+import { add, attention, embedding, linear, rmsNorm, rope, swiglu } from "../autograd/ops.ts";
 import { copyElements } from "../tensor/copy.ts";
-import { add, swiglu } from "../tensor/elementwise.ts";
-import { embedding } from "../tensor/embedding.ts";
-import { linear, type Weight } from "../tensor/matmul.ts";
-import { rmsNorm } from "../tensor/rmsnorm.ts";
-import { rope, RopeTable } from "../tensor/rope.ts";
+import type { Weight } from "../tensor/matmul.ts";
+import { RopeTable } from "../tensor/rope.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { KVCache } from "./kv_cache.ts";
 import { disposeWeight, type LoadOptions, loadVector, loadWeight } from "./weights.ts";
@@ -136,6 +133,36 @@ export class LlamaModel implements Disposable {
       : await loadWeight(ckpt, "lm_head.weight", [c.vocabSize, D], opts);
     const table = new RopeTable(c.rope, c.headDim, c.maxPositionEmbeddings);
     return new LlamaModel(c, embed, layers, norm, lmHead, table);
+  }
+
+  /**
+   * Every trainable tensor under its checkpoint name (tied embeddings appear once, as
+   * `model.embed_tokens.weight`). Weights split into row blocks are listed as `name#k` per block.
+   */
+  namedParameters(): [string, Tensor][] {
+    const out: [string, Tensor][] = [];
+    const w = (name: string, x: Weight) => {
+      if (x.parts.length === 1) out.push([name, x.parts[0]]);
+      else x.parts.forEach((p, k) => out.push([`${name}#${k}`, p]));
+    };
+    const v = (name: string, x?: Tensor) => x && out.push([name, x]);
+    w("model.embed_tokens.weight", this.embed);
+    this.layers.forEach((l, i) => {
+      const pre = `model.layers.${i}`;
+      v(`${pre}.input_layernorm.weight`, l.inputNorm);
+      for (const n of ["q", "k", "v", "o"] as const) {
+        w(`${pre}.self_attn.${n}_proj.weight`, l.attn[n]);
+        v(`${pre}.self_attn.${n}_proj.bias`, l.attn[`${n}Bias`]);
+      }
+      v(`${pre}.post_attention_layernorm.weight`, l.postNorm);
+      for (const n of ["gate", "up", "down"] as const) {
+        w(`${pre}.mlp.${n}_proj.weight`, l.mlp[n]);
+        v(`${pre}.mlp.${n}_proj.bias`, l.mlp[`${n}Bias`]);
+      }
+    });
+    v("model.norm.weight", this.norm);
+    if (this.lmHead !== this.embed) w("lm_head.weight", this.lmHead);
+    return out;
   }
 
   /** Empty KV caches for `batch` sequences of up to `capacity` positions. */

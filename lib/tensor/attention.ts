@@ -13,7 +13,7 @@
  */
 import { ShapeError } from "../errors.ts";
 import { matmulStrided } from "./matmul.ts";
-import { causalSoftmaxInPlace } from "./softmax.ts";
+import { causalSoftmaxInPlace, softmaxBackwardInPlace } from "./softmax.ts";
 import { fmtShape, Tensor } from "./tensor.ts";
 
 /** Options of {@linkcode attention}. */
@@ -76,4 +76,70 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   if (opts.returnProbs) return { out, probs };
   probs.dispose();
   return { out };
+}
+
+/**
+ * Gradients of {@linkcode attention} (without a cache: S = L) given the forward's probabilities and
+ * dOut (B, L, H_q, P):
+ *
+ *   dV = Pᵀ dO,  dP = dO Vᵀ,  dS = P ⊙ (dP − rowsum(P ⊙ dP)),  dQ = scale · dS K,  dK = scale · dSᵀ Q
+ *
+ * summed over the query heads of each key/value group. Each group member is its own dispatch that
+ * accumulates into dK, dV, so no two workgroups ever add into the same element at once.
+ */
+export function attentionBackward(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  probs: Tensor,
+  dOut: Tensor,
+  scale = 1 / Math.sqrt(q.shape[3]),
+): { dq: Tensor; dk: Tensor; dv: Tensor } {
+  const [B, L, Hq, P] = q.shape;
+  const [, S, Hkv] = k.shape;
+  const group = Hq / Hkv;
+  const dq = Tensor.empty(q.shape);
+  const dk = Tensor.empty(k.shape);
+  const dv = Tensor.empty(v.shape);
+  // dP[b, h] (L, S) = dO[b, :, h, :] · V[b, :, h / group, :]ᵀ
+  using dP = Tensor.empty([B, Hq, L, S]);
+  matmulStrided({
+    M: L,
+    N: S,
+    K: P,
+    batch: [B, Hq],
+    a: { t: dOut, s0: L * Hq * P, s1: P, rowStride: Hq * P, colStride: 1 },
+    b: { t: v, s0: S * Hkv * P, s1: P, div: group, rowStride: 1, colStride: Hkv * P },
+    c: { t: dP, s0: Hq * L * S, s1: L * S, rowStride: S, colStride: 1 },
+  });
+  softmaxBackwardInPlace(probs, dP); // dP now holds dS
+  // dQ[b, :, h, :] (L, P) = scale · dS[b, h] · K[b, :, h / group, :]
+  matmulStrided({
+    M: L,
+    N: P,
+    K: S,
+    batch: [B, Hq],
+    a: { t: dP, s0: Hq * L * S, s1: L * S, rowStride: S, colStride: 1 },
+    b: { t: k, s0: S * Hkv * P, s1: P, div: group, rowStride: Hkv * P, colStride: 1 },
+    c: { t: dq, s0: L * Hq * P, s1: P, rowStride: Hq * P, colStride: 1 },
+    alpha: scale,
+  });
+  for (let j = 0; j < group; j++) {
+    // Query head h = g·group + j of kv head g: dV[b, :, g, :] += P[b, h]ᵀ dO[b, :, h, :],
+    // dK[b, :, g, :] += scale · dS[b, h]ᵀ Q[b, :, h, :].
+    for (const [src, rhs, out, alpha] of [[probs, dOut, dv, 1], [dP, q, dk, scale]] as const) {
+      matmulStrided({
+        M: S,
+        N: P,
+        K: L,
+        batch: [B, Hkv],
+        a: { t: src, offset: j * L * S, s0: Hq * L * S, s1: group * L * S, rowStride: 1, colStride: S },
+        b: { t: rhs, offset: j * P, s0: L * Hq * P, s1: group * P, rowStride: Hq * P, colStride: 1 },
+        c: { t: out, s0: S * Hkv * P, s1: P, rowStride: Hkv * P, colStride: 1 },
+        alpha,
+        accumulate: j > 0,
+      });
+    }
+  }
+  return { dq, dk, dv };
 }

@@ -30,3 +30,15 @@ export function mul(a: Tensor, b: Tensor): Tensor {
 export function swiglu(gate: Tensor, up: Tensor): Tensor {
   return binary("swiglu", gate, up);
 }
+
+/** Gradients of `c = silu(a) · b` given dc. */
+export function swigluBackward(a: Tensor, b: Tensor, dc: Tensor): { da: Tensor; db: Tensor } {
+  const da = Tensor.empty(a.shape);
+  const db = Tensor.empty(b.shape);
+  launchElements(
+    { file: "elementwise.wgsl", entry: "swiglu_backward" },
+    [a.buffer, b.buffer, dc.buffer, da.buffer, db.buffer],
+    a.size,
+  );
+  return { da, db };
+}

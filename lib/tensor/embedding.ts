@@ -31,3 +31,23 @@ export function embedding(ids: Tensor, table: Weight): Tensor {
   }
   return out;
 }
+
+/** dW of the gather (one tensor per block of `table`), given dy (…, D): scatter-added rows. */
+export function embeddingBackward(ids: Tensor, dy: Tensor, table: Weight): Tensor[] {
+  const D = table.shape[1];
+  const T = ids.size;
+  const zrow = Math.min(T, 65535);
+  let lo = 0;
+  return table.parts.map((part) => {
+    const hi = lo + part.shape[0];
+    const dW = Tensor.zeros(part.shape);
+    dispatch(
+      { file: "embedding.wgsl", entry: "backward" },
+      [ids.buffer, null, null, dy.buffer, dW.buffer],
+      new Params().u32(T, D, lo, hi, zrow),
+      [Math.ceil(D / 256), zrow, Math.ceil(T / zrow)],
+    );
+    lo = hi;
+    return dW;
+  });
+}

@@ -5,7 +5,7 @@
  */
 import { ShapeError } from "../errors.ts";
 import { dispatch, Params } from "../gpu/commands.ts";
-import type { Tensor } from "./tensor.ts";
+import { Tensor } from "./tensor.ts";
 
 /**
  * Sums x (R, C) over C into `out[offset … offset + R)` (accumulating when asked). Keeping per-batch
@@ -24,4 +24,25 @@ export function sumRowsInto(x: Tensor, out: Tensor, offset = 0, accumulate = fal
     new Params().u32(R, C, offset, accumulate ? 1 : 0),
     [R],
   );
+}
+
+/** Column sums of x (R, C) → (1, C), in passes of 64-row blocks (no atomics, deterministic). */
+export function sumColumns(x: Tensor): Tensor {
+  const C = x.shape[x.shape.length - 1];
+  let R = x.size / C;
+  let cur = x.retain();
+  do {
+    const blocks = Math.ceil(R / 64);
+    const next = Tensor.empty([blocks, C]);
+    dispatch(
+      { file: "reduce.wgsl", entry: "sum_cols" },
+      [cur.buffer, next.buffer],
+      new Params().u32(R, C, 0, 0),
+      [Math.ceil(C / 256), blocks],
+    );
+    cur.dispose();
+    cur = next;
+    R = blocks;
+  } while (R > 1);
+  return cur;
 }

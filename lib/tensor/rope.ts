@@ -10,7 +10,7 @@
 import { ShapeError } from "../errors.ts";
 import type { RopeConfig } from "../io/config.ts";
 import { Tensor } from "./tensor.ts";
-import { launchElements } from "./launch.ts";
+import { dispatch, groupsFor, Params } from "../gpu/commands.ts";
 
 /** Inverse frequencies (P/2) in f32 precision, with the config's scaling applied. */
 export function ropeInverseFrequencies(rope: RopeConfig, headDim: number): Float32Array {
@@ -82,8 +82,11 @@ export class RopeTable implements Disposable {
   }
 }
 
-/** Applies RoPE to x (B, L, H, P) for positions pos0 … pos0 + L − 1; returns a new tensor. */
-export function rope(x: Tensor, table: RopeTable, pos0 = 0): Tensor {
+/**
+ * Applies RoPE to x (B, L, H, P) for positions pos0 … pos0 + L − 1; returns a new tensor. `inverse`
+ * rotates by −θ instead: the transpose of the rotation, i.e. RoPE's backward.
+ */
+export function rope(x: Tensor, table: RopeTable, pos0 = 0, inverse = false): Tensor {
   if (x.shape.length !== 4 || x.shape[3] !== table.headDim) {
     throw new ShapeError("rope", `expected x (B, L, H, ${table.headDim}), got (${x.shape.join(", ")})`);
   }
@@ -92,11 +95,9 @@ export function rope(x: Tensor, table: RopeTable, pos0 = 0): Tensor {
     throw new ShapeError("rope", `positions up to ${pos0 + L} exceed the table's ${table.positions}`);
   }
   const y = Tensor.empty(x.shape);
-  launchElements({ file: "rope.wgsl" }, [x.buffer, table.table.buffer, y.buffer], x.size / 2, [
-    L,
-    H,
-    P,
-    pos0,
-  ]);
+  const n = x.size / 2;
+  const [gx, gy] = groupsFor(n, 256);
+  const params = new Params().u32(n, gx * 256, L, H, P, pos0).f32v(inverse ? -1 : 1);
+  dispatch({ file: "rope.wgsl" }, [x.buffer, table.table.buffer, y.buffer], params, [gx, gy]);
   return y;
 }

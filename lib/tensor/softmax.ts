@@ -66,3 +66,55 @@ export function crossEntropyRows(logits: Tensor, targets: Tensor, ignoreIndex = 
   );
   return loss;
 }
+
+/** In place: turns dP into dS = P ⊙ (dP − rowsum(P ⊙ dP)), the softmax's backward, row-wise. */
+export function softmaxBackwardInPlace(probs: Tensor, dProbs: Tensor): void {
+  const S = probs.shape[probs.shape.length - 1];
+  const R = probs.size / S;
+  const { groups, yrow } = rowGrid(R);
+  dispatch(
+    { file: "softmax.wgsl", entry: "softmax_backward" },
+    [probs.buffer, dProbs.buffer],
+    new Params().u32(R, S, 1, yrow),
+    groups,
+  );
+}
+
+/**
+ * Mean cross-entropy over the rows whose target is not `ignoreIndex`: returns `stats` (2) = (mean, n)
+ * on the GPU (read `stats` to see the loss; no sync here).
+ */
+export function meanCrossEntropy(logits: Tensor, targets: Tensor, ignoreIndex = -100): Tensor {
+  const V = logits.shape[logits.shape.length - 1];
+  const R = logits.size / V;
+  using rows = crossEntropyRows(logits, targets, ignoreIndex);
+  const stats = Tensor.empty([2]);
+  dispatch(
+    { file: "softmax.wgsl", entry: "mean_cross_entropy" },
+    [rows.buffer, null, targets.buffer, stats.buffer],
+    new Params().u32(R, V, 1, 1).i32v(ignoreIndex),
+    [1],
+  );
+  return stats;
+}
+
+/** dlogits of the mean cross-entropy, scaled by the loss gradient `gout` (1) on the GPU. */
+export function crossEntropyBackward(
+  logits: Tensor,
+  targets: Tensor,
+  stats: Tensor,
+  gout: Tensor,
+  ignoreIndex = -100,
+): Tensor {
+  const V = logits.shape[logits.shape.length - 1];
+  const R = logits.size / V;
+  const dx = Tensor.empty(logits.shape);
+  const { groups, yrow } = rowGrid(R);
+  dispatch(
+    { file: "softmax.wgsl", entry: "cross_entropy_backward" },
+    [logits.buffer, dx.buffer, targets.buffer, stats.buffer, gout.buffer],
+    new Params().u32(R, V, 1, yrow).i32v(ignoreIndex),
+    groups,
+  );
+  return dx;
+}

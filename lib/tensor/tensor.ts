@@ -32,7 +32,13 @@ export function fmtShape(shape: readonly number[]): string {
   return `(${shape.join(", ")})`;
 }
 
-/** A dense, row-major tensor in GPU memory. */
+/**
+ * A dense, row-major tensor in GPU memory.
+ *
+ * Ownership is reference-counted: a new tensor holds one reference; `retain()` adds one (the autograd
+ * tape retains what backward needs), `dispose()` drops one, and the buffer returns to the pool when
+ * none is left. So model code may dispose intermediates eagerly whether or not a tape is recording.
+ */
 export class Tensor implements Disposable {
   /** Shape, outermost first. */
   readonly shape: readonly number[];
@@ -40,7 +46,11 @@ export class Tensor implements Disposable {
   readonly dtype: DType;
   /** Number of elements. */
   readonly size: number;
+  #requiresGrad = false;
+  /** The accumulated gradient of a parameter after `backward` (owned by the tensor). */
+  grad: Tensor | null = null;
   #buffer: GPUBuffer | null;
+  #refs = 1;
 
   /** Wraps an existing buffer (ownership passes to the tensor). Prefer the factories below. */
   constructor(buffer: GPUBuffer, shape: readonly number[], dtype: DType = "f32") {
@@ -96,12 +106,34 @@ export class Tensor implements Disposable {
     return this.byteLength <= gpu().maxBindingBytes;
   }
 
-  /** The same buffer seen with another shape of equal element count (no copy; shares ownership). */
+  /**
+   * The same buffer seen with another shape of equal element count (no copy). A view borrows: it must
+   * not outlive its base, and disposing it does nothing unless it came from `retain()`.
+   */
   view(shape: readonly number[]): Tensor {
     if (numel(shape) !== this.size) {
       throw new ShapeError("tensor", `cannot view ${fmtShape(this.shape)} as ${fmtShape(shape)}`);
     }
-    return new TensorView(this, shape);
+    return new TensorView(this.base, shape, false);
+  }
+
+  /** The tensor owning the buffer (itself, or a view's base). */
+  get base(): Tensor {
+    return this;
+  }
+
+  /** Whether gradients flow to this tensor (a trainable parameter, or a value derived from one). */
+  get requiresGrad(): boolean {
+    return this.#requiresGrad;
+  }
+  set requiresGrad(on: boolean) {
+    this.#requiresGrad = on;
+  }
+
+  /** Adds a reference and returns a handle that owns it (`dispose()` it when done). */
+  retain(): Tensor {
+    this.#refs++;
+    return this;
   }
 
   /** Reads the values back (one GPU sync). */
@@ -110,10 +142,14 @@ export class Tensor implements Disposable {
     return out;
   }
 
-  /** Returns the buffer to the pool. Safe to call twice. */
+  /** Drops one reference; the buffer returns to the pool with the last. Safe to call again after that. */
   dispose(): void {
-    if (this.#buffer) releaseBuffer(this.#buffer);
+    if (!this.#buffer) return;
+    if (--this.#refs > 0) return;
+    releaseBuffer(this.#buffer);
     this.#buffer = null;
+    this.grad?.dispose();
+    this.grad = null;
   }
 
   /** `using t = …` disposes at the end of the scope. */
@@ -121,23 +157,43 @@ export class Tensor implements Disposable {
     this.dispose();
   }
 
-  /** Whether `dispose()` has been called. */
+  /** Whether the buffer has been released. */
   get disposed(): boolean {
     return this.#buffer === null;
   }
 }
 
-/** A reshaped alias of another tensor: it does not own the buffer, so disposing it does nothing. */
+/** A reshaped alias of another tensor's buffer; owning only when made by `retain()`. */
 class TensorView extends Tensor {
   #base: Tensor;
-  constructor(base: Tensor, shape: readonly number[]) {
+  #owning: boolean;
+  constructor(base: Tensor, shape: readonly number[], owning: boolean) {
     super(base.buffer, shape, base.dtype);
     this.#base = base;
+    this.#owning = owning;
   }
   override get buffer(): GPUBuffer {
     return this.#base.buffer;
   }
-  override dispose(): void {}
+  override get base(): Tensor {
+    return this.#base;
+  }
+  override get requiresGrad(): boolean {
+    return this.#base.requiresGrad;
+  }
+  override set requiresGrad(on: boolean) {
+    this.#base.requiresGrad = on;
+  }
+  override retain(): Tensor {
+    this.#base.retain();
+    return new TensorView(this.#base, this.shape, true);
+  }
+  override dispose(): void {
+    if (this.#owning) {
+      this.#owning = false;
+      this.#base.dispose();
+    }
+  }
   override get disposed(): boolean {
     return this.#base.disposed;
   }
@@ -154,4 +210,12 @@ export function expectShape(op: string, name: string, t: Tensor, shape: readonly
   if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
     throw new ShapeError(op, `expected ${name} ${fmtShape(shape)}, got ${fmtShape(t.shape)}`);
   }
+}
+
+/** `t` with another shape of the same size, taking over the reference the caller held on `t`. */
+export function reshape(t: Tensor, shape: readonly number[]): Tensor {
+  if (t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i])) return t;
+  const v = t.view(shape).retain();
+  t.dispose();
+  return v;
 }
