@@ -15,6 +15,7 @@ import { DEFAULT_MODEL_DIR } from "../models/default_model.ts";
 import { generate } from "../decode/generate.ts";
 import { readTensors, Tensor } from "../tensor/tensor.ts";
 import { intFlag, parseFlags, required } from "./args.ts";
+import { nextTokenBackward, nextTokenTargets } from "../train/next_token.ts";
 import { progressBar } from "./progress.ts";
 
 /** Reads a flattened integer tensor: the only one in the file, or `names[i]` for the first present. */
@@ -199,4 +200,35 @@ export async function demoCommand(args: string[]): Promise<void> {
     onText: (t) => Deno.stdout.writeSync(enc.encode(t)),
   });
   console.log("\nnext: distillation into a Mamba hybrid is in progress (see README)");
+}
+
+/**
+ * `lab grads --model DIR --input FILE --out FILE`: gradients of the mean next-token cross-entropy of
+ * `input_ids` for every parameter, under the checkpoint's names, plus `loss`.
+ */
+export async function gradsCommand(args: string[]): Promise<void> {
+  const cmd = "lab grads";
+  const f = parseFlags(cmd, args, { model: "string", input: "string", out: "string" });
+  const input = required(cmd, f, "input");
+  const ids = await readIds(input, ["input_ids"]);
+  if (ids.shape.length !== 2 || ids.shape[1] < 2) {
+    throw new DataError(input, `input_ids must be (B, T) with T ≥ 2, got [${ids.shape}]`);
+  }
+  await initGpu();
+  using model = await LlamaModel.load(required(cmd, f, "model"));
+  const [B, T] = ids.shape;
+  const V = model.config.vocabSize;
+  const bad = (ids.data as Int32Array).findIndex((id) => id < 0 || id >= V);
+  if (bad >= 0) {
+    throw new DataError(input, `input_ids[${bad}] = ${ids.data[bad]} is outside the vocabulary [0, ${V})`);
+  }
+  const params = model.namedParameters();
+  for (const [, p] of params) p.requiresGrad = true;
+  using x = Tensor.from(ids.data as Int32Array, [B, T], "i32");
+  using y = Tensor.from(nextTokenTargets(ids.data as Int32Array, B, T), [B * T], "i32");
+  using loss = nextTokenBackward(model, x, y);
+  const [lossValue, ...grads] = await readTensors([loss, ...params.map(([, p]) => p.grad!)]);
+  const tensors: Record<string, HostTensor> = { loss: { dtype: "F32", shape: [], data: lossValue } };
+  params.forEach(([name, p], i) => tensors[name] = { dtype: "F32", shape: [...p.shape], data: grads[i] });
+  await writeSafetensors(required(cmd, f, "out"), tensors, { format: "pt", producer: "mamba-distill-lab" });
 }

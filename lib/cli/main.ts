@@ -7,7 +7,7 @@
  * @module
  */
 import { LabError, UsageError } from "../errors.ts";
-import { demoCommand, evalCommand, generateCommand, logitsCommand } from "./commands.ts";
+import { demoCommand, evalCommand, generateCommand, gradsCommand, logitsCommand } from "./commands.ts";
 
 const commands: Record<string, { run: (args: string[]) => Promise<void>; usage: string }> = {
   logits: {
@@ -19,6 +19,7 @@ const commands: Record<string, { run: (args: string[]) => Promise<void>; usage: 
     run: generateCommand,
     usage: "generate --model DIR --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--seed S]",
   },
+  grads: { run: gradsCommand, usage: "grads --model DIR --input FILE --out FILE" },
   demo: { run: demoCommand, usage: "demo [--model DIR] [--windows N]" },
 };
 

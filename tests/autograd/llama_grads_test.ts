@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
-import { GradTape } from "../../lib/autograd/tape.ts";
-import { crossEntropy } from "../../lib/autograd/ops.ts";
+import { nextTokenBackward, nextTokenTargets } from "../../lib/train/next_token.ts";
 import { initGpu } from "../../lib/gpu/device.ts";
 import { SafetensorsFile } from "../../lib/io/safetensors.ts";
 import { LlamaModel } from "../../lib/models/llama.ts";
@@ -16,21 +15,13 @@ Deno.test("autograd: tiny-llama gradients of the mean next-token loss match PyTo
   const idsHost = await ref.read("input_ids");
   const [B, T] = idsHost.shape;
   const ids = idsHost.data as Int32Array;
-  const targets = new Int32Array(B * T).fill(-100);
-  for (let b = 0; b < B; b++) for (let t = 0; t < T - 1; t++) targets[b * T + t] = ids[b * T + t + 1];
+  const targets = nextTokenTargets(ids, B, T);
   using model = await LlamaModel.load(tiny);
   const params = model.namedParameters();
   for (const [, p] of params) p.requiresGrad = true;
   using x = Tensor.from(ids, [B, T], "i32");
   using y = Tensor.from(targets, [B * T], "i32");
-  using tape = new GradTape();
-  const loss = tape.run(() => {
-    const { logits } = model.forward(x);
-    const l = crossEntropy(logits.view([B * T, model.config.vocabSize]), y);
-    logits.dispose();
-    return l;
-  });
-  tape.backward(loss);
+  const loss = nextTokenBackward(model, x, y);
   const [lossValue, ...grads] = await readTensors([loss, ...params.map(([, p]) => p.grad!)]);
   loss.dispose();
   assertAllclose(lossValue, await expected.readF32("loss"), { atol: 1e-4, rtol: 0, name: "loss" });

@@ -58,3 +58,26 @@ Deno.test("lab eval --json: the loss of one window equals cross-entropy of trans
   assertAllclose([line.ppl], [Math.exp(expected)], { rtol: 1e-4, name: "ppl" });
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("lab grads: every parameter's gradient and the loss, named as in the checkpoint", async () => {
+  const dir = await Deno.makeTempDir();
+  const r = await runLab([
+    "grads",
+    "--model",
+    tiny,
+    "--input",
+    `${tiny}/reference.safetensors`,
+    "--out",
+    `${dir}/g.safetensors`,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  using got = await SafetensorsFile.open(`${dir}/g.safetensors`);
+  using want = await SafetensorsFile.open(`${tiny}/grads.safetensors`);
+  assert.deepEqual(got.names(), want.names());
+  for (const name of want.names()) {
+    const w = await want.readF32(name);
+    const scale = w.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    assertAllclose(await got.readF32(name), w, { atol: 1e-3 * scale, rtol: 1e-3, name });
+  }
+  await Deno.remove(dir, { recursive: true });
+});
