@@ -7,7 +7,7 @@
 import { crossEntropy } from "../autograd/ops.ts";
 import { GradTape } from "../autograd/tape.ts";
 import type { CausalLM } from "../models/evaluate.ts";
-import { Tensor } from "../tensor/tensor.ts";
+import type { Tensor } from "../tensor/tensor.ts";
 
 /** Targets (B·T) for ids (B, T): ids shifted left by one, `ignore` at each row's last position. */
 export function nextTokenTargets(ids: ArrayLike<number>, B: number, T: number, ignore = -100): Int32Array {
