@@ -10,9 +10,9 @@ export function matmulRef(
   a: ArrayLike<number>,
   b: ArrayLike<number>,
   dims: { M: number; N: number; K: number; transA?: boolean; transB?: boolean; alpha?: number },
-): Float32Array {
+): Float64Array {
   const { M, N, K } = dims;
-  const out = new Float32Array(M * N);
+  const out = new Float64Array(M * N);
   for (let m = 0; m < M; m++) {
     for (let n = 0; n < N; n++) {
       let s = 0;

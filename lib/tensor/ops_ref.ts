@@ -6,9 +6,9 @@
  */
 
 /** RMSNorm of rows (R, D): x · rsqrt(mean(x²) + ε) · w. */
-export function rmsNormRef(x: ArrayLike<number>, w: ArrayLike<number>, D: number, eps: number): Float32Array {
+export function rmsNormRef(x: ArrayLike<number>, w: ArrayLike<number>, D: number, eps: number): Float64Array {
   const R = x.length / D;
-  const y = new Float32Array(x.length);
+  const y = new Float64Array(x.length);
   for (let r = 0; r < R; r++) {
     let s = 0;
     for (let d = 0; d < D; d++) s += x[r * D + d] ** 2;
@@ -24,10 +24,10 @@ export function ropeRef(
   shape: [number, number, number, number],
   inv: ArrayLike<number>,
   pos0 = 0,
-): Float32Array {
+): Float64Array {
   const [B, L, H, P] = shape;
   const half = P / 2;
-  const y = new Float32Array(x.length);
+  const y = new Float64Array(x.length);
   for (let b = 0; b < B; b++) {
     for (let l = 0; l < L; l++) {
       for (let h = 0; h < H; h++) {
@@ -54,11 +54,11 @@ export function attentionRef(
   k: ArrayLike<number>,
   v: ArrayLike<number>,
   dims: { B: number; L: number; S: number; Hq: number; Hkv: number; P: number },
-): { out: Float32Array; probs: Float32Array } {
+): { out: Float64Array; probs: Float64Array } {
   const { B, L, S, Hq, Hkv, P } = dims;
   const group = Hq / Hkv;
-  const out = new Float32Array(B * L * Hq * P);
-  const probs = new Float32Array(B * Hq * L * S);
+  const out = new Float64Array(B * L * Hq * P);
+  const probs = new Float64Array(B * Hq * L * S);
   const scale = 1 / Math.sqrt(P);
   const row = new Float64Array(S);
   for (let b = 0; b < B; b++) {
@@ -91,8 +91,8 @@ export function attentionRef(
 }
 
 /** log-softmax of rows (R, V). */
-export function logSoftmaxRef(x: ArrayLike<number>, V: number): Float32Array {
-  const y = new Float32Array(x.length);
+export function logSoftmaxRef(x: ArrayLike<number>, V: number): Float64Array {
+  const y = new Float64Array(x.length);
   for (let r = 0; r < x.length / V; r++) {
     let m = -Infinity;
     for (let j = 0; j < V; j++) m = Math.max(m, x[r * V + j]);
@@ -118,15 +118,15 @@ export function crossEntropyRef(
 }
 
 /** silu(a) · b element-wise. */
-export function swigluRef(a: ArrayLike<number>, b: ArrayLike<number>): Float32Array {
-  const y = new Float32Array(a.length);
+export function swigluRef(a: ArrayLike<number>, b: ArrayLike<number>): Float64Array {
+  const y = new Float64Array(a.length);
   for (let i = 0; i < a.length; i++) y[i] = (a[i] / (1 + Math.exp(-a[i]))) * b[i];
   return y;
 }
 
 /** Rows of a table (V, D) for each id. */
-export function embeddingRef(ids: ArrayLike<number>, table: ArrayLike<number>, D: number): Float32Array {
-  const y = new Float32Array(ids.length * D);
+export function embeddingRef(ids: ArrayLike<number>, table: ArrayLike<number>, D: number): Float64Array {
+  const y = new Float64Array(ids.length * D);
   for (let t = 0; t < ids.length; t++) for (let d = 0; d < D; d++) y[t * D + d] = table[ids[t] * D + d];
   return y;
 }
