@@ -3,7 +3,8 @@
 //
 //   sum_squares:  partials[slot + w] = Σ_{i in block w} g_i²            (blocks of 4096 values)
 //   clip_scale:   norm = sqrt(Σ partials);  stats = (norm, min(1, max_norm / (norm + 1e-6)))
-//                 (max_norm ≤ 0: no clipping, scale 1)
+//                 (max_norm ≤ 0: no clipping, scale 1); a non-finite norm gives scale 0, which
+//                 makes adamw skip the step entirely: a NaN/Inf gradient never reaches the weights
 //   adamw:        g ← g · scale;  p ← p − lr·wd·p;  m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²
 //                 p ← p − (lr / (1 − β₁ᵗ)) · m / (sqrt(v) / sqrt(1 − β₂ᵗ) + ε)
 //
@@ -60,7 +61,9 @@ fn clip_scale(@builtin(local_invocation_index) li: u32) {
   if (li == 0u) {
     let norm = sqrt(t);
     stats[0] = norm;
-    stats[1] = select(1.0, min(1.0, p.max_norm / (norm + 1e-6)), p.max_norm > 0.0);
+    var scale = select(1.0, min(1.0, p.max_norm / (norm + 1e-6)), p.max_norm > 0.0);
+    if (!(t <= 3.0e38)) { scale = 0.0; } // NaN or ∞ (comparisons with NaN are false)
+    stats[1] = scale;
   }
 }
 
@@ -69,6 +72,7 @@ fn clip_scale(@builtin(local_invocation_index) li: u32) {
 fn adamw(@builtin(global_invocation_id) gid: vec3u) {
   let i = gid.y * p.row + gid.x;
   if (i >= p.n) { return; }
+  if (stats[1] == 0.0) { return; } // non-finite gradients: skip the step
   let g = grad[i] * stats[1];
   var w = param[i];
   w -= p.lr * p.wd * w;

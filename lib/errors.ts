@@ -39,3 +39,6 @@ export class DataError extends LabError {}
 
 /** The command line is wrong: an unknown command, a missing or malformed flag. */
 export class UsageError extends LabError {}
+
+/** A training run had to stop (a non-finite loss); the message names the last good checkpoint. */
+export class TrainingError extends LabError {}

@@ -21,6 +21,7 @@ import type { Weight } from "../tensor/matmul.ts";
 import { RopeTable } from "../tensor/rope.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { KVCache } from "./kv_cache.ts";
+import { Rng } from "../random.ts";
 import { disposeWeight, type LoadOptions, loadVector, loadWeight } from "./weights.ts";
 
 /** Weights of one attention layer (names follow `model.layers.{i}.self_attn.*`). */
@@ -163,6 +164,62 @@ export class LlamaModel implements Disposable {
     v("model.norm.weight", this.norm);
     if (this.lmHead !== this.embed) w("lm_head.weight", this.lmHead);
     return out;
+  }
+
+  /**
+   * A freshly initialised model (training from scratch), as transformers initialises Llama: every
+   * linear and embedding weight N(0, std²) with std = `initializer_range` (default 0.02), norms 1,
+   * biases 0. Seeded: the same seed gives the same weights.
+   */
+  static random(config: LlamaConfig, seed = 0, std = 0.02): LlamaModel {
+    const rng = new Rng(seed);
+    const c = config;
+    const D = c.hiddenSize;
+    const matrix = (rows: number, cols: number): Weight => ({
+      parts: [
+        Tensor.from(Float32Array.from({ length: rows * cols }, () => rng.normal() * std), [rows, cols]),
+      ],
+      shape: [rows, cols],
+    });
+    const ones = (n: number) => Tensor.from(new Float32Array(n).fill(1), [n]);
+    const zeros = (on: boolean, n: number) => on ? Tensor.zeros([n]) : undefined;
+    const qDim = c.numHeads * c.headDim;
+    const kvDim = c.numKvHeads * c.headDim;
+    const embed = matrix(c.vocabSize, D);
+    const layers: LlamaLayer[] = [];
+    for (let i = 0; i < c.numLayers; i++) {
+      layers.push({
+        inputNorm: ones(D),
+        attn: {
+          q: matrix(qDim, D),
+          k: matrix(kvDim, D),
+          v: matrix(kvDim, D),
+          o: matrix(D, qDim),
+          qBias: zeros(c.attentionBias, qDim),
+          kBias: zeros(c.attentionBias, kvDim),
+          vBias: zeros(c.attentionBias, kvDim),
+          oBias: zeros(c.attentionBias, D),
+        },
+        postNorm: ones(D),
+        mlp: {
+          gate: matrix(c.intermediateSize, D),
+          up: matrix(c.intermediateSize, D),
+          down: matrix(D, c.intermediateSize),
+          gateBias: zeros(c.mlpBias, c.intermediateSize),
+          upBias: zeros(c.mlpBias, c.intermediateSize),
+          downBias: zeros(c.mlpBias, D),
+        },
+      });
+    }
+    const lmHead = c.tieWordEmbeddings ? embed : matrix(c.vocabSize, D);
+    return new LlamaModel(
+      c,
+      embed,
+      layers,
+      ones(D),
+      lmHead,
+      new RopeTable(c.rope, c.headDim, c.maxPositionEmbeddings),
+    );
   }
 
   /** Empty KV caches for `batch` sequences of up to `capacity` positions. */

@@ -136,6 +136,14 @@ export class Tensor implements Disposable {
     return this;
   }
 
+  /** Overwrites the contents with `data` (same element count). */
+  write(data: Float32Array | Int32Array): void {
+    if (data.length !== this.size) {
+      throw new ShapeError("tensor", `${data.length} values for ${fmtShape(this.shape)}`);
+    }
+    uploadBytes(this.buffer, data);
+  }
+
   /** Reads the values back (one GPU sync). */
   async toArray(): Promise<HostArray> {
     const [out] = await readTensors([this]);

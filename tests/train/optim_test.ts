@@ -68,3 +68,17 @@ Deno.test("optim: no-decay names, freezing patterns and the warmup-cosine schedu
   assert.ok(Math.abs(warmupCosine(60, s) - 0.5) < 1e-12);
   assert.ok(Math.abs(warmupCosine(110, s)) < 1e-12);
 });
+
+Deno.test("optim.wgsl: a NaN gradient skips the whole step (weights and moments unchanged)", async () => {
+  const init = randomArray(50, 1);
+  using p = Tensor.from(init, [50]);
+  using opt = new AdamW([["w", p]], { maxGradNorm: 1 });
+  const g = randomArray(50, 2);
+  g[7] = NaN;
+  p.grad = Tensor.from(g, [50]);
+  opt.update(0.1);
+  const [w, stats] = await readTensors([p, opt.gradNorm()]);
+  assert.ok(Number.isNaN(stats[0]), "the norm reports the NaN");
+  assert.equal(stats[1], 0, "scale 0 marks a skipped step");
+  assertAllclose(w, init, { atol: 0, rtol: 0, name: "weights" });
+});
