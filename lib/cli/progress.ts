@@ -7,8 +7,8 @@
 
 /** A running progress display. */
 export interface ProgressBar {
-  /** Reports `done` of `total` units. */
-  update: (done: number, total: number) => void;
+  /** Reports `done` of `total` units, with an optional status text (current losses). */
+  update: (done: number, total: number, status?: string) => void;
   /** Ends the line. */
   done: () => void;
 }
@@ -27,7 +27,7 @@ export function progressBar(label: string, unit: string): ProgressBar {
   let lastDecile = -1;
   let drawn = false;
   return {
-    update(done, total) {
+    update(done, total, status = "") {
       const elapsed = (performance.now() - start) / 1000;
       const eta = done > 0 ? elapsed / done * (total - done) : Infinity;
       const frac = total > 0 ? done / total : 1;
@@ -35,7 +35,7 @@ export function progressBar(label: string, unit: string): ProgressBar {
         const width = 30;
         const fill = Math.round(frac * width);
         const line = `\r${label} [${"#".repeat(fill)}${".".repeat(width - fill)}] ${done}/${total} ${unit}` +
-          `  ${fmtTime(elapsed)} elapsed, ETA ${fmtTime(eta)}  `;
+          `  ${fmtTime(elapsed)} elapsed, ETA ${fmtTime(eta)}  ${status}  `;
         Deno.stderr.writeSync(enc.encode(line));
         drawn = true;
       } else {
