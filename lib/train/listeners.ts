@@ -49,22 +49,35 @@ export function terminalProgress(label = "train"): TrainListener {
   };
 }
 
-/** Minimal view of `Deno.jupyter` (present only inside the Jupyter kernel). */
-interface Jupyter {
-  display(obj: unknown, opts: { raw: boolean; display_id?: string; update?: boolean }): Promise<void>;
+/** `Deno.jupyter.display`'s shape. */
+export type DisplayFn = (
+  obj: unknown,
+  opts: { raw: boolean; display_id?: string; update?: boolean },
+) => Promise<void>;
+
+/** `Deno.jupyter.display` inside the Jupyter kernel; undefined elsewhere (where the getter throws). */
+export function jupyterDisplay(): DisplayFn | undefined {
+  try {
+    const j = (Deno as unknown as { jupyter?: { display: DisplayFn } }).jupyter;
+    return j ? j.display.bind(j) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
  * A live loss chart for notebooks: one display, updated in place at each log (Plotly figure, one
  * trace per loss part). Outside the Jupyter kernel it does nothing.
  */
-export function notebookChart(title = "training loss"): TrainListener {
-  const jupyter = (Deno as unknown as { jupyter?: Jupyter }).jupyter;
+export function notebookChart(
+  title = "training loss",
+  display: DisplayFn | undefined = jupyterDisplay(),
+): TrainListener {
   const id = `train-${Date.now().toString(36)}`;
   const series = new Map<string, { x: number[]; y: number[] }>();
   let shown = false;
   const draw = async () => {
-    if (!jupyter) return;
+    if (!display) return;
     const data = [...series].map(([name, s]) => ({ type: "scatter", mode: "lines", name, x: s.x, y: s.y }));
     const last = [...series].map(([name, s]) => `${name} ${s.y.at(-1)?.toFixed(4)}`).join(", ");
     const fig = {
@@ -75,7 +88,7 @@ export function notebookChart(title = "training loss"): TrainListener {
         yaxis: { title: { text: "loss" } },
       },
     };
-    await jupyter.display(figureBundle(fig, `${title}: ${last}`), {
+    await display(figureBundle(fig, `${title}: ${last}`), {
       raw: true,
       display_id: id,
       update: shown,

@@ -19,7 +19,9 @@ Deno.test("listeners: the JSONL log has one object per step with step, loss, tok
   const log = jsonlLogger(`${dir}/metrics.jsonl`, { stage: "kd" });
   await log.log!([event(1), event(2)], 10);
   await log.log!([event(3)], 10);
-  const lines = (await Deno.readTextFile(`${dir}/metrics.jsonl`)).trim().split("\n").map((l) => JSON.parse(l));
+  const lines = (await Deno.readTextFile(`${dir}/metrics.jsonl`)).trim().split("\n").map((l) =>
+    JSON.parse(l)
+  );
   assert.equal(lines.length, 3);
   assert.deepEqual(lines.map((l) => l.step), [1, 2, 3]);
   assert.equal(lines[2].loss, 4.7);
@@ -31,21 +33,12 @@ Deno.test("listeners: the JSONL log has one object per step with step, loss, tok
 
 Deno.test("listeners: the notebook chart updates one display in place with a Plotly bundle", async () => {
   const calls: { bundle: Record<string, unknown>; opts: { display_id?: string; update?: boolean } }[] = [];
-  const d = Deno as unknown as { jupyter?: unknown };
-  const saved = d.jupyter;
-  d.jupyter = {
-    display: (bundle: Record<string, unknown>, opts: { display_id?: string; update?: boolean }) => {
-      calls.push({ bundle, opts });
-      return Promise.resolve();
-    },
-  };
-  try {
-    const chart = notebookChart("loss");
-    await chart.log!([event(1), event(2)], 10);
-    await chart.log!([event(3)], 10);
-  } finally {
-    d.jupyter = saved;
-  }
+  const chart = notebookChart("loss", (bundle, opts) => {
+    calls.push({ bundle: bundle as Record<string, unknown>, opts });
+    return Promise.resolve();
+  });
+  await chart.log!([event(1), event(2)], 10);
+  await chart.log!([event(3)], 10);
   assert.equal(calls.length, 2);
   assert.equal(calls[0].opts.display_id, calls[1].opts.display_id);
   assert.equal(calls[0].opts.update, false);
