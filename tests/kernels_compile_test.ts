@@ -15,3 +15,17 @@ for (const entry of Deno.readDirSync(new URL("../kernels/", import.meta.url))) {
     assert.equal(errors.length, 0, errors.map((m) => `line ${m.lineNum}: ${m.message}`).join("\n"));
   });
 }
+
+Deno.test("pipelines: a model load compiles the forward's kernels up front, and later uses hit the cache", async () => {
+  const { pipelineCount } = await import("../lib/gpu/pipelines.ts");
+  const { LlamaModel, LLAMA_KERNELS } = await import("../lib/models/llama.ts");
+  const { Tensor } = await import("../lib/tensor/tensor.ts");
+  using model = await LlamaModel.load(new URL("fixtures/tiny-llama", import.meta.url).pathname);
+  const after = pipelineCount();
+  assert.ok(after >= LLAMA_KERNELS.length);
+  using x = Tensor.from([1, 2, 3], [1, 3], "i32");
+  const { logits } = model.forward(x);
+  await logits.toArray();
+  logits.dispose();
+  assert.equal(pipelineCount(), after, "the forward compiled nothing new");
+});

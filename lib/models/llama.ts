@@ -15,6 +15,7 @@ import { Checkpoint } from "../io/checkpoint.ts";
 import type { LlamaConfig } from "../io/config.ts";
 import { ShapeError } from "../errors.ts";
 import { gpu } from "../gpu/device.ts";
+import { type KernelSpec, precompile } from "../gpu/pipelines.ts";
 import { add, attention, embedding, linear, rmsNorm, rope, swiglu } from "../autograd/ops.ts";
 import { copyElements } from "../tensor/copy.ts";
 import type { Weight } from "../tensor/matmul.ts";
@@ -23,6 +24,17 @@ import { Tensor } from "../tensor/tensor.ts";
 import { KVCache } from "./kv_cache.ts";
 import { Rng } from "../random.ts";
 import { disposeWeight, type LoadOptions, loadVector, loadWeight } from "./weights.ts";
+
+/** The kernels a Llama forward dispatches: compiled in parallel when a model loads. */
+export const LLAMA_KERNELS: KernelSpec[] = [
+  { file: "matmul.wgsl" },
+  { file: "embedding.wgsl" },
+  { file: "rmsnorm.wgsl" },
+  { file: "rope.wgsl" },
+  { file: "softmax.wgsl", entry: "causal_softmax" },
+  { file: "elementwise.wgsl", entry: "add" },
+  { file: "elementwise.wgsl", entry: "swiglu" },
+];
 
 /** Weights of one attention layer (names follow `model.layers.{i}.self_attn.*`). */
 export interface AttentionWeights {
@@ -93,6 +105,7 @@ export class LlamaModel implements Disposable {
   /** Loads a checkpoint directory (config.json + safetensors) onto the GPU. */
   static async load(dir: string, opts: LoadOptions = {}): Promise<LlamaModel> {
     using ckpt = await Checkpoint.open(dir);
+    const compiling = precompile(LLAMA_KERNELS);
     const c = ckpt.config;
     const D = c.hiddenSize;
     const qDim = c.numHeads * c.headDim;
@@ -133,6 +146,7 @@ export class LlamaModel implements Disposable {
       ? embed
       : await loadWeight(ckpt, "lm_head.weight", [c.vocabSize, D], opts);
     const table = new RopeTable(c.rope, c.headDim, c.maxPositionEmbeddings);
+    await compiling;
     return new LlamaModel(c, embed, layers, norm, lmHead, table);
   }
 
