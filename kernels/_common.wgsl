@@ -25,3 +25,32 @@ fn bf16_to_f32(bits: u32) -> f32 {
 
 // Large f32 sentinel used as −∞ for masked logits (exp(NEG_BIG − m) is exactly 0).
 const NEG_BIG: f32 = -3.0e38;
+
+// Workgroup reductions for kernels with @workgroup_size(256): every invocation passes its partial
+// value `v` and its local index; all get the total. A tree in workgroup memory (no subgroups on
+// WebGPU here). Must be called in uniform control flow.
+var<workgroup> wg_red: array<f32, 256>;
+
+fn wg_sum(li: u32, v: f32) -> f32 {
+  wg_red[li] = v;
+  workgroupBarrier();
+  for (var k = 128u; k > 0u; k >>= 1u) {
+    if (li < k) { wg_red[li] += wg_red[li + k]; }
+    workgroupBarrier();
+  }
+  let r = wg_red[0];
+  workgroupBarrier();
+  return r;
+}
+
+fn wg_max(li: u32, v: f32) -> f32 {
+  wg_red[li] = v;
+  workgroupBarrier();
+  for (var k = 128u; k > 0u; k >>= 1u) {
+    if (li < k) { wg_red[li] = max(wg_red[li], wg_red[li + k]); }
+    workgroupBarrier();
+  }
+  let r = wg_red[0];
+  workgroupBarrier();
+  return r;
+}

@@ -21,44 +21,18 @@ struct Params { R: u32, C: u32, yrow: u32, mode: u32, inv_tau: f32, ignore: i32,
 @group(0) @binding(5) var<storage, read_write> stats: array<f32>;
 @group(0) @binding(6) var<storage, read> gout: array<f32>;
 
-var<workgroup> red: array<f32, 256>;
-
-fn wsum(li: u32, v: f32) -> f32 {
-  red[li] = v;
-  workgroupBarrier();
-  for (var k = 128u; k > 0u; k >>= 1u) {
-    if (li < k) { red[li] += red[li + k]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-
-fn wmax(li: u32, v: f32) -> f32 {
-  red[li] = v;
-  workgroupBarrier();
-  for (var k = 128u; k > 0u; k >>= 1u) {
-    if (li < k) { red[li] = max(red[li], red[li + k]); }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-
 // log-sum-exp of x/τ over a row of s (which = 0) or t (which = 1).
 fn lse(li: u32, base: u32, which: u32) -> f32 {
   var m = NEG_BIG;
   for (var j = li; j < p.C; j += 256u) {
     m = max(m, select(s[base + j], t[base + j], which == 1u) * p.inv_tau);
   }
-  m = wmax(li, m);
+  m = wg_max(li, m);
   var z = 0.0;
   for (var j = li; j < p.C; j += 256u) {
     z += exp(select(s[base + j], t[base + j], which == 1u) * p.inv_tau - m);
   }
-  return m + log(wsum(li, z));
+  return m + log(wg_sum(li, z));
 }
 
 fn row_valid(r: u32) -> bool {
@@ -79,7 +53,7 @@ fn kl_rows(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li
     let lp = t[base + j] * p.inv_tau - lt;
     if (p.mode == 0u) { acc += exp(lp) * (lp - lq); } else { acc += exp(lq) * (lq - lp); }
   }
-  acc = wsum(li, acc);
+  acc = wg_sum(li, acc);
   if (li == 0u) { out[r] = acc; }
 }
 
@@ -98,7 +72,7 @@ fn kl_backward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
       let lq = s[base + j] * p.inv_tau - ls;
       ef += exp(lq) * (lq - (t[base + j] * p.inv_tau - lt));
     }
-    ef = wsum(li, ef);
+    ef = wg_sum(li, ef);
   }
   for (var j = li; j < p.C; j += 256u) {
     let lq = s[base + j] * p.inv_tau - ls;
@@ -117,7 +91,7 @@ fn l2_rows(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li
   let base = r * p.C;
   var acc = 0.0;
   for (var j = li; j < p.C; j += 256u) { let d = s[base + j] - t[base + j]; acc += d * d; }
-  acc = wsum(li, acc);
+  acc = wg_sum(li, acc);
   if (li == 0u) { out[r] = sqrt(acc); }
 }
 
@@ -129,7 +103,7 @@ fn l2_backward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
   let base = r * p.C;
   var acc = 0.0;
   for (var j = li; j < p.C; j += 256u) { let d = s[base + j] - t[base + j]; acc += d * d; }
-  let norm = sqrt(wsum(li, acc));
+  let norm = sqrt(wg_sum(li, acc));
   var g = 0.0;
   if (row_valid(r) && norm > 0.0) { g = gout[0] / stats[1] / norm; }
   for (var j = li; j < p.C; j += 256u) { out[base + j] = g * (s[base + j] - t[base + j]); }
@@ -143,8 +117,8 @@ fn finish(@builtin(local_invocation_index) li: u32) {
   for (var r = li; r < p.R; r += 256u) {
     if (row_valid(r)) { acc += out[r]; n += 1.0; }
   }
-  acc = wsum(li, acc);
-  n = wsum(li, n);
+  acc = wg_sum(li, acc);
+  n = wg_sum(li, n);
   if (li == 0u) {
     let d = select(max(n, 1.0), p.div, p.div > 0.0);
     stats[0] = acc / d;

@@ -26,18 +26,6 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(6) var<storage, read_write> stats: array<f32>;
 
-var<workgroup> red: array<f32, 256>;
-
-fn tree(li: u32, v: f32) -> f32 {
-  red[li] = v;
-  workgroupBarrier();
-  for (var k = 128u; k > 0u; k >>= 1u) {
-    if (li < k) { red[li] += red[li + k]; }
-    workgroupBarrier();
-  }
-  return red[0];
-}
-
 // Bindings: grad (2), partials (5).
 @compute @workgroup_size(256)
 fn sum_squares(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -48,7 +36,7 @@ fn sum_squares(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
     let i = start + k * 256u + li;
     if (i < p.n) { let g = grad[i]; s += g * g; }
   }
-  let t = tree(li, s);
+  let t = wg_sum(li, s);
   if (li == 0u) { partials[p.slot + block] = t; }
 }
 
@@ -57,7 +45,7 @@ fn sum_squares(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
 fn clip_scale(@builtin(local_invocation_index) li: u32) {
   var s = 0.0;
   for (var i = li; i < p.count; i += 256u) { s += partials[i]; }
-  let t = tree(li, s);
+  let t = wg_sum(li, s);
   if (li == 0u) {
     let norm = sqrt(t);
     stats[0] = norm;

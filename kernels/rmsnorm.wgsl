@@ -21,20 +21,6 @@ struct Params { R: u32, D: u32, eps: f32, yrow: u32 }
 @group(0) @binding(4) var<storage, read> dy: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dw_rows: array<f32>;
 
-var<workgroup> part: array<f32, 256>;
-
-fn row_sum(li: u32, v: f32) -> f32 {
-  part[li] = v;
-  workgroupBarrier();
-  for (var k = 128u; k > 0u; k >>= 1u) {
-    if (li < k) { part[li] += part[li + k]; }
-    workgroupBarrier();
-  }
-  let r = part[0];
-  workgroupBarrier();
-  return r;
-}
-
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let r = wg.y * p.yrow + wg.x;
@@ -45,13 +31,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     let v = x[base + d];
     s += v * v;
   }
-  part[li] = s;
-  workgroupBarrier();
-  for (var k = 128u; k > 0u; k >>= 1u) {
-    if (li < k) { part[li] += part[li + k]; }
-    workgroupBarrier();
-  }
-  let inv = inverseSqrt(part[0] / f32(p.D) + p.eps);
+  let inv = inverseSqrt(wg_sum(li, s) / f32(p.D) + p.eps);
   for (var d = li; d < p.D; d += 256u) {
     y[base + d] = x[base + d] * inv * w[d];
   }
@@ -70,8 +50,8 @@ fn backward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l
     ss += v * v;
     gx += dy[base + d] * w[d] * v;
   }
-  let inv = inverseSqrt(row_sum(li, ss) / f32(p.D) + p.eps);
-  let mgx = row_sum(li, gx) / f32(p.D);
+  let inv = inverseSqrt(wg_sum(li, ss) / f32(p.D) + p.eps);
+  let mgx = wg_sum(li, gx) / f32(p.D);
   for (var d = li; d < p.D; d += 256u) {
     let v = x[base + d];
     y[base + d] = inv * dy[base + d] * w[d] - v * inv * inv * inv * mgx;

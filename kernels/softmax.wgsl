@@ -24,40 +24,14 @@ struct Params { R: u32, S: u32, T: u32, yrow: u32, ignore: i32 }
 @group(0) @binding(4) var<storage, read_write> stats: array<f32>; // (mean, n) of mean_cross_entropy
 @group(0) @binding(5) var<storage, read> gout: array<f32>;         // the loss's gradient (1)
 
-var<workgroup> red: array<f32, 256>;
-
-fn reduce_max(li: u32, v: f32) -> f32 {
-  red[li] = v;
-  workgroupBarrier();
-  for (var k = 128u; k > 0u; k >>= 1u) {
-    if (li < k) { red[li] = max(red[li], red[li + k]); }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-
-fn reduce_sum(li: u32, v: f32) -> f32 {
-  red[li] = v;
-  workgroupBarrier();
-  for (var k = 128u; k > 0u; k >>= 1u) {
-    if (li < k) { red[li] += red[li + k]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-
 // Max and log-sum-exp of x[base .. base + n).
 fn row_lse(li: u32, base: u32, n: u32) -> vec2f {
   var m = NEG_BIG;
   for (var j = li; j < n; j += 256u) { m = max(m, x[base + j]); }
-  m = reduce_max(li, m);
+  m = wg_max(li, m);
   var s = 0.0;
   for (var j = li; j < n; j += 256u) { s += exp(x[base + j] - m); }
-  s = reduce_sum(li, s);
+  s = wg_sum(li, s);
   return vec2f(m, m + log(s));
 }
 
@@ -104,7 +78,7 @@ fn softmax_backward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_
   let base = r * p.S;
   var d = 0.0;
   for (var j = li; j < p.S; j += 256u) { d += x[base + j] * y[base + j]; }
-  d = reduce_sum(li, d);
+  d = wg_sum(li, d);
   for (var j = li; j < p.S; j += 256u) { y[base + j] = x[base + j] * (y[base + j] - d); }
 }
 
@@ -117,8 +91,8 @@ fn mean_cross_entropy(@builtin(local_invocation_index) li: u32) {
     s += x[r];
     if (targets[r] != p.ignore && targets[r] >= 0 && u32(targets[r]) < p.S) { n += 1.0; }
   }
-  s = reduce_sum(li, s);
-  n = reduce_sum(li, n);
+  s = wg_sum(li, s);
+  n = wg_sum(li, n);
   if (li == 0u) {
     stats[0] = s / max(n, 1.0);
     stats[1] = n;
