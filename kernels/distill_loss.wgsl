@@ -125,3 +125,23 @@ fn finish(@builtin(local_invocation_index) li: u32) {
     stats[1] = d;
   }
 }
+
+// dpo: with per-sequence sums of token cross-entropy (= −log π(y)) for the policy's chosen (w) and
+// rejected (l) answers and the frozen reference's:
+//   z_b = β · ((ref_w − pol_w) − (ref_l − pol_l))            (= β[(log π/π_ref)(y_w) − (log π/π_ref)(y_l)])
+//   loss = mean_b softplus(−z_b) = mean_b −log σ(z_b)
+//   coef[b] = ∂loss/∂pol_w[b] = β σ(−z_b) / B,  ∂loss/∂pol_l[b] = −coef[b]
+// Ground truth: TRL's DPOTrainer sigmoid loss, as MambaInLlama's train_dpo.py uses it.
+// Bindings: out = (pol_w, pol_l, ref_w, ref_l) sums, 4·B (3), stats = (loss, coef[0..B)) (5). One workgroup.
+@compute @workgroup_size(256)
+fn dpo(@builtin(local_invocation_index) li: u32) {
+  let B = p.R;
+  var acc = 0.0;
+  for (var b = li; b < B; b += 256u) {
+    let z = p.div * ((out[2u * B + b] - out[b]) - (out[3u * B + b] - out[B + b]));
+    acc += softplus(-z);
+    stats[1u + b] = p.div * sigmoid(-z) / f32(B);
+  }
+  acc = wg_sum(li, acc);
+  if (li == 0u) { stats[0] = acc / f32(B); }
+}

@@ -8,13 +8,14 @@
 //   softmax_backward (in place on dP):   dS[r, s] = P[r, s] · (dP[r, s] − Σ_j P[r, j] dP[r, j])
 //   mean_cross_entropy (one workgroup):  out = (Σ_r loss[r] / n, n) with n = #rows whose target ≠ ignore
 //   cross_entropy_backward:              dx[r, v] = g / n · (softmax(x[r])_v − [v = target[r]]), 0 on ignored rows
+//   cross_entropy_backward_seq:          the same with the weight sign · coef[⌊r / T⌋] · g per row (sequence sums)
 //
 // Ground truth: torch.softmax with a causal mask (LlamaAttention eager, f32), F.log_softmax,
 // F.cross_entropy(reduction="none"). m is the row maximum, so every exp() argument is ≤ 0.
 // One workgroup of 256 owns one row; reductions are trees in workgroup memory. Rows beyond 65535
 // use grid y (row = wg.y · yrow + wg.x).
 
-struct Params { R: u32, S: u32, T: u32, yrow: u32, ignore: i32 }
+struct Params { R: u32, S: u32, T: u32, yrow: u32, ignore: i32, sign: f32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
@@ -109,6 +110,27 @@ fn cross_entropy_backward(@builtin(workgroup_id) wg: vec3u, @builtin(local_invoc
   let valid = t != p.ignore && t >= 0 && u32(t) < p.S;
   let ml = row_lse(li, base, p.S);
   let g = gout[0] / max(stats[1], 1.0);
+  for (var j = li; j < p.S; j += 256u) {
+    var v = 0.0;
+    if (valid) {
+      v = exp(x[base + j] - ml.y);
+      if (i32(j) == t) { v -= 1.0; }
+      v *= g;
+    }
+    y[base + j] = v;
+  }
+}
+
+// Bindings: logits (1), dlogits (2), targets (3), stats = (·, coef[0..B)) (4), gout (5).
+@compute @workgroup_size(256)
+fn cross_entropy_backward_seq(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let r = wg.y * p.yrow + wg.x;
+  if (r >= p.R) { return; }
+  let base = r * p.S;
+  let t = targets[r];
+  let valid = t != p.ignore && t >= 0 && u32(t) < p.S;
+  let ml = row_lse(li, base, p.S);
+  let g = p.sign * stats[1u + r / p.T] * gout[0];
   for (var j = li; j < p.S; j += 256u) {
     var v = 0.0;
     if (valid) {

@@ -12,6 +12,9 @@ import { copyElements } from "../tensor/copy.ts";
 import { rowGrid } from "../tensor/launch.ts";
 import { fmtShape, Tensor } from "../tensor/tensor.ts";
 import { record } from "./tape.ts";
+import { scale } from "../tensor/elementwise.ts";
+import { sumRowsInto } from "../tensor/reduce.ts";
+import { crossEntropyRows, weightedCrossEntropyBackward } from "../tensor/softmax.ts";
 
 const FILE = "distill_loss.wgsl";
 
@@ -136,4 +139,64 @@ export function tokenL2(
 export function frobeniusDistance(student: Tensor, teacher: Tensor): Tensor {
   const T2 = student.shape.slice(-2).reduce((a, b) => a * b, 1);
   return tokenL2(student.view([student.size / T2, T2]), teacher.view([teacher.size / T2, T2]));
+}
+
+/**
+ * The DPO loss of a batch of preference pairs (MambaInLlama's `train_dpo.py`, TRL's sigmoid loss):
+ * mean_b −log σ(β[(log π − log π_ref)(y_w) − (log π − log π_ref)(y_l)]), where log π(y) is the sum of
+ * the answer tokens' log-probabilities.
+ *
+ * `chosen` and `rejected` are the policy's logits (B, T, V) on the two answers; `chosenLabels` and
+ * `rejectedLabels` (B·T) i32 hold each position's next token, with `ignoreIndex` on prompt and padding
+ * positions; `refChosen` / `refRejected` (B) are the frozen reference model's log π_ref(y), from
+ * {@linkcode sequenceLogProbs}. Gradients flow to both policy logits.
+ */
+export function dpoLoss(
+  chosen: Tensor,
+  rejected: Tensor,
+  labels: { chosen: Tensor; rejected: Tensor },
+  ref: { chosen: Tensor; rejected: Tensor },
+  opts: { beta: number; ignoreIndex?: number },
+): Tensor {
+  const [B] = chosen.shape;
+  const ignore = opts.ignoreIndex ?? -100;
+  // sums[0..B) policy chosen, [B..2B) policy rejected, [2B..3B) ref chosen, [3B..4B) ref rejected:
+  // each a sum of token cross-entropies, i.e. −log π(y).
+  using sums = Tensor.zeros([4 * B]);
+  for (const [i, logits, lab] of [[0, chosen, labels.chosen], [1, rejected, labels.rejected]] as const) {
+    using rows = crossEntropyRows(logits, lab, ignore);
+    sumRowsInto(rows.view([B, rows.size / B]), sums, i * B);
+  }
+  for (const [i, r] of [[2, ref.chosen], [3, ref.rejected]] as const) {
+    using neg = scale(r, -1);
+    copyElements(neg, 0, sums, i * B, B);
+  }
+  const stats = Tensor.empty([1 + B]);
+  dispatch(
+    { file: FILE, entry: "dpo" },
+    [null, null, sums.buffer, null, stats.buffer],
+    new Params().u32(B, 0, 0, 0).f32v(1).i32v(ignore).u32(0).f32v(opts.beta),
+    [1],
+  );
+  const loss = Tensor.empty([1]);
+  copyElements(stats, 0, loss, 0, 1);
+  const out = record([chosen, rejected], loss, [chosen, rejected, labels.chosen, labels.rejected, stats], (
+    g,
+    [cw, cl, lw, ll, st],
+  ) => [
+    // d loss / d logits = coef · d(pol_w)/d logits with pol_w = Σ CE: per-row weights ±coef[b]·g.
+    weightedCrossEntropyBackward(cw, lw, st, g, 1, ignore),
+    weightedCrossEntropyBackward(cl, ll, st, g, -1, ignore),
+  ]);
+  stats.dispose();
+  return out;
+}
+
+/** log π(y) per sequence (B) of logits (B, T, V) against labels (B·T) (ignored positions skipped). */
+export function sequenceLogProbs(logits: Tensor, labels: Tensor, ignoreIndex = -100): Tensor {
+  const [B] = logits.shape;
+  using rows = crossEntropyRows(logits, labels, ignoreIndex);
+  using sums = Tensor.zeros([B]);
+  sumRowsInto(rows.view([B, rows.size / B]), sums, 0);
+  return scale(sums, -1);
 }

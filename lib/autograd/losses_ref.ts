@@ -59,3 +59,36 @@ export function reduceRowsRef(
   }
   return s / (opts.divisor ?? Math.max(n, 1));
 }
+
+/** log π(y) per sequence of logits (B, T, V) against labels (B·T), skipping `ignore`. */
+export function sequenceLogProbsRef(
+  logits: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  B: number,
+  V: number,
+  ignore = -100,
+): Float64Array {
+  const T = labels.length / B;
+  const out = new Float64Array(B);
+  for (let r = 0; r < B * T; r++) {
+    if (labels[r] === ignore) continue;
+    out[Math.floor(r / T)] += logSoftmaxRow(logits, r * V, V, 1)[labels[r]];
+  }
+  return out;
+}
+
+/** mean_b −log σ(β[(pol_w − ref_w) − (pol_l − ref_l)]) from sequence log-probs. */
+export function dpoLossRef(
+  polW: ArrayLike<number>,
+  polL: ArrayLike<number>,
+  refW: ArrayLike<number>,
+  refL: ArrayLike<number>,
+  beta: number,
+): number {
+  let s = 0;
+  for (let b = 0; b < polW.length; b++) {
+    const z = beta * ((polW[b] - refW[b]) - (polL[b] - refL[b]));
+    s += Math.log1p(Math.exp(-z));
+  }
+  return s / polW.length;
+}

@@ -6,6 +6,7 @@
 import { ShapeError } from "../errors.ts";
 import { fmtShape, Tensor } from "./tensor.ts";
 import { launchElements } from "./launch.ts";
+import { dispatch, groupsFor, Params } from "../gpu/commands.ts";
 
 function binary(entry: string, a: Tensor, b: Tensor): Tensor {
   if (a.size !== b.size) {
@@ -41,4 +42,17 @@ export function swigluBackward(a: Tensor, b: Tensor, dc: Tensor): { da: Tensor; 
     a.size,
   );
   return { da, db };
+}
+
+/** α · a. */
+export function scale(a: Tensor, alpha: number): Tensor {
+  const c = Tensor.empty(a.shape);
+  const [gx, gy] = groupsFor(a.size, 256);
+  dispatch(
+    { file: "elementwise.wgsl", entry: "scale" },
+    [a.buffer, null, c.buffer],
+    new Params().u32(a.size, gx * 256).f32v(alpha),
+    [gx, gy],
+  );
+  return c;
 }

@@ -118,3 +118,29 @@ export function crossEntropyBackward(
   );
   return dx;
 }
+
+/**
+ * dlogits of Σ_b w_b · (sequence b's summed cross-entropy) with w_b = sign · coef[b] · gout, where
+ * coef sits at stats[1 + b]: the backward of sequence-level losses (DPO). Logits (B, T, V).
+ */
+export function weightedCrossEntropyBackward(
+  logits: Tensor,
+  targets: Tensor,
+  stats: Tensor,
+  gout: Tensor,
+  sign: number,
+  ignoreIndex = -100,
+): Tensor {
+  const [, T] = logits.shape;
+  const V = logits.shape[logits.shape.length - 1];
+  const R = logits.size / V;
+  const dx = Tensor.empty(logits.shape);
+  const { groups, yrow } = rowGrid(R);
+  dispatch(
+    { file: "softmax.wgsl", entry: "cross_entropy_backward_seq" },
+    [logits.buffer, dx.buffer, targets.buffer, stats.buffer, gout.buffer],
+    new Params().u32(R, V, T, yrow).i32v(ignoreIndex).f32v(sign),
+    groups,
+  );
+  return dx;
+}

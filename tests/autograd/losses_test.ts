@@ -1,6 +1,19 @@
 import { initGpu } from "../../lib/gpu/device.ts";
-import { frobeniusDistance, klDivergence, reverseKlDivergence, tokenL2 } from "../../lib/autograd/losses.ts";
-import { klRowsRef, l2RowsRef, reduceRowsRef } from "../../lib/autograd/losses_ref.ts";
+import {
+  dpoLoss,
+  frobeniusDistance,
+  klDivergence,
+  reverseKlDivergence,
+  sequenceLogProbs,
+  tokenL2,
+} from "../../lib/autograd/losses.ts";
+import {
+  dpoLossRef,
+  klRowsRef,
+  l2RowsRef,
+  reduceRowsRef,
+  sequenceLogProbsRef,
+} from "../../lib/autograd/losses_ref.ts";
 import { Tensor } from "../../lib/tensor/tensor.ts";
 import { assertAllclose, randomArray } from "../_assert.ts";
 import { checkOp } from "../_gradcheck.ts";
@@ -62,4 +75,34 @@ Deno.test("losses: KL, reverse KL, token L2 and Frobenius gradients against fini
   await checkOp("frobenius", [[2, 2, 4, 4]], [0], ([a]) => frobeniusDistance(a, M), ([a]) => [
     reduceRowsRef(l2RowsRef(a, m, 16)),
   ]);
+});
+
+Deno.test("losses: DPO (sequence log-probs, masked prompt tokens) forward and gradients", async () => {
+  const [B, T, V] = [2, 3, 5];
+  const lw = [1, -100, 3, -100, 2, 0];
+  const ll = [4, 2, -100, -100, 1, 1];
+  using LW = Tensor.from(lw, [B * T], "i32");
+  using LL = Tensor.from(ll, [B * T], "i32");
+  const refW = [-3.1, -2.2];
+  const refL = [-2.9, -4.0];
+  using RW = Tensor.from(refW, [B]);
+  using RL = Tensor.from(refL, [B]);
+  const beta = 0.5;
+  const ref = ([w, l]: Float64Array[]) => [
+    dpoLossRef(sequenceLogProbsRef(w, lw, B, V), sequenceLogProbsRef(l, ll, B, V), refW, refL, beta),
+  ];
+  await checkOp(
+    "dpo",
+    [[B, T, V], [B, T, V]],
+    [0, 1],
+    ([w, l]) => dpoLoss(w, l, { chosen: LW, rejected: LL }, { chosen: RW, rejected: RL }, { beta }),
+    ref,
+  );
+  const w = randomArray(B * T * V, 3);
+  using Wt = Tensor.from(w, [B, T, V]);
+  using lp = sequenceLogProbs(Wt, LW);
+  assertAllclose(await lp.toArray(), sequenceLogProbsRef(w, lw, B, V), {
+    rtol: 1e-5,
+    name: "sequence log-probs",
+  });
 });
