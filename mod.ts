@@ -18,4 +18,5 @@ export * from "./lib/io/mod.ts";
 export * from "./lib/data/mod.ts";
 export * from "./lib/models/mod.ts";
 export * from "./lib/decode/mod.ts";
+export * from "./lib/distill/mod.ts";
 export { Rng } from "./lib/random.ts";

@@ -16,6 +16,9 @@ import { generate } from "../decode/generate.ts";
 import { readTensors, Tensor } from "../tensor/tensor.ts";
 import { intFlag, parseFlags, required } from "./args.ts";
 import { nextTokenBackward, nextTokenTargets } from "../train/next_token.ts";
+import { convertTeacher } from "../distill/convert.ts";
+import { attentionLayersByShare, parseLayerList } from "../distill/plan.ts";
+import { Checkpoint } from "../io/checkpoint.ts";
 import { progressBar } from "./progress.ts";
 
 /** Reads a flattened integer tensor: the only one in the file, or `names[i]` for the first present. */
@@ -231,4 +234,50 @@ export async function gradsCommand(args: string[]): Promise<void> {
   const tensors: Record<string, HostTensor> = { loss: { dtype: "F32", shape: [], data: lossValue } };
   params.forEach(([name, p], i) => tensors[name] = { dtype: "F32", shape: [...p.shape], data: grads[i] });
   await writeSafetensors(required(cmd, f, "out"), tensors, { format: "pt", producer: "mamba-distill-lab" });
+}
+
+/**
+ * `lab convert --teacher DIR --out DIR (--attention-share S | --attention-layers LIST) [--mamba 1|2]
+ * [--init attention|random|linear-attention] [--seed N]`.
+ */
+export async function convertCommand(args: string[]): Promise<void> {
+  const cmd = "lab convert";
+  const f = parseFlags(cmd, args, {
+    teacher: "string",
+    out: "string",
+    "attention-share": "number",
+    "attention-layers": "string",
+    mamba: "number",
+    init: "string",
+    seed: "number",
+  });
+  const teacher = required(cmd, f, "teacher");
+  const out = required(cmd, f, "out");
+  if ((f["attention-share"] === undefined) === (f["attention-layers"] === undefined)) {
+    throw new UsageError(cmd, "give exactly one of --attention-share S and --attention-layers LIST");
+  }
+  const init = (f.init as string | undefined) ?? "attention";
+  if (!["attention", "random", "linear-attention"].includes(init)) {
+    throw new UsageError(cmd, `--init must be attention, random or linear-attention, got "${init}"`);
+  }
+  const mamba = (f.mamba as number | undefined) ?? 2;
+  if (mamba !== 1 && mamba !== 2) throw new UsageError(cmd, `--mamba must be 1 or 2, got ${mamba}`);
+  const layers = await (async () => {
+    using c = await Checkpoint.open(teacher);
+    return c.config.numLayers;
+  })();
+  const attention = f["attention-layers"] !== undefined
+    ? parseLayerList(String(f["attention-layers"]), layers)
+    : attentionLayersByShare(layers, f["attention-share"] as number);
+  const cfg = await convertTeacher(teacher, out, {
+    attentionLayers: attention,
+    mamba,
+    init: init as "attention" | "random" | "linear-attention",
+    seed: intFlag(cmd, f, "seed", 0, 0),
+  });
+  const converted = cfg.n_layer - cfg.attn_layers.length;
+  console.log(
+    `wrote ${out}: ${converted} of ${cfg.n_layer} layers converted to Mamba-2 (${init} init), attention kept at ` +
+      `[${cfg.attn_layers.join(", ")}]`,
+  );
 }

@@ -7,7 +7,14 @@
  * @module
  */
 import { LabError, UsageError } from "../errors.ts";
-import { demoCommand, evalCommand, generateCommand, gradsCommand, logitsCommand } from "./commands.ts";
+import {
+  convertCommand,
+  demoCommand,
+  evalCommand,
+  generateCommand,
+  gradsCommand,
+  logitsCommand,
+} from "./commands.ts";
 
 const commands: Record<string, { run: (args: string[]) => Promise<void>; usage: string }> = {
   logits: {
@@ -20,6 +27,11 @@ const commands: Record<string, { run: (args: string[]) => Promise<void>; usage: 
     usage: "generate --model DIR --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--seed S]",
   },
   grads: { run: gradsCommand, usage: "grads --model DIR --input FILE --out FILE" },
+  convert: {
+    run: convertCommand,
+    usage: "convert --teacher DIR --out DIR (--attention-share S | --attention-layers LIST) [--mamba 1|2] " +
+      "[--init attention|random|linear-attention] [--seed N]",
+  },
   demo: { run: demoCommand, usage: "demo [--model DIR] [--windows N]" },
 };
 
