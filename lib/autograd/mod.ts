@@ -1,0 +1,26 @@
+/**
+ * Reverse-mode autodiff: the tape, differentiable ops and distillation losses.
+ *
+ * @module
+ */
+export { activeTape, GradTape, needsGrad, record } from "./tape.ts";
+export {
+  add as addOp,
+  attention as attentionOp,
+  crossEntropy,
+  embedding as embeddingOp,
+  linear as linearOp,
+  rmsNorm as rmsNormOp,
+  rope as ropeOp,
+  swiglu as swigluOp,
+} from "./ops.ts";
+export {
+  dpoLoss,
+  frobeniusDistance,
+  klDivergence,
+  type KlOptions,
+  type Reduction,
+  reverseKlDivergence,
+  sequenceLogProbs,
+  tokenL2,
+} from "./losses.ts";
