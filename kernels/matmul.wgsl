@@ -98,3 +98,31 @@ fn main(
     }
   }
 }
+
+// matvec: the same product for few rows (decoding, M ≤ 8): one invocation owns one output C(m, n) and
+// walks K directly, four accumulators deep; no tile is wasted on rows that do not exist.
+@compute @workgroup_size(64)
+fn matvec(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wg: vec3u) {
+  let n = gid.x;
+  let m = gid.y;
+  if (n >= p.N || m >= p.M) { return; }
+  let b0 = wg.z / p.nb1;
+  let b1 = wg.z % p.nb1;
+  let a_row = p.a_off + b0 * p.a_s0 + (b1 / p.a_div) * p.a_s1 + m * p.a_sm;
+  let b_col = p.b_off + b0 * p.b_s0 + (b1 / p.b_div) * p.b_s1 + n * p.b_sn;
+  var acc = vec4f(0.0);
+  var k = 0u;
+  for (; k + 4u <= p.K; k += 4u) {
+    acc += vec4f(A[a_row + k * p.a_sk], A[a_row + (k + 1u) * p.a_sk], A[a_row + (k + 2u) * p.a_sk],
+                 A[a_row + (k + 3u) * p.a_sk]) *
+           vec4f(B[b_col + k * p.b_sk], B[b_col + (k + 1u) * p.b_sk], B[b_col + (k + 2u) * p.b_sk],
+                 B[b_col + (k + 3u) * p.b_sk]);
+  }
+  var s = acc.x + acc.y + acc.z + acc.w;
+  for (; k < p.K; k++) { s += A[a_row + k * p.a_sk] * B[b_col + k * p.b_sk]; }
+  var v = p.alpha * s;
+  if ((p.flags & 1u) != 0u) { v += bias[n]; }
+  let idx = p.c_off + b0 * p.c_s0 + b1 * p.c_s1 + m * p.c_sm + n * p.c_sn;
+  if ((p.flags & 2u) != 0u) { v += C[idx]; }
+  C[idx] = v;
+}

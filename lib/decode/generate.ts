@@ -1,17 +1,17 @@
 /**
  * Autoregressive generation with a KV cache: the prompt is prefilled in one pass, then each new token
- * is one single-position forward.
- *
- * This first version reads the last position's logits back every token (≥ 11 ms per readback in
- * Deno) and samples on the host; sampling on the GPU with batched readback is the decoding issue's.
+ * is one single-position forward. Sampling runs on the GPU and writes the token straight into the next
+ * step's input, so the loop records work without waiting; the host reads the new tokens back every
+ * `readEvery` steps (each readback costs ≥ 11 ms in Deno), decodes and streams them, and stops at
+ * the end-of-sequence token (the few steps computed past it are dropped).
  *
  * @module
  */
-import { Rng } from "../random.ts";
 import type { TextTokenizer } from "../io/tokenizer.ts";
 import type { LlamaModel } from "../models/llama.ts";
 import { Tensor } from "../tensor/tensor.ts";
-import { sampleToken, type SamplingOptions } from "./sampling.ts";
+import { GpuSampler } from "./gpu_sampler.ts";
+import type { SamplingOptions } from "./sampling.ts";
 
 /** Options of {@linkcode generate}. */
 export interface GenerateOptions extends SamplingOptions {
@@ -19,6 +19,8 @@ export interface GenerateOptions extends SamplingOptions {
   maxTokens?: number;
   /** Seed of the sampler (default 0). */
   seed?: number;
+  /** Read tokens back every this many steps (default 32). */
+  readEvery?: number;
   /** Called with each new piece of text as it is decoded. */
   onText?: (text: string) => void;
   /** Stop at the end-of-sequence token (default true). */
@@ -45,35 +47,47 @@ export async function generate(
   opts: GenerateOptions = {},
 ): Promise<GenerateResult> {
   const maxTokens = opts.maxTokens ?? 64;
-  const rng = new Rng(opts.seed ?? 0);
+  const readEvery = Math.max(1, opts.readEvery ?? 32);
   const bos = model.config.bosTokenId ?? tokenizer.bosTokenId;
   const ids = tokenizer.encode(prompt, { addSpecialTokens: false });
   if (bos !== null && ids[0] !== bos) ids.unshift(bos);
   const eos = new Set(model.config.eosTokenIds);
   if (tokenizer.eosTokenId !== null) eos.add(tokenizer.eosTokenId);
-  const capacity = Math.min(model.config.maxPositionEmbeddings, ids.length + maxTokens);
-  const caches = model.createCache(1, capacity);
+  const steps = Math.max(0, Math.min(maxTokens, model.config.maxPositionEmbeddings - ids.length));
+  const caches = model.createCache(1, ids.length + steps);
+  using sampler = new GpuSampler(1, model.config.vocabSize, Math.max(1, steps));
   const out: number[] = [];
   let printed = "";
+  const emit = () => {
+    const text = tokenizer.decode(out, { skipSpecialTokens: true });
+    // Emit only complete characters: a byte-level BPE token can end inside a UTF-8 sequence.
+    if (!text.endsWith("\uFFFD") && text.startsWith(printed)) {
+      opts.onText?.(text.slice(printed.length));
+      printed = text;
+    }
+  };
   let start = performance.now();
   try {
-    let input = ids;
-    while (out.length < maxTokens && caches[0].length + input.length <= capacity) {
-      using x = Tensor.from(input, [1, input.length], "i32");
-      const { logits } = model.forward(x, { cache: caches, lastOnly: true });
-      const row = (await logits.toArray()) as Float32Array;
+    let read = 0;
+    let done = false;
+    for (let step = 0; step < steps && !done; step++) {
+      using prompt = step === 0 ? Tensor.from(ids, [1, ids.length], "i32") : null;
+      const { logits } = model.forward(prompt ?? sampler.next, { cache: caches, lastOnly: true });
+      sampler.sample(logits, step, opts);
       logits.dispose();
-      if (out.length === 0) start = performance.now(); // prefill done
-      const next = sampleToken(row, opts, rng);
-      if ((opts.stopAtEos ?? true) && eos.has(next)) break;
-      out.push(next);
-      const text = tokenizer.decode(out, { skipSpecialTokens: true });
-      // Emit only complete characters: a byte-level BPE token can end inside a UTF-8 sequence.
-      if (!text.endsWith("\uFFFD") && text.startsWith(printed)) {
-        opts.onText?.(text.slice(printed.length));
-        printed = text;
+      if (step === 0) start = performance.now();
+      if (step + 1 - read === readEvery || step + 1 === steps) {
+        const [fresh] = await sampler.read(read, step + 1);
+        read = step + 1;
+        for (const t of fresh) {
+          if ((opts.stopAtEos ?? true) && eos.has(t)) {
+            done = true;
+            break;
+          }
+          out.push(t);
+        }
+        emit();
       }
-      input = [next];
     }
   } finally {
     for (const c of caches) c[Symbol.dispose]();

@@ -42,10 +42,14 @@ export function samplingDistribution(logits: ArrayLike<number>, opts: SamplingOp
   if ((topK > 0 && topK < V) || topP < 1) {
     const order = Array.from({ length: V }, (_, i) => i).sort((a, b) => p[b] - p[a]);
     let keep = topK > 0 ? Math.min(topK, V) : V;
+    // top-p sees the distribution renormalised over the top-k survivors (transformers' warpers apply
+    // top-k, then softmax again, then top-p)
+    let mass = 0;
+    for (let r = 0; r < keep; r++) mass += p[order[r]];
     let cum = 0;
     for (let r = 0; r < keep; r++) {
       cum += p[order[r]];
-      if (cum >= topP) {
+      if (cum >= topP * mass) {
         keep = r + 1;
         break;
       }

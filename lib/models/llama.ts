@@ -28,6 +28,7 @@ import { disposeWeight, type LoadOptions, loadVector, loadWeight } from "./weigh
 /** The kernels a Llama forward dispatches: compiled in parallel when a model loads. */
 export const LLAMA_KERNELS: KernelSpec[] = [
   { file: "matmul.wgsl" },
+  { file: "matmul.wgsl", entry: "matvec" },
   { file: "embedding.wgsl" },
   { file: "rmsnorm.wgsl" },
   { file: "rope.wgsl" },

@@ -56,6 +56,9 @@ export interface StridedMatmul {
 }
 
 const SPEC = { file: "matmul.wgsl" };
+const MATVEC = { file: "matmul.wgsl", entry: "matvec" };
+/** Products with at most this many rows use the untiled `matvec` entry (decoding). */
+export const MATVEC_MAX_ROWS = 8;
 
 /** Records C = α·A·B (+ bias) (+ C) for arbitrary strides; the one primitive behind every product here. */
 export function matmulStrided(args: StridedMatmul): void {
@@ -70,11 +73,12 @@ export function matmulStrided(args: StridedMatmul): void {
   }
   p.u32(c.offset ?? 0, c.s0 ?? 0, c.s1 ?? 0, c.rowStride, c.colStride);
   p.f32v(args.alpha ?? 1).u32((args.bias ? 1 : 0) | (args.accumulate ? 2 : 0));
-  dispatch(SPEC, [a.t.buffer, b.t.buffer, c.t.buffer, args.bias?.buffer ?? dummyBuffer()], p, [
-    Math.ceil(N / 64),
-    Math.ceil(M / 64),
-    nb0 * nb1,
-  ]);
+  const buffers = [a.t.buffer, b.t.buffer, c.t.buffer, args.bias?.buffer ?? dummyBuffer()];
+  if (M <= MATVEC_MAX_ROWS) {
+    dispatch(MATVEC, buffers, p, [Math.ceil(N / 64), M, nb0 * nb1]);
+  } else {
+    dispatch(SPEC, buffers, p, [Math.ceil(N / 64), Math.ceil(M / 64), nb0 * nb1]);
+  }
 }
 
 /** Options of {@linkcode matmul}. */

@@ -7,7 +7,12 @@ import { assertAllclose, randomArray } from "../_assert.ts";
 await initGpu();
 
 Deno.test("matmul.wgsl: plain and transposed products match the reference, ragged tiles included", async () => {
-  const cases = [[5, 7, 3], [70, 130, 33], [64, 64, 64], [1, 300, 17], [129, 65, 80]];
+  // M ≤ 8 takes the matvec entry, larger M the tiled one.
+  const cases = [[5, 7, 3], [70, 130, 33], [64, 64, 64], [1, 300, 17], [8, 70, 257], [9, 70, 31], [
+    129,
+    65,
+    80,
+  ]];
   for (const [M, N, K] of cases) {
     for (const transA of [false, true]) {
       for (const transB of [false, true]) {

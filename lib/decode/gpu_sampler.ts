@@ -1,0 +1,100 @@
+/**
+ * Next-token sampling on the GPU (`kernels/sample.wgsl`): the chosen token is written into a token
+ * history and into the next step's input ids, so a decode loop runs without reading back; the host
+ * reads the history every few dozen tokens.
+ *
+ * @module
+ */
+import { ShapeError } from "../errors.ts";
+import { dispatch, Params } from "../gpu/commands.ts";
+import { Tensor } from "../tensor/tensor.ts";
+import type { SamplingOptions } from "./sampling.ts";
+
+/** Sampling settings plus the seed of the counter-based generator. */
+export interface GpuSamplingOptions extends SamplingOptions {
+  /** Seed (default 0): with the step index it fixes every draw. */
+  seed?: number;
+}
+
+function pcg(v: number): number {
+  const s = (Math.imul(v >>> 0, 747796405) + 2891336453) >>> 0;
+  const w = Math.imul(((s >>> ((s >>> 28) + 4)) ^ s) >>> 0, 277803737) >>> 0;
+  return ((w >>> 22) ^ w) >>> 0;
+}
+
+/** The kernel's uniform draw U ∈ [0, 1) for (seed, step, row): its host twin, for tests and replay. */
+export function gpuUniform(seed: number, step: number, row = 0): number {
+  const h = pcg((pcg((seed ^ pcg(step)) >>> 0) + row) >>> 0);
+  return (h >>> 8) / 16777216;
+}
+
+/** Token history and next-input buffers for `batch` sequences of up to `capacity` new tokens. */
+export class GpuSampler implements Disposable {
+  /** (B, capacity) i32: the sampled tokens, slot = step. */
+  readonly tokens: Tensor;
+  /** (B, 1) i32: the last sampled token of each row — feed it to the next forward. */
+  readonly next: Tensor;
+
+  /** Allocates the buffers. */
+  constructor(readonly batch: number, readonly vocab: number, readonly capacity: number) {
+    this.tokens = Tensor.zeros([batch, capacity], "i32");
+    this.next = Tensor.zeros([batch, 1], "i32");
+  }
+
+  #params(step: number, o: GpuSamplingOptions): Params {
+    const t = o.temperature ?? 1;
+    return new Params().u32(this.batch, this.vocab, this.capacity, step, (o.seed ?? 0) >>> 0, o.topK ?? 0)
+      .f32v(t > 0 ? 1 / t : 0, o.topP ?? 1);
+  }
+
+  #check(logits: Tensor): void {
+    if (logits.size !== this.batch * this.vocab) {
+      throw new ShapeError(
+        "sample",
+        `logits (${logits.shape.join(", ")}) are not (${this.batch}, ${this.vocab})`,
+      );
+    }
+  }
+
+  /** Samples step `step`'s token of every row from the last logits (B, 1, V) or (B, V). */
+  sample(logits: Tensor, step: number, opts: GpuSamplingOptions = {}): void {
+    this.#check(logits);
+    if (step >= this.capacity) {
+      throw new ShapeError("sample", `step ${step} exceeds the capacity ${this.capacity}`);
+    }
+    dispatch(
+      { file: "sample.wgsl", entry: "sample" },
+      [logits.buffer, this.tokens.buffer, this.next.buffer],
+      this.#params(step, opts),
+      [this.batch],
+    );
+  }
+
+  /** The kept, normalised next-token distributions (B, V) under `opts` (caller owns the tensor). */
+  distribution(logits: Tensor, opts: GpuSamplingOptions = {}): Tensor {
+    this.#check(logits);
+    const dist = Tensor.empty([this.batch, this.vocab]);
+    dispatch(
+      { file: "sample.wgsl", entry: "distribution" },
+      [logits.buffer, null, null, dist.buffer],
+      this.#params(0, opts),
+      [this.batch],
+    );
+    return dist;
+  }
+
+  /** Reads the tokens of steps [from, to) of every row (one GPU sync). */
+  async read(from: number, to: number): Promise<Int32Array[]> {
+    const all = (await this.tokens.toArray()) as Int32Array;
+    return Array.from(
+      { length: this.batch },
+      (_, b) => all.slice(b * this.capacity + from, b * this.capacity + to),
+    );
+  }
+
+  /** Frees the buffers. */
+  [Symbol.dispose](): void {
+    this.tokens.dispose();
+    this.next.dispose();
+  }
+}

@@ -1,0 +1,58 @@
+import assert from "node:assert/strict";
+import { initGpu } from "../../lib/gpu/device.ts";
+import { GpuSampler, gpuUniform } from "../../lib/decode/gpu_sampler.ts";
+import { argmax, samplingDistribution } from "../../lib/decode/sampling.ts";
+import { Tensor } from "../../lib/tensor/tensor.ts";
+import { assertAllclose, randomArray } from "../_assert.ts";
+
+await initGpu();
+
+const V = 700;
+const B = 3;
+const logits = randomArray(B * V, 1, 6);
+const cases = [
+  { temperature: 1 },
+  { temperature: 0.7, topK: 20 },
+  { temperature: 1.3, topP: 0.9 },
+  { temperature: 0.8, topK: 50, topP: 0.8 },
+];
+
+Deno.test("sample.wgsl: the kept, normalised distribution equals the host's (temperature, top-k, top-p)", async () => {
+  using x = Tensor.from(logits, [B, 1, V]);
+  using s = new GpuSampler(B, V, 4);
+  for (const opts of cases) {
+    using d = s.distribution(x, opts);
+    const got = await d.toArray();
+    for (let b = 0; b < B; b++) {
+      const want = samplingDistribution(logits.subarray(b * V, (b + 1) * V), opts);
+      assertAllclose(got.subarray(b * V, (b + 1) * V), want, {
+        atol: 1e-6,
+        rtol: 1e-4,
+        name: `${JSON.stringify(opts)} row ${b}`,
+      });
+    }
+  }
+});
+
+Deno.test("sample.wgsl: draws follow the inverse CDF of U(seed, step) and land in the next input; greedy is argmax", async () => {
+  using x = Tensor.from(logits, [B, 1, V]);
+  using s = new GpuSampler(B, V, 8);
+  const opts = { temperature: 0.9, topP: 0.95, seed: 1234 };
+  for (let step = 0; step < 6; step++) s.sample(x, step, opts);
+  s.sample(x, 6, { temperature: 0 });
+  const rows = await s.read(0, 7);
+  const next = await s.next.toArray();
+  for (let b = 0; b < B; b++) {
+    const row = logits.subarray(b * V, (b + 1) * V);
+    const p = samplingDistribution(row, opts);
+    for (let step = 0; step < 6; step++) {
+      const u = gpuUniform(opts.seed, step, b);
+      let acc = 0;
+      let want = -1;
+      for (let v = 0; v < V && want < 0; v++) if ((acc += p[v]) > u) want = v;
+      assert.equal(rows[b][step], want, `row ${b} step ${step}`);
+    }
+    assert.equal(rows[b][6], argmax(row), "greedy");
+    assert.equal(next[b], rows[b][6], "the last token is the next input");
+  }
+});
