@@ -11,7 +11,7 @@
 import { adapterName, gpu, initGpu } from "../lib/gpu/device.ts";
 import { timeGpu } from "../lib/gpu/timing.ts";
 import { parseFlags } from "../lib/cli/args.ts";
-import { matmul } from "../lib/tensor/matmul.ts";
+import { matmul, useSmallTilesOnly } from "../lib/tensor/matmul.ts";
 import { Tensor } from "../lib/tensor/tensor.ts";
 import { LlamaModel } from "../lib/models/llama.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/models/default_model.ts";
@@ -34,11 +34,24 @@ async function timeMedian(fn: () => void): Promise<number> {
 const ctx = await initGpu();
 const results: Record<string, unknown>[] = [];
 
-for (const n of flags.quick ? [512] : [1024, 2048, 4096]) {
+// Square products in both layouts the models use: NN (A · B) and NT (x · Wᵀ, a linear layer), with
+// the 64×64-tile kernel and with the 128×128-tile one that large products take.
+for (const n of flags.quick ? [256] : [1024, 2048, 4096]) {
   using a = Tensor.from(new Float32Array(n * n).fill(0.5), [n, n]);
   using b = Tensor.from(new Float32Array(n * n).fill(0.25), [n, n]);
-  const ms = await timeMedian(() => matmul(a, b).dispose());
-  results.push({ name: `matmul_f32_${n}`, ms, tflops: 2 * n ** 3 / (ms / 1e3) / 1e12 });
+  for (const small of [true, false]) {
+    useSmallTilesOnly(small);
+    for (const transB of [false, true]) {
+      const ms = await timeMedian(() => matmul(a, b, { transB }).dispose());
+      const layout = transB ? "nt" : "nn";
+      results.push({
+        name: `matmul_f32_${layout}_${n}_${small ? "tile64" : "tile128"}`,
+        ms,
+        tflops: 2 * n ** 3 / (ms / 1e3) / 1e12,
+      });
+    }
+  }
+  useSmallTilesOnly(false);
 }
 
 {

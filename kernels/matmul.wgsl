@@ -126,3 +126,81 @@ fn matvec(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wg: 
   if ((p.flags & 2u) != 0u) { v += C[idx]; }
   C[idx] = v;
 }
+
+// main128: the same product for large M and N: a workgroup owns a 128×128 tile of C, each of its
+// 16×16 invocations an 8×8 block (64 f32 accumulators in registers), K walked in slices of 8 through
+// workgroup memory (8 KiB). Each slice is staged with coalesced loads along whichever axis of the
+// operand is contiguous (K for x·Wᵀ, M or N for transposed operands).
+var<workgroup> As8: array<vec4f, 256>; // (BK = 8, 128 / 4)
+var<workgroup> Bs8: array<vec4f, 256>;
+
+fn stage_a(li: u32, m0: u32, k0: u32, a_base: u32) {
+  for (var i = 0u; i < 4u; i++) {
+    let e = li + 256u * i;
+    var r = e / 8u;
+    var kk = e % 8u;
+    if (p.a_sm == 1u) { r = e % 128u; kk = e / 128u; }
+    var v = 0.0;
+    if (m0 + r < p.M && k0 + kk < p.K) { v = A[a_base + (m0 + r) * p.a_sm + (k0 + kk) * p.a_sk]; }
+    As8[kk * 32u + r / 4u][r % 4u] = v;
+  }
+}
+
+fn stage_b(li: u32, n0: u32, k0: u32, b_base: u32) {
+  for (var i = 0u; i < 4u; i++) {
+    let e = li + 256u * i;
+    var c = e / 8u;
+    var kk = e % 8u;
+    if (p.b_sn == 1u) { c = e % 128u; kk = e / 128u; }
+    var v = 0.0;
+    if (n0 + c < p.N && k0 + kk < p.K) { v = B[b_base + (k0 + kk) * p.b_sk + (n0 + c) * p.b_sn]; }
+    Bs8[kk * 32u + c / 4u][c % 4u] = v;
+  }
+}
+
+@compute @workgroup_size(16, 16)
+fn main128(
+  @builtin(workgroup_id) wg: vec3u,
+  @builtin(local_invocation_id) lid: vec3u,
+  @builtin(local_invocation_index) li: u32,
+) {
+  let b0 = wg.z / p.nb1;
+  let b1 = wg.z % p.nb1;
+  let a_base = p.a_off + b0 * p.a_s0 + (b1 / p.a_div) * p.a_s1;
+  let b_base = p.b_off + b0 * p.b_s0 + (b1 / p.b_div) * p.b_s1;
+  let c_base = p.c_off + b0 * p.c_s0 + b1 * p.c_s1;
+  let m0 = wg.y * 128u;
+  let n0 = wg.x * 128u;
+  // rows lid.y·8 … +7 and columns lid.x·8 … +7 of the tile: acc[i][h] holds row i, columns 4h … 4h+3
+  var acc: array<array<vec4f, 2>, 8>;
+  for (var k0 = 0u; k0 < p.K; k0 += 8u) {
+    stage_a(li, m0, k0, a_base);
+    stage_b(li, n0, k0, b_base);
+    workgroupBarrier();
+    for (var kk = 0u; kk < 8u; kk++) {
+      let a0 = As8[kk * 32u + lid.y * 2u];
+      let a1 = As8[kk * 32u + lid.y * 2u + 1u];
+      let bl = Bs8[kk * 32u + lid.x * 2u];
+      let bh = Bs8[kk * 32u + lid.x * 2u + 1u];
+      let a = array<f32, 8>(a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w);
+      for (var i = 0u; i < 8u; i++) {
+        acc[i][0] += a[i] * bl;
+        acc[i][1] += a[i] * bh;
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < 8u; i++) {
+    let m = m0 + lid.y * 8u + i;
+    if (m >= p.M) { continue; }
+    for (var j = 0u; j < 8u; j++) {
+      let n = n0 + lid.x * 8u + j;
+      if (n >= p.N) { continue; }
+      var v = p.alpha * acc[i][j / 4u][j % 4u];
+      if ((p.flags & 1u) != 0u) { v += bias[n]; }
+      let idx = c_base + m * p.c_sm + n * p.c_sn;
+      if ((p.flags & 2u) != 0u) { v += C[idx]; }
+      C[idx] = v;
+    }
+  }
+}

@@ -57,6 +57,14 @@ export interface StridedMatmul {
 
 const SPEC = { file: "matmul.wgsl" };
 const MATVEC = { file: "matmul.wgsl", entry: "matvec" };
+const BIG_TILES = { file: "matmul.wgsl", entry: "main128" };
+/** Products with M and N at least this large use 128×128 tiles (`main128`). */
+const BIG = 128;
+let smallTilesOnly = false;
+/** Forces the 64×64-tile kernel for large products too (for benchmarks comparing the two). */
+export function useSmallTilesOnly(on: boolean): void {
+  smallTilesOnly = on;
+}
 /** Products with at most this many rows use the untiled `matvec` entry (decoding). */
 export const MATVEC_MAX_ROWS = 8;
 
@@ -76,6 +84,8 @@ export function matmulStrided(args: StridedMatmul): void {
   const buffers = [a.t.buffer, b.t.buffer, c.t.buffer, args.bias?.buffer ?? dummyBuffer()];
   if (M <= MATVEC_MAX_ROWS) {
     dispatch(MATVEC, buffers, p, [Math.ceil(N / 64), M, nb0 * nb1]);
+  } else if (M >= BIG && N >= BIG && !smallTilesOnly) {
+    dispatch(BIG_TILES, buffers, p, [Math.ceil(N / 128), Math.ceil(M / 128), nb0 * nb1]);
   } else {
     dispatch(SPEC, buffers, p, [Math.ceil(N / 64), Math.ceil(M / 64), nb0 * nb1]);
   }
