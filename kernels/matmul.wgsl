@@ -128,13 +128,14 @@ fn matvec(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wg: 
 }
 
 // main128: the same product for large M and N: a workgroup owns a 128×128 tile of C, each of its
-// 16×16 invocations an 8×8 block (64 f32 accumulators in registers), K walked in slices of 8 through
-// workgroup memory (8 KiB). Each slice is staged with coalesced loads along whichever axis of the
-// operand is contiguous (K for x·Wᵀ, M or N for transposed operands).
-var<workgroup> As8: array<vec4f, 256>; // (BK = 8, 128 / 4)
-var<workgroup> Bs8: array<vec4f, 256>;
+// 16×16 invocations an 8×8 block held in 16 named vec4 accumulators (no dynamically indexed private
+// arrays: those spill to local memory on the GPU). K is walked in slices of 8 through workgroup memory
+// (8 KiB), staged with coalesced loads along whichever axis of the operand is contiguous (K for
+// x·Wᵀ, M or N for transposed operands).
+var<workgroup> As8: array<f32, 1024>; // (BK = 8, 128)
+var<workgroup> Bs8: array<f32, 1024>;
 
-fn stage_a(li: u32, m0: u32, k0: u32, a_base: u32) {
+fn stage128(li: u32, m0: u32, n0: u32, k0: u32, a_base: u32, b_base: u32) {
   for (var i = 0u; i < 4u; i++) {
     let e = li + 256u * i;
     var r = e / 8u;
@@ -142,20 +143,34 @@ fn stage_a(li: u32, m0: u32, k0: u32, a_base: u32) {
     if (p.a_sm == 1u) { r = e % 128u; kk = e / 128u; }
     var v = 0.0;
     if (m0 + r < p.M && k0 + kk < p.K) { v = A[a_base + (m0 + r) * p.a_sm + (k0 + kk) * p.a_sk]; }
-    As8[kk * 32u + r / 4u][r % 4u] = v;
+    As8[kk * 128u + r] = v;
+    var c = e / 8u;
+    var kb = e % 8u;
+    if (p.b_sn == 1u) { c = e % 128u; kb = e / 128u; }
+    var w = 0.0;
+    if (n0 + c < p.N && k0 + kb < p.K) { w = B[b_base + (k0 + kb) * p.b_sk + (n0 + c) * p.b_sn]; }
+    Bs8[kb * 128u + c] = w;
   }
 }
 
-fn stage_b(li: u32, n0: u32, k0: u32, b_base: u32) {
-  for (var i = 0u; i < 4u; i++) {
-    let e = li + 256u * i;
-    var c = e / 8u;
-    var kk = e % 8u;
-    if (p.b_sn == 1u) { c = e % 128u; kk = e / 128u; }
-    var v = 0.0;
-    if (n0 + c < p.N && k0 + kk < p.K) { v = B[b_base + (k0 + kk) * p.b_sk + (n0 + c) * p.b_sn]; }
-    Bs8[kk * 32u + c / 4u][c % 4u] = v;
-  }
+fn store1(m: u32, n: u32, c_base: u32, x: f32) {
+  if (m >= p.M || n >= p.N) { return; }
+  var v = p.alpha * x;
+  if ((p.flags & 1u) != 0u) { v += bias[n]; }
+  let idx = c_base + m * p.c_sm + n * p.c_sn;
+  if ((p.flags & 2u) != 0u) { v += C[idx]; }
+  C[idx] = v;
+}
+
+fn store8(m: u32, n: u32, c_base: u32, lo: vec4f, hi: vec4f) {
+  store1(m, n, c_base, lo.x);
+  store1(m, n + 1u, c_base, lo.y);
+  store1(m, n + 2u, c_base, lo.z);
+  store1(m, n + 3u, c_base, lo.w);
+  store1(m, n + 4u, c_base, hi.x);
+  store1(m, n + 5u, c_base, hi.y);
+  store1(m, n + 6u, c_base, hi.z);
+  store1(m, n + 7u, c_base, hi.w);
 }
 
 @compute @workgroup_size(16, 16)
@@ -171,36 +186,65 @@ fn main128(
   let c_base = p.c_off + b0 * p.c_s0 + b1 * p.c_s1;
   let m0 = wg.y * 128u;
   let n0 = wg.x * 128u;
-  // rows lid.y·8 … +7 and columns lid.x·8 … +7 of the tile: acc[i][h] holds row i, columns 4h … 4h+3
-  var acc: array<array<vec4f, 2>, 8>;
+  let ty8 = lid.y * 8u;
+  let tx8 = lid.x * 8u;
+  // c{i}l, c{i}h: row ty8 + i of the block, columns tx8 … +3 and tx8 + 4 … +7
+  var c0l = vec4f(0.0);
+  var c0h = vec4f(0.0);
+  var c1l = vec4f(0.0);
+  var c1h = vec4f(0.0);
+  var c2l = vec4f(0.0);
+  var c2h = vec4f(0.0);
+  var c3l = vec4f(0.0);
+  var c3h = vec4f(0.0);
+  var c4l = vec4f(0.0);
+  var c4h = vec4f(0.0);
+  var c5l = vec4f(0.0);
+  var c5h = vec4f(0.0);
+  var c6l = vec4f(0.0);
+  var c6h = vec4f(0.0);
+  var c7l = vec4f(0.0);
+  var c7h = vec4f(0.0);
   for (var k0 = 0u; k0 < p.K; k0 += 8u) {
-    stage_a(li, m0, k0, a_base);
-    stage_b(li, n0, k0, b_base);
+    stage128(li, m0, n0, k0, a_base, b_base);
     workgroupBarrier();
     for (var kk = 0u; kk < 8u; kk++) {
-      let a0 = As8[kk * 32u + lid.y * 2u];
-      let a1 = As8[kk * 32u + lid.y * 2u + 1u];
-      let bl = Bs8[kk * 32u + lid.x * 2u];
-      let bh = Bs8[kk * 32u + lid.x * 2u + 1u];
-      let a = array<f32, 8>(a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w);
-      for (var i = 0u; i < 8u; i++) {
-        acc[i][0] += a[i] * bl;
-        acc[i][1] += a[i] * bh;
-      }
+      let bo = kk * 128u + tx8;
+      let bl = vec4f(Bs8[bo], Bs8[bo + 1u], Bs8[bo + 2u], Bs8[bo + 3u]);
+      let bh = vec4f(Bs8[bo + 4u], Bs8[bo + 5u], Bs8[bo + 6u], Bs8[bo + 7u]);
+      let a0 = As8[kk * 128u + ty8 + 0u];
+      let a1 = As8[kk * 128u + ty8 + 1u];
+      let a2 = As8[kk * 128u + ty8 + 2u];
+      let a3 = As8[kk * 128u + ty8 + 3u];
+      let a4 = As8[kk * 128u + ty8 + 4u];
+      let a5 = As8[kk * 128u + ty8 + 5u];
+      let a6 = As8[kk * 128u + ty8 + 6u];
+      let a7 = As8[kk * 128u + ty8 + 7u];
+      c0l += a0 * bl;
+      c0h += a0 * bh;
+      c1l += a1 * bl;
+      c1h += a1 * bh;
+      c2l += a2 * bl;
+      c2h += a2 * bh;
+      c3l += a3 * bl;
+      c3h += a3 * bh;
+      c4l += a4 * bl;
+      c4h += a4 * bh;
+      c5l += a5 * bl;
+      c5h += a5 * bh;
+      c6l += a6 * bl;
+      c6h += a6 * bh;
+      c7l += a7 * bl;
+      c7h += a7 * bh;
     }
     workgroupBarrier();
   }
-  for (var i = 0u; i < 8u; i++) {
-    let m = m0 + lid.y * 8u + i;
-    if (m >= p.M) { continue; }
-    for (var j = 0u; j < 8u; j++) {
-      let n = n0 + lid.x * 8u + j;
-      if (n >= p.N) { continue; }
-      var v = p.alpha * acc[i][j / 4u][j % 4u];
-      if ((p.flags & 1u) != 0u) { v += bias[n]; }
-      let idx = c_base + m * p.c_sm + n * p.c_sn;
-      if ((p.flags & 2u) != 0u) { v += C[idx]; }
-      C[idx] = v;
-    }
-  }
+  store8(m0 + ty8 + 0u, n0 + tx8, c_base, c0l, c0h);
+  store8(m0 + ty8 + 1u, n0 + tx8, c_base, c1l, c1h);
+  store8(m0 + ty8 + 2u, n0 + tx8, c_base, c2l, c2h);
+  store8(m0 + ty8 + 3u, n0 + tx8, c_base, c3l, c3h);
+  store8(m0 + ty8 + 4u, n0 + tx8, c_base, c4l, c4h);
+  store8(m0 + ty8 + 5u, n0 + tx8, c_base, c5l, c5h);
+  store8(m0 + ty8 + 6u, n0 + tx8, c_base, c6l, c6h);
+  store8(m0 + ty8 + 7u, n0 + tx8, c_base, c7l, c7h);
 }

@@ -7,12 +7,17 @@ import { assertAllclose, randomArray } from "../_assert.ts";
 await initGpu();
 
 Deno.test("matmul.wgsl: plain and transposed products match the reference, ragged tiles included", async () => {
-  // M ≤ 8 takes the matvec entry, larger M the tiled one.
-  const cases = [[5, 7, 3], [70, 130, 33], [64, 64, 64], [1, 300, 17], [8, 70, 257], [9, 70, 31], [
-    129,
-    65,
-    80,
-  ]];
+  // M ≤ 8 takes the matvec entry, ≥ 256 tiles of 128×128 the main128 entry, the rest 64×64 tiles.
+  const cases = [
+    [5, 7, 3],
+    [70, 130, 33],
+    [64, 64, 64],
+    [1, 300, 17],
+    [8, 70, 257],
+    [9, 70, 31],
+    [129, 65, 80],
+    [2050, 2049, 11],
+  ];
   for (const [M, N, K] of cases) {
     for (const transA of [false, true]) {
       for (const transB of [false, true]) {
