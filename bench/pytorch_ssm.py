@@ -1,0 +1,117 @@
+"""PyTorch's times for the Mamba kernels at research sizes, on the same GPU as bench/ssm.ts.
+
+- Mamba-1 selective scan (B=4, L=2048, D=2048, N=16): the reference's semantics as an eager loop over
+  L (how the official `selective_scan_ref` runs), forward and forward+backward.
+- Mamba-2 SSD (B=4, L=2048, H=32, P=64, N=64, chunk 64): the chunked algorithm (intra-chunk block,
+  chunk states, inter-chunk recurrence, off-diagonal outputs) in eager PyTorch, and under torch.compile.
+Written here from the maths in ../shared/design/method.md §2 (not copied from the reference code).
+f32, TF32 off; CUDA-event medians after warm-up.
+
+Usage: python3 bench/pytorch_ssm.py [--json FILE] [--quick]
+"""
+import argparse, json, time
+import torch
+import torch.nn.functional as F
+
+p = argparse.ArgumentParser()
+p.add_argument("--json")
+p.add_argument("--quick", action="store_true")
+args = p.parse_args()
+torch.backends.cuda.matmul.allow_tf32 = False
+dev = "cuda"
+reps = 3 if args.quick else 10
+
+
+def time_ms(fn):
+    fn()
+    torch.cuda.synchronize()
+    ts = []
+    for _ in range(reps):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record(); fn(); e.record(); torch.cuda.synchronize()
+        ts.append(s.elapsed_time(e))
+    return sorted(ts)[len(ts) // 2]
+
+
+def selective_scan_loop(u, delta, A, B, C, D, z, delta_bias):
+    # u, delta, z (b, d, l); A (d, n); B, C (b, n, l); D, delta_bias (d)
+    delta = F.softplus(delta + delta_bias[:, None])
+    dA = torch.exp(delta.unsqueeze(-1) * A[None, :, None, :])          # (b, d, l, n)
+    dBu = (delta * u).unsqueeze(-1) * B.transpose(1, 2).unsqueeze(1)   # (b, d, l, n)
+    x = torch.zeros(u.shape[0], u.shape[1], A.shape[1], device=u.device)
+    ys = []
+    for t in range(u.shape[2]):
+        x = dA[:, :, t] * x + dBu[:, :, t]
+        ys.append(torch.einsum("bdn,bn->bd", x, C[:, :, t]))
+    y = torch.stack(ys, dim=2) + u * D[:, None]
+    return y * F.silu(z)
+
+
+def segsum(a):
+    # a (..., T) → (..., T, T) with S[i, j] = Σ_{k=j+1..i} a_k below the diagonal, −∞ above
+    T = a.shape[-1]
+    x = a[..., None].expand(*a.shape, T)
+    mask = torch.tril(torch.ones(T, T, dtype=torch.bool, device=a.device), -1)
+    x = x.masked_fill(~mask, 0)
+    s = torch.cumsum(x, dim=-2)
+    return s.masked_fill(~torch.tril(torch.ones(T, T, dtype=torch.bool, device=a.device)), -torch.inf)
+
+
+def ssd_chunked(X, A, B, C, Q=64):
+    # X (b, l, h, p); A (b, l, h); B, C (b, l, h, n)
+    b, l, h, pdim = X.shape
+    c = l // Q
+    X, B, C = (t.reshape(b, c, Q, *t.shape[2:]) for t in (X, B, C))
+    A = A.reshape(b, c, Q, h).permute(0, 3, 1, 2)            # (b, h, c, Q)
+    Acum = torch.cumsum(A, dim=-1)
+    L = torch.exp(segsum(A))                                  # (b, h, c, Q, Q)
+    Y_diag = torch.einsum("bclhn,bcshn,bhcls,bcshp->bclhp", C, B, L, X)
+    decay = torch.exp(Acum[..., -1:] - Acum)                  # (b, h, c, Q)
+    states = torch.einsum("bclhn,bhcl,bclhp->bchpn", B, decay, X)
+    states = torch.cat([torch.zeros_like(states[:, :1]), states], dim=1)
+    chunk_decay = torch.exp(segsum(F.pad(Acum[..., -1], (1, 0))))  # (b, h, c+1, c+1)
+    new_states = torch.einsum("bhzc,bchpn->bzhpn", chunk_decay, states)
+    states, final = new_states[:, :-1], new_states[:, -1]
+    Y_off = torch.einsum("bclhn,bchpn,bhcl->bclhp", C, states, torch.exp(Acum))
+    return (Y_diag + Y_off).reshape(b, l, h, pdim), final
+
+
+results = []
+g = torch.Generator(device=dev).manual_seed(0)
+Bt, L, D, N = (1, 256, 256, 16) if args.quick else (4, 2048, 2048, 16)
+u, delta, z = (torch.randn(Bt, D, L, device=dev, generator=g) for _ in range(3))
+A = -torch.rand(D, N, device=dev, generator=g) - 0.5
+Bm, Cm = (torch.randn(Bt, N, L, device=dev, generator=g) for _ in range(2))
+Dv, bias = torch.ones(D, device=dev), torch.zeros(D, device=dev)
+with torch.no_grad():
+    ms = time_ms(lambda: selective_scan_loop(u, delta, A, Bm, Cm, Dv, z, bias))
+results.append({"name": f"selective_scan_fwd_eager_loop_B{Bt}_L{L}_D{D}_N{N}", "ms": ms})
+ins = [t.clone().requires_grad_() for t in (u, delta, Bm, Cm)]
+dy = torch.randn(Bt, D, L, device=dev, generator=g)
+ms = time_ms(lambda: torch.autograd.grad(selective_scan_loop(ins[0], ins[1], A, ins[2], ins[3], Dv, z, bias), ins, dy))
+results.append({"name": f"selective_scan_fwdbwd_eager_loop_B{Bt}_L{L}_D{D}_N{N}", "ms": ms})
+
+Bt, L, H, P, N = (1, 256, 4, 64, 64) if args.quick else (4, 2048, 32, 64, 64)
+X = torch.randn(Bt, L, H, P, device=dev, generator=g)
+Aa = -torch.rand(Bt, L, H, device=dev, generator=g) * 0.1
+Bs, Cs = (torch.randn(Bt, L, H, N, device=dev, generator=g) for _ in range(2))
+with torch.no_grad():
+    ms = time_ms(lambda: ssd_chunked(X, Aa, Bs, Cs))
+results.append({"name": f"ssd_fwd_eager_chunked_B{Bt}_L{L}_H{H}_P{P}_N{N}", "ms": ms})
+ins = [t.clone().requires_grad_() for t in (X, Aa, Bs, Cs)]
+dY = torch.randn(Bt, L, H, P, device=dev, generator=g)
+ms = time_ms(lambda: torch.autograd.grad(ssd_chunked(*ins)[0], ins, dY))
+results.append({"name": f"ssd_fwdbwd_eager_chunked_B{Bt}_L{L}_H{H}_P{P}_N{N}", "ms": ms})
+try:
+    compiled = torch.compile(ssd_chunked)
+    with torch.no_grad():
+        ms = time_ms(lambda: compiled(X, Aa, Bs, Cs))
+    results.append({"name": f"ssd_fwd_compiled_chunked_B{Bt}_L{L}_H{H}_P{P}_N{N}", "ms": ms})
+except Exception as e:  # report, don't fail the whole benchmark
+    results.append({"name": "ssd_fwd_compiled_chunked", "error": str(e)[:200]})
+
+report = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "device": torch.cuda.get_device_name(), "torch": torch.__version__, "results": results}
+text = json.dumps(report, indent=2)
+if args.json:
+    open(args.json, "w").write(text)
+print(text)
