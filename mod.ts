@@ -19,6 +19,7 @@ export * from "./lib/data/mod.ts";
 export * from "./lib/models/mod.ts";
 export * from "./lib/decode/mod.ts";
 export * from "./lib/distill/mod.ts";
+export * from "./lib/ssm/mod.ts";
 export * from "./lib/viz/mod.ts";
 export * from "./lib/train/mod.ts";
 export * from "./lib/autograd/mod.ts";

@@ -22,6 +22,10 @@ import type { Weight } from "../tensor/matmul.ts";
 import { RopeTable } from "../tensor/rope.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { KVCache } from "./kv_cache.ts";
+import { loadMamba2Weights, mamba2DimsOf, readMambaConfig } from "./hybrid.ts";
+import { mamba2Forward, type Mamba2Weights } from "./mamba2_layer.ts";
+import type { Mamba2Dims } from "../distill/convert_mamba2.ts";
+import type { MambaConfigJson } from "../distill/convert.ts";
 import { Rng } from "../random.ts";
 import { disposeWeight, type LoadOptions, loadVector, loadWeight } from "./weights.ts";
 
@@ -61,10 +65,13 @@ export interface MlpWeights {
   downBias?: Tensor;
 }
 
-/** One decoder layer. */
+/** One decoder layer: attention, or (in a hybrid) a Mamba-2 mixer, then the MLP. */
 export interface LlamaLayer {
   inputNorm: Tensor;
-  attn: AttentionWeights;
+  /** Present in attention layers. */
+  attn?: AttentionWeights;
+  /** Present in converted layers of a hybrid. */
+  mamba?: Mamba2Weights;
   postNorm: Tensor;
   mlp: MlpWeights;
 }
@@ -101,6 +108,8 @@ export class LlamaModel implements Disposable {
     readonly norm: Tensor,
     readonly lmHead: Weight,
     readonly rope: RopeTable,
+    /** Mamba-2 settings when the model is a hybrid (null for a plain Llama). */
+    readonly hybrid: { config: MambaConfigJson; dims: Mamba2Dims } | null = null,
   ) {}
 
   /** Loads a checkpoint directory (config.json + safetensors) onto the GPU. */
@@ -113,15 +122,19 @@ export class LlamaModel implements Disposable {
     const kvDim = c.numKvHeads * c.headDim;
     const bias = async (on: boolean, name: string, n: number) =>
       on ? await loadVector(ckpt, name, n) : undefined;
+    const mambaConfig = await readMambaConfig(dir, c);
+    const dims = mambaConfig ? mamba2DimsOf(mambaConfig) : null;
     const embed = await loadWeight(ckpt, "model.embed_tokens.weight", [c.vocabSize, D], opts);
     const layers: LlamaLayer[] = [];
     for (let i = 0; i < c.numLayers; i++) {
       const pre = `model.layers.${i}`;
       const a = `${pre}.self_attn`;
       const m = `${pre}.mlp`;
+      const converted = mambaConfig !== null && !mambaConfig.attn_layers.includes(i);
       layers.push({
         inputNorm: await loadVector(ckpt, `${pre}.input_layernorm.weight`, D),
-        attn: {
+        mamba: converted ? await loadMamba2Weights(ckpt, i, dims!, opts) : undefined,
+        attn: converted ? undefined : {
           q: await loadWeight(ckpt, `${a}.q_proj.weight`, [qDim, D], opts),
           k: await loadWeight(ckpt, `${a}.k_proj.weight`, [kvDim, D], opts),
           v: await loadWeight(ckpt, `${a}.v_proj.weight`, [kvDim, D], opts),
@@ -148,7 +161,15 @@ export class LlamaModel implements Disposable {
       : await loadWeight(ckpt, "lm_head.weight", [c.vocabSize, D], opts);
     const table = new RopeTable(c.rope, c.headDim, c.maxPositionEmbeddings);
     await compiling;
-    return new LlamaModel(c, embed, layers, norm, lmHead, table);
+    return new LlamaModel(
+      c,
+      embed,
+      layers,
+      norm,
+      lmHead,
+      table,
+      mambaConfig ? { config: mambaConfig, dims: dims! } : null,
+    );
   }
 
   /**
@@ -166,9 +187,22 @@ export class LlamaModel implements Disposable {
     this.layers.forEach((l, i) => {
       const pre = `model.layers.${i}`;
       v(`${pre}.input_layernorm.weight`, l.inputNorm);
-      for (const n of ["q", "k", "v", "o"] as const) {
-        w(`${pre}.self_attn.${n}_proj.weight`, l.attn[n]);
-        v(`${pre}.self_attn.${n}_proj.bias`, l.attn[`${n}Bias`]);
+      if (l.attn) {
+        for (const n of ["q", "k", "v", "o"] as const) {
+          w(`${pre}.self_attn.${n}_proj.weight`, l.attn[n]);
+          v(`${pre}.self_attn.${n}_proj.bias`, l.attn[`${n}Bias`]);
+        }
+      }
+      if (l.mamba) {
+        const mm = `${pre}.mamba`;
+        w(`${mm}.in_proj.weight`, l.mamba.inProj);
+        v(`${mm}.conv1d.weight`, l.mamba.convWeight);
+        v(`${mm}.conv1d.bias`, l.mamba.convBias);
+        v(`${mm}.dt_bias`, l.mamba.dtBias);
+        v(`${mm}.A_log`, l.mamba.aLog);
+        v(`${mm}.D`, l.mamba.D);
+        v(`${mm}.norm.weight`, l.mamba.norm);
+        w(`${mm}.out_proj.weight`, l.mamba.outProj);
       }
       v(`${pre}.post_attention_layernorm.weight`, l.postNorm);
       for (const n of ["gate", "up", "down"] as const) {
@@ -266,7 +300,21 @@ export class LlamaModel implements Disposable {
     this.layers.forEach((layer, i) => {
       if (opts.hidden) hidden.push(h);
       const x = rmsNorm(h, layer.inputNorm, c.rmsNormEps);
-      const a = this.attentionBlock(x, layer.attn, B, L, opts.cache?.[i], opts.attentions);
+      let a: { out: Tensor; probs?: Tensor };
+      if (layer.mamba) {
+        if (opts.cache) {
+          throw new ShapeError("llama.forward", "decoding with Mamba layers is not implemented yet");
+        }
+        a = {
+          out: mamba2Forward(x, layer.mamba, {
+            dims: this.hybrid!.dims,
+            kvHeads: c.numKvHeads,
+            eps: c.rmsNormEps,
+          }),
+        };
+      } else {
+        a = this.attentionBlock(x, layer.attn!, B, L, opts.cache?.[i], opts.attentions);
+      }
       x.dispose();
       if (a.probs) attentions.push(a.probs);
       const h2 = add(h, a.out);
@@ -357,12 +405,18 @@ export class LlamaModel implements Disposable {
     for (const l of this.layers) {
       l.inputNorm.dispose();
       l.postNorm.dispose();
-      for (const w of [l.attn.q, l.attn.k, l.attn.v, l.attn.o, l.mlp.gate, l.mlp.up, l.mlp.down]) {
-        disposeWeight(w);
+      for (const w of [l.mlp.gate, l.mlp.up, l.mlp.down]) disposeWeight(w);
+      for (const b of [l.mlp.gateBias, l.mlp.upBias]) b?.dispose();
+      if (l.attn) {
+        for (const w of [l.attn.q, l.attn.k, l.attn.v, l.attn.o]) disposeWeight(w);
+        for (const b of [l.attn.qBias, l.attn.kBias, l.attn.vBias, l.attn.oBias]) b?.dispose();
       }
-      for (
-        const b of [l.attn.qBias, l.attn.kBias, l.attn.vBias, l.attn.oBias, l.mlp.gateBias, l.mlp.upBias]
-      ) b?.dispose();
+      if (l.mamba) {
+        disposeWeight(l.mamba.inProj);
+        disposeWeight(l.mamba.outProj);
+        const m = l.mamba;
+        for (const t of [m.convWeight, m.convBias, m.dtBias, m.aLog, m.D, m.norm]) t.dispose();
+      }
       l.mlp.downBias?.dispose();
     }
     this.norm.dispose();
