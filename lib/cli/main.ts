@@ -15,6 +15,7 @@ import {
   gradsCommand,
   logitsCommand,
 } from "./commands.ts";
+import { kernelCommand } from "./kernel_command.ts";
 
 const commands: Record<string, { run: (args: string[]) => Promise<void>; usage: string }> = {
   logits: {
@@ -31,6 +32,10 @@ const commands: Record<string, { run: (args: string[]) => Promise<void>; usage: 
     run: convertCommand,
     usage: "convert --teacher DIR --out DIR (--attention-share S | --attention-layers LIST) [--mamba 1|2] " +
       "[--init attention|random|linear-attention] [--seed N]",
+  },
+  kernel: {
+    run: kernelCommand,
+    usage: "kernel selective-scan --input FILE --out FILE | kernel ssd --input FILE --out FILE [--block N]",
   },
   demo: { run: demoCommand, usage: "demo [--model DIR] [--windows N]" },
 };

@@ -81,3 +81,49 @@ Deno.test("lab grads: every parameter's gradient and the loss, named as in the c
   }
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("lab logits on hybrids: MambaInLlama's tiny hybrid, and a student made by lab convert", async () => {
+  const dir = await Deno.makeTempDir();
+  const hybrid = `${fixtures}tiny-hybrid-mamba2`;
+  const r = await runLab([
+    "logits",
+    "--model",
+    hybrid,
+    "--input",
+    `${hybrid}/reference.safetensors`,
+    "--out",
+    `${dir}/h.safetensors`,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  using got = await SafetensorsFile.open(`${dir}/h.safetensors`);
+  using ref = await SafetensorsFile.open(`${hybrid}/reference.safetensors`);
+  assertAllclose(await got.readF32("logits"), await ref.readF32("logits"), {
+    atol: 1e-3,
+    rtol: 0,
+    name: "hybrid logits",
+  });
+  const c = await runLab([
+    "convert",
+    "--teacher",
+    tiny,
+    "--out",
+    `${dir}/student`,
+    "--attention-share",
+    "0.5",
+  ]);
+  assert.equal(c.code, 0, c.stderr);
+  const s = await runLab([
+    "logits",
+    "--model",
+    `${dir}/student`,
+    "--input",
+    `${tiny}/reference.safetensors`,
+    "--out",
+    `${dir}/s.safetensors`,
+  ]);
+  assert.equal(s.code, 0, s.stderr);
+  using student = await SafetensorsFile.open(`${dir}/s.safetensors`);
+  const logits = await student.readF32("logits");
+  assert.ok(logits.every(Number.isFinite) && logits.some((v) => v !== 0));
+  await Deno.remove(dir, { recursive: true });
+});
