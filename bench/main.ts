@@ -15,6 +15,7 @@ import { matmul, useSmallTilesOnly } from "../lib/tensor/matmul.ts";
 import { Tensor } from "../lib/tensor/tensor.ts";
 import { LlamaModel } from "../lib/models/llama.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/models/default_model.ts";
+import { benchSsm } from "./ssm.ts";
 
 const flags = parseFlags("bench", Deno.args, { json: "string", quick: "boolean" });
 const reps = flags.quick ? 3 : 10;
@@ -62,6 +63,8 @@ for (const n of flags.quick ? [256] : [1024, 2048, 4096]) {
   const ms = await timeMedian(() => model.forward(x).logits.dispose());
   results.push({ name: `brown_llama_6m_forward_B${B}_T${T}`, ms, tokens_per_s: B * T / (ms / 1e3) });
 }
+
+results.push(...await benchSsm(timeMedian, !!flags.quick));
 
 const report = {
   date: new Date().toISOString(),
