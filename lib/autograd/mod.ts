@@ -24,3 +24,9 @@ export {
   sequenceLogProbs,
   tokenL2,
 } from "./losses.ts";
+export {
+  causalConv1d as causalConv1dOp,
+  gatedRmsNorm as gatedRmsNormOp,
+  selectiveScan as selectiveScanOp,
+  ssd as ssdOp,
+} from "./ssm_ops.ts";
