@@ -19,12 +19,13 @@
 // a cleared flag bit.
 //
 // Ownership: chunk_state / chunk_out: one workgroup of 128 per (block of CW channels, chunk, batch);
-// invocation li owns channel d0 + li / SB and states 16s … 16s+15, s = li % SB (SB = ⌈N/16⌉ ∈ {1, 2, 4}
-// state blocks per channel; states ≥ N are zero), in four vec4 registers. Time goes in sub-blocks of
-// T = 8 steps: each invocation reads its channel's u, δ, z of the sub-block itself (two vec4 loads each
-// when L and Q are multiples of 4), while B and C of the GPW groups the block spans are staged in workgroup memory as
-// vec4 over n (8 elements per invocation, loaded before the previous sub-block is walked). The 8 steps
-// are unrolled; with SB > 1 the partial outputs of a channel meet in workgroup memory.
+// invocation li owns channel d0 + li / SB and states 16s … 16s+15, s = li % SB (SB = ⌈N/16⌉ ∈ {1, 2,
+// 4} state blocks per channel; states ≥ N are zero), in four vec4 registers. Time goes in sub-blocks
+// of T = 8 steps: each invocation reads its channel's u, δ, z of the sub-block itself (two vec4 loads
+// each when L and Q are multiples of 4), while B and C of the GPW groups the block spans are staged in
+// workgroup memory as vec4 over n (8 elements per invocation, loaded before the previous sub-block is
+// walked). The 8 steps are unrolled; with SB > 1 the partial outputs of a channel meet in workgroup
+// memory. Workgroup memory stays small: on the H100 it bounds how many workgroups an SM holds.
 // chunk_carry: one invocation per (b, d, n) walking the NC chunks.
 // Straight-line code, no loop-indexed private arrays (they would live in local memory on GPUs).
 // Numerics: f32; exp(δA) as exp2(δ · A log2 e), arguments ≤ 0 for A < 0.
@@ -101,9 +102,18 @@ fn keep(v: vec4<f32>, len: u32, k0: u32) -> vec4<f32> {
   return select(vec4(0.0), v, vec4(k0, k0 + 1u, k0 + 2u, k0 + 3u) < vec4(len));
 }
 
-fn at_u(i: u32, k: u32, len: u32) -> f32 { if (k < len) { return u[(i + k) / 4u][(i + k) % 4u]; } return 0.0; }
-fn at_d(i: u32, k: u32, len: u32) -> f32 { if (k < len) { return delta[(i + k) / 4u][(i + k) % 4u]; } return 0.0; }
-fn at_z(i: u32, k: u32, len: u32) -> f32 { if (k < len) { return z[(i + k) / 4u][(i + k) % 4u]; } return 0.0; }
+fn at_u(i: u32, k: u32, len: u32) -> f32 {
+  if (k < len) { return u[(i + k) / 4u][(i + k) % 4u]; }
+  return 0.0;
+}
+fn at_d(i: u32, k: u32, len: u32) -> f32 {
+  if (k < len) { return delta[(i + k) / 4u][(i + k) % 4u]; }
+  return 0.0;
+}
+fn at_z(i: u32, k: u32, len: u32) -> f32 {
+  if (k < len) { return z[(i + k) / 4u][(i + k) % 4u]; }
+  return 0.0;
+}
 
 fn row_u(i: u32, len: u32) -> Row {
   if ((p.flags & VEC4) != 0u) { return Row(keep(u[i / 4u], len, 0u), keep(u[i / 4u + 1u], len, 4u)); }

@@ -43,7 +43,7 @@ export interface SelectiveScanOptions {
   initialState?: Tensor;
   /**
    * Chunk length Q of the scan over time (results do not depend on it beyond float rounding). Default
-   * {@linkcode SCAN_CHUNK}; the backward takes at most {@linkcode MAX_BACKWARD_CHUNK}.
+   * {@linkcode SCAN_CHUNK}; the backward uses min(Q, {@linkcode MAX_BACKWARD_CHUNK}).
    */
   chunkLength?: number;
 }
@@ -62,17 +62,18 @@ export interface SelectiveScanGrads {
 }
 
 /** Default chunk length Q of the scan over time. */
-export const SCAN_CHUNK = 64;
-/** Largest chunk length of the backward (its workgroup keeps 16 sub-block states of 8 steps). */
-export const MAX_BACKWARD_CHUNK = 128;
+export const SCAN_CHUNK = 128;
+/** Chunk length of the backward: at most this (its workgroup keeps 4 sub-block states of 8 steps). */
+export const MAX_BACKWARD_CHUNK = 32;
 /** Largest state size N the kernels take. */
 export const MAX_STATE = 64;
 
 const FWD = "selective_scan.wgsl";
 const BWD = "selective_scan_bwd.wgsl";
 const STEP = "selective_scan_step.wgsl";
-const WG = 128; // invocations per workgroup of the chunk kernels
-const MAX_DB = 16; // channels per workgroup of the backward
+const WG = 128; // invocations per workgroup of the forward chunk kernels and the token step
+const BWG = 64; // invocations per workgroup of the backward
+const MAX_DB = 8; // channels per workgroup of the backward
 
 const HAS_D = 1, HAS_Z = 2, HAS_BIAS = 4, SOFTPLUS = 8, HAS_H0 = 16, VEC4 = 32;
 
@@ -99,7 +100,7 @@ interface Layout {
 /** Lanes per channel, and channels per workgroup DB dividing D/G (a block shares one group). */
 function lanes(N: number, perGroup: number): { np: number; db: number } {
   const np = 2 ** Math.ceil(Math.log2(N));
-  let db = Math.min(MAX_DB, WG / np);
+  let db = Math.min(MAX_DB, BWG / np);
   while (perGroup % db !== 0) db /= 2;
   return { np, db };
 }
@@ -173,7 +174,7 @@ function fwd(entry: string): KernelSpec {
 
 const opt = (t: Tensor | undefined): GPUBuffer => t ? t.buffer : dummyBuffer();
 
-/** Grid of the chunk kernels: (channel blocks, chunks, batch), with the forward's or the backward's blocks. */
+/** Grid of the chunk kernels: (channel blocks, chunks, batch), of the forward's or the backward's blocks. */
 function chunkGrid(l: Layout, backward = false): [number, number, number] {
   return [Math.ceil(l.D / (backward ? l.db : l.cw)), l.nc, l.batch];
 }
@@ -224,7 +225,8 @@ function carry(
  * import { selectiveScan } from "./selective_scan.ts";
  *
  * await initGpu();
- * const ones = (...shape: number[]) => Tensor.from(new Float32Array(shape.reduce((a, b) => a * b)).fill(1), shape);
+ * const ones = (...shape: number[]) =>
+ *   Tensor.from(new Float32Array(shape.reduce((a, b) => a * b)).fill(1), shape);
  * const { y, lastState } = selectiveScan({
  *   u: ones(1, 2, 3), delta: ones(1, 2, 3), A: ones(2, 4), B: ones(1, 4, 3), C: ones(1, 4, 3),
  * });
@@ -278,13 +280,14 @@ export function selectiveScanBackward(
   opts: SelectiveScanOptions & { dLastState?: Tensor } = {},
 ): SelectiveScanGrads {
   const op = "selectiveScanBackward";
-  const l = checkScan(op, inp, opts);
+  const lf = checkScan(op, inp, opts);
+  // The backward's own chunks: at most MAX_BACKWARD_CHUNK steps.
+  const q = Math.min(lf.q, MAX_BACKWARD_CHUNK);
+  const vec4 = lf.L % 4 === 0 && q % 4 === 0 ? VEC4 : 0;
+  const l: Layout = { ...lf, q, nc: Math.max(1, Math.ceil(lf.L / q)), flags: (lf.flags & ~VEC4) | vec4 };
   const { batch, D, L, N, G, nc, db } = l;
   expectShape(op, "dy (B, D, L) =", dy, [batch, D, L]);
   if (opts.dLastState) expectShape(op, "dLastState (B, D, N) =", opts.dLastState, [batch, D, N]);
-  if (l.q > MAX_BACKWARD_CHUNK) {
-    throw new ShapeError(op, `chunk length ${l.q} exceeds the backward's limit of ${MAX_BACKWARD_CHUNK}`);
-  }
   const { u, delta, A, B, C, z, deltaBias } = inp;
   // Forward passes 1–2: the state entering each chunk, and the chunk sums of δ.
   using hin = Tensor.empty([batch, nc, D, N]);

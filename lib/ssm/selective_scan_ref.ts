@@ -142,9 +142,11 @@ export function selectiveScanRef(
 /**
  * Gradients of Σ_{b,d,t} out · dy (+ Σ lastState · dLastState) with respect to every input, by the
  * reverse-time adjoint of the scan. Per channel, with a_t = exp(δ_t A) and o_t = y_t + D u_t:
- *   gate:   dz_t = dy_t · o_t · silu'(z_t),  silu'(z) = σ(z)(1 + z(1 − σ(z)));  dō_t = dy_t · silu(z_t)
+ *   gate:   dz_t = dy_t · o_t · silu'(z_t),  silu'(z) = σ(z)(1 + z(1 − σ(z)))
+ *           dō_t = dy_t · silu(z_t)   (the gradient reaching y_t and the skip)
  *   skip:   dD += dō_t u_t;  du_t += dō_t D
- *   adjoint g_t[n] = ∂/∂x_t: g_{L−1} = dō_{L−1} C_{L−1}[n] + dLast[n];  g_t = dō_t C_t[n] + a_{t+1} g_{t+1}
+ *   adjoint g_t[n] = ∂/∂x_t[n]:  g_{L−1} = dō_{L−1} C_{L−1}[n] + dLast[n]
+ *           g_t = dō_t C_t[n] + a_{t+1} g_{t+1}   (x_{t+1} = a_{t+1} x_t + …)
  *   dC_t[n] += dō_t x_t[n];  dB_t[n] += g_t[n] δ_t u_t;  du_t += Σ_n g_t[n] δ_t B_t[n]
  *   dδ_t = Σ_n g_t[n] (A[n] a_t x_{t−1}[n] + B_t[n] u_t);  dA[n] += Σ_t g_t[n] δ_t a_t x_{t−1}[n]
  *   d x_{−1} = a_0 g_0   (the initial state's gradient)
@@ -259,7 +261,8 @@ export interface StepRefInputs {
 
 /**
  * One token of the recurrence, as `selective_state_update_ref`:
- *   dt ← softplus(dt + dt_bias);  state ← state · exp(dt A) + dt B x;  y = Σ_n state C + D x;  y ← y · silu(z).
+ *   dt ← softplus(dt + dt_bias);  state ← state · exp(dt A) + dt B x
+ *   y = Σ_n state C + D x;  y ← y · silu(z).
  * Returns y (B, D) and the new state (B, D, N); the inputs are not modified.
  */
 export function selectiveStateUpdateRef(

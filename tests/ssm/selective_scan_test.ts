@@ -179,7 +179,7 @@ Deno.test("selective scan: grouped B, C (G = 2, D = 8) with h0 and dLast, GPU ==
   await checkGpu("grouped Q=16", inp, dy, want, { softplus: true, h0, dLast, chunk: 16 });
 });
 
-Deno.test("selective scan: L not a multiple of Q, L below one chunk, and two chunk lengths agree", async () => {
+Deno.test("selective scan: L not a multiple of Q, L below one chunk, chunk lengths agree", async () => {
   // L % 4 = 0 with Q % 4 = 0 takes the kernels' vec4 path (36: a last chunk of 4 steps; 64 with Q = 12:
   // sub-blocks start at multiples of 4), the others the element-wise one.
   const cases = [[37, [16, 64]], [5, [64, 3]], [70, [32, 64]], [36, [16, 8]], [64, [12, 6]]] as const;
@@ -194,7 +194,7 @@ Deno.test("selective scan: L not a multiple of Q, L below one chunk, and two chu
   }
 });
 
-Deno.test("selective scan: N above 16 (2 and 4 state blocks per channel) and groups narrower than a block", async () => {
+Deno.test("selective scan: N above 16 (2, 4 state blocks), groups narrower than a block", async () => {
   for (
     const [i, dims] of [{ batch: 1, D: 8, L: 21, N: 20, G: 4 }, { batch: 2, D: 6, L: 13, N: 40, G: 3 }]
       .entries()
