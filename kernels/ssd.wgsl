@@ -3,7 +3,7 @@
 // Per (batch b, head h) and chunk c of Q steps (Q ≤ 64; the last chunk may be shorter, q = its length),
 // with cum_l = Σ_{k≤l} a_k, suf_s = Σ_{k=s+1..q−1} a_k, T = cum_{q−1}, Lm[l][s] = exp(Σ_{k=s+1..l} a_k):
 //   chunk_state:  S_c = Σ_s exp(suf_s) X_s B_sᵀ          (P × N; T_c → t_out)
-//                 with u_buf = dY, v_buf = C, wsel = 2:   dH_c^off = Σ_l exp(cum_l) dY_l C_lᵀ
+//                 with DY_C:                             dH_c^off = Σ_l exp(cum_l) dY_l C_lᵀ
 //   chunk_scan:   Y_l = Σ_{s≤l} (C_l·B_s) Lm[l][s] X_s + exp(cum_l) H_c C_l   (H_c: state entering c)
 //   chunk_bwd:    G = C Bᵀ, M = G∘Lm, dYX = dY Xᵀ, dG = dYX∘Lm, R = M∘dYX, dS = 𝒢_{c+1}
 //                 dX_s = Σ_l M[l][s] dY_l + exp(suf_s) dS B_s
@@ -21,14 +21,20 @@
 //   chunk_bwd: 11 dX, 12 dB, 13 dC (layouts of X, B, C), 14 dA (B, L, H)
 // Ownership: one workgroup of 16×16 owns one (c, h, b) (grid nc × H × B). Every product is a 64×64
 // output tile, invocation (ty, tx) owning rows 4ty…+3 and columns 4tx…+3 in four vec4 accumulators;
-// wider P or N loop over tiles. Operands are staged in slices of 16 along the reduction axis (sa, sb:
-// 8 KiB); the Q×Q matrix (M or dG) lives in msh (16 KiB), written in the orientation the next product
-// reads. Total ≤ 27 KiB of workgroup memory.
+// wider P or N loop over tiles. Operands are staged in slices of 16 along the reduction axis (sa, sb,
+// rows padded to 68 floats against bank conflicts; the next slice is fetched while this one is
+// multiplied); the Q×Q matrix (M or dG) lives in msh (16 KiB), written in the orientation the next
+// product reads, and before that holds a third slice, so that products sharing a staged operand run
+// in one pass (G with H_c C; G with dS B; dY Xᵀ with X dS). About 27 KiB of workgroup memory.
 // Numerics: f32. Decays are exps of sums that never cancel: cum and suf by Hillis–Steele scans of a
 // (no T − cum), Lm from block sums of the disjoint ranges (the stable segsum); above the diagonal Lm is
 // 0 without an exp. Rows past q load as 0, so a ragged chunk needs no padding copy.
 
-struct Params { L: u32, H: u32, P: u32, N: u32, Q: u32, nc: u32, u_buf: u32, v_buf: u32, wsel: u32, flags: u32 }
+struct Params { L: u32, H: u32, P: u32, N: u32, Q: u32, nc: u32 }
+
+// chunk_state's operands, fixed when the pipeline is built (so that loads need no branch on them):
+// false: S_c from (X, B, exp(suf)); true: dH_c^off from (dY, C, exp(cum)).
+override DY_C: bool = false;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> xs: array<f32>;
@@ -46,17 +52,19 @@ struct Params { L: u32, H: u32, P: u32, N: u32, Q: u32, nc: u32, u_buf: u32, v_b
 @group(0) @binding(13) var<storage, read_write> dc_out: array<f32>;
 @group(0) @binding(14) var<storage, read_write> da_out: array<f32>;
 
-// Operand ids for `ld` and `stage`.
+// Operand ids for `ld`.
 const BX: u32 = 0u;
 const BB: u32 = 1u;
 const BC: u32 = 2u;
 const BDY: u32 = 3u;
 const BH: u32 = 4u;
 const BDS: u32 = 5u;
+const NONE: u32 = 99u;
+const SL: u32 = 17u; // slab row stride in vec4s: 64 values + 4 of padding
 
-var<workgroup> sa: array<vec4f, 256>; // (16, 64): [k][i/4], the left operand's slice
-var<workgroup> sb: array<vec4f, 256>; // (16, 64): [k][j/4], the right operand's slice
-var<workgroup> msh: array<vec4f, 1024>; // (64, 64): [k][i/4], M or dG
+var<workgroup> sa: array<vec4f, 272>; // (16, 68): [k][i/4], the left operand's slice
+var<workgroup> sb: array<vec4f, 272>; // (16, 68): [k][j/4], the right operand's slice
+var<workgroup> msh: array<vec4f, 1024>; // (64, 64): [k][i/4], M or dG (or a third slice)
 var<workgroup> a_sh: array<f32, 64>;
 var<workgroup> bsum: array<f32, 16>; // sums of a over blocks of 4 steps
 var<workgroup> sc_p: array<f32, 64>; // prefix scan (cum, later Σ w)
@@ -72,10 +80,18 @@ var<private> qc: u32;
 var<private> ty: u32;
 var<private> tx: u32;
 var<private> tot: f32;
-var<private> acc0: vec4f;
+var<private> acc0: vec4f; // the product being computed
 var<private> acc1: vec4f;
 var<private> acc2: vec4f;
 var<private> acc3: vec4f;
+var<private> bcc0: vec4f; // a second product sharing its staged slices
+var<private> bcc1: vec4f;
+var<private> bcc2: vec4f;
+var<private> bcc3: vec4f;
+var<private> ccc0: vec4f; // a third one (chunk_bwd: dY H_c)
+var<private> ccc1: vec4f;
+var<private> ccc2: vec4f;
+var<private> ccc3: vec4f;
 
 // Element (r, c) of an operand, 0 outside it: r = step in the chunk and c = feature for X, B, C, dY;
 // r = p and c = n for the (P, N) states.
@@ -97,27 +113,47 @@ fn ld(buf: u32, r: u32, c: u32) -> f32 {
   }
 }
 
-// Stages slab[k][i] = operand(i0 + i, k0 + k) (k < 16, i < 64) into sa (or sb): with k_contig the
-// tile index i runs along the operand's rows r and k along its contiguous axis c, else the reverse.
-// wsel 1 / 2 scales by exp(suf_r) / exp(cum_r). Consecutive invocations read consecutive c.
-fn stage(to_b: bool, buf: u32, k_contig: bool, i0: u32, k0: u32, wsel: u32, li: u32) {
-  for (var m = 0u; m < 4u; m++) {
-    let e = li + 256u * m;
-    var i = e % 64u;
-    var k = e / 64u;
-    var r = k0 + k;
-    var c = i0 + i;
-    if (k_contig) {
-      i = e / 16u;
-      k = e % 16u;
-      r = i0 + i;
-      c = k0 + k;
-    }
-    var v = ld(buf, r, c);
-    if (wsel == 1u) { v *= esuf[min(r, 63u)]; }
-    if (wsel == 2u) { v *= epre[min(r, 63u)]; }
-    if (to_b) { sb[k * 16u + i / 4u][i % 4u] = v; } else { sa[k * 16u + i / 4u][i % 4u] = v; }
+// A slice is slab[k][i] = operand(i0 + i, k0 + k), k < 16, i < 64; invocation li moves entries
+// e = li + 256m (m < 4). With k_contig, i runs along the operand's rows r and k along its contiguous
+// axis c, else the reverse; either way consecutive invocations read consecutive c.
+fn slot(k_contig: bool, m: u32, li: u32) -> vec2u {
+  let e = li + 256u * m;
+  return select(vec2u(e % 64u, e / 64u), vec2u(e / 16u, e % 16u), k_contig); // (i, k)
+}
+
+// One entry of a slice; wsel 1 / 2 scales by exp(suf_r) / exp(cum_r).
+fn fetch1(buf: u32, k_contig: bool, i0: u32, k0: u32, wsel: u32, m: u32, li: u32) -> f32 {
+  let s = slot(k_contig, m, li);
+  let r = select(k0 + s.y, i0 + s.x, k_contig);
+  let c = select(i0 + s.x, k0 + s.y, k_contig);
+  var v = ld(buf, r, c);
+  if (wsel == 1u) { v *= esuf[min(r, 63u)]; }
+  if (wsel == 2u) { v *= epre[min(r, 63u)]; }
+  return v;
+}
+
+fn fetch(buf: u32, k_contig: bool, i0: u32, k0: u32, wsel: u32, li: u32) -> vec4f {
+  return vec4f(fetch1(buf, k_contig, i0, k0, wsel, 0u, li), fetch1(buf, k_contig, i0, k0, wsel, 1u, li),
+               fetch1(buf, k_contig, i0, k0, wsel, 2u, li), fetch1(buf, k_contig, i0, k0, wsel, 3u, li));
+}
+
+// Writes fetched entries to slice dst (0 sa, 1 sb, 2 and 3 the first two slab-sized parts of msh).
+fn put1(dst: u32, k_contig: bool, m: u32, li: u32, v: f32) {
+  let s = slot(k_contig, m, li);
+  let q = s.y * SL + s.x / 4u;
+  switch dst {
+    case 0u: { sa[q][s.x % 4u] = v; }
+    case 1u: { sb[q][s.x % 4u] = v; }
+    case 2u: { msh[q][s.x % 4u] = v; }
+    default: { msh[16u * SL + q][s.x % 4u] = v; }
   }
+}
+
+fn put(dst: u32, k_contig: bool, v: vec4f, li: u32) {
+  put1(dst, k_contig, 0u, li, v.x);
+  put1(dst, k_contig, 1u, li, v.y);
+  put1(dst, k_contig, 2u, li, v.z);
+  put1(dst, k_contig, 3u, li, v.w);
 }
 
 fn zero_acc() {
@@ -127,11 +163,19 @@ fn zero_acc() {
   acc3 = vec4f(0.0);
 }
 
-// acc += sa-slice × sb-slice (16 reduction steps).
+// acc ← bcc (the second product becomes the current one).
+fn take_b() {
+  acc0 = bcc0;
+  acc1 = bcc1;
+  acc2 = bcc2;
+  acc3 = bcc3;
+}
+
+// acc += sa × sb over one slice.
 fn mma_ab() {
   for (var k = 0u; k < 16u; k++) {
-    let a = sa[k * 16u + ty];
-    let b = sb[k * 16u + tx];
+    let a = sa[k * SL + ty];
+    let b = sb[k * SL + tx];
     acc0 += a.x * b;
     acc1 += a.y * b;
     acc2 += a.z * b;
@@ -139,11 +183,36 @@ fn mma_ab() {
   }
 }
 
-// acc += msh[k0 … k0+15] × sb-slice.
+// acc += sa × sb, bcc += (sb if chain, else sa) × msh slice 2 and, with third, ccc += sa × msh slice 3.
+fn mma2(chain: bool, third: bool) {
+  for (var k = 0u; k < 16u; k++) {
+    let a = sa[k * SL + ty];
+    let b = sb[k * SL + tx];
+    let a2 = select(a, sb[k * SL + ty], chain);
+    let c = msh[k * SL + tx];
+    acc0 += a.x * b;
+    acc1 += a.y * b;
+    acc2 += a.z * b;
+    acc3 += a.w * b;
+    bcc0 += a2.x * c;
+    bcc1 += a2.y * c;
+    bcc2 += a2.z * c;
+    bcc3 += a2.w * c;
+    if (third) {
+      let d = msh[(16u + k) * SL + tx];
+      ccc0 += a.x * d;
+      ccc1 += a.y * d;
+      ccc2 += a.z * d;
+      ccc3 += a.w * d;
+    }
+  }
+}
+
+// acc += msh[k0 … k0+15] × sb.
 fn mma_mb(k0: u32) {
   for (var k = 0u; k < 16u; k++) {
     let a = msh[(k0 + k) * 16u + ty];
-    let b = sb[k * 16u + tx];
+    let b = sb[k * SL + tx];
     acc0 += a.x * b;
     acc1 += a.y * b;
     acc2 += a.z * b;
@@ -151,7 +220,7 @@ fn mma_mb(k0: u32) {
   }
 }
 
-// acc rows ·= w[4ty + r] (w = exp(cum) or exp(suf)).
+// acc rows ·= exp(cum) (pre) or exp(suf) of the rows' steps.
 fn scale_rows(pre: bool) {
   let r = 4u * ty;
   if (pre) {
@@ -166,7 +235,6 @@ fn scale_rows(pre: bool) {
     acc3 *= esuf[r + 3u];
   }
 }
-
 // Inclusive prefix scan of sc_p and inclusive suffix scan of sc_s, in place (Hillis–Steele).
 fn scan2(li: u32) {
   for (var d = 1u; d < 64u; d <<= 1u) {
@@ -232,14 +300,62 @@ fn decay_tile() -> mat4x4f {
                  exp(col + (ar.x + ar.y + ar.z + ar.w)));
 }
 
-// acc = Σ_{k<K} U(i0 + i, k) · V(j0 + j, k), staged 16 k at a time (see `stage` for *_kc and wsel).
+// The decay applied to the accumulated 4×4 block: acc ∘ Lm.
+fn masked_acc() -> mat4x4f {
+  let lm = decay_tile();
+  return mat4x4f(acc0 * lm[0], acc1 * lm[1], acc2 * lm[2], acc3 * lm[3]);
+}
+
+// acc = Σ_{k<K} U(i0 + i, k) · V(j0 + j, k), the next slice fetched while this one is multiplied.
 fn product(u: u32, u_kc: bool, i0: u32, wsel: u32, v: u32, v_kc: bool, j0: u32, K: u32, li: u32) {
   zero_acc();
+  var fu = fetch(u, u_kc, i0, 0u, wsel, li);
+  var fv = fetch(v, v_kc, j0, 0u, 0u, li);
   for (var k0 = 0u; k0 < K; k0 += 16u) {
-    stage(false, u, u_kc, i0, k0, wsel, li);
-    stage(true, v, v_kc, j0, k0, 0u, li);
+    put(0u, u_kc, fu, li);
+    put(1u, v_kc, fv, li);
     workgroupBarrier();
+    if (k0 + 16u < K) {
+      fu = fetch(u, u_kc, i0, k0 + 16u, wsel, li);
+      fv = fetch(v, v_kc, j0, k0 + 16u, 0u, li);
+    }
     mma_ab();
+    workgroupBarrier();
+  }
+}
+
+// Products sharing staged slices, in one pass over k < K: acc = U Vᵀ (both k_contig, from row 0),
+// bcc = (V if chain, else U) · W(j, k) and, when x ≠ NONE, ccc = U · X(j, k) (W's and X's first 64
+// columns; *_kc as in `slot`).
+fn product2(chain: bool, u: u32, v: u32, w: u32, w_kc: bool, x: u32, x_kc: bool, K: u32, li: u32) {
+  let third = x != NONE;
+  zero_acc();
+  bcc0 = vec4f(0.0);
+  bcc1 = vec4f(0.0);
+  bcc2 = vec4f(0.0);
+  bcc3 = vec4f(0.0);
+  ccc0 = vec4f(0.0);
+  ccc1 = vec4f(0.0);
+  ccc2 = vec4f(0.0);
+  ccc3 = vec4f(0.0);
+  var fu = fetch(u, true, 0u, 0u, 0u, li);
+  var fv = fetch(v, true, 0u, 0u, 0u, li);
+  var fw = fetch(w, w_kc, 0u, 0u, 0u, li);
+  var fx = vec4f(0.0);
+  if (third) { fx = fetch(x, x_kc, 0u, 0u, 0u, li); }
+  for (var k0 = 0u; k0 < K; k0 += 16u) {
+    put(0u, true, fu, li);
+    put(1u, true, fv, li);
+    put(2u, w_kc, fw, li);
+    if (third) { put(3u, x_kc, fx, li); }
+    workgroupBarrier();
+    if (k0 + 16u < K) {
+      fu = fetch(u, true, 0u, k0 + 16u, 0u, li);
+      fv = fetch(v, true, 0u, k0 + 16u, 0u, li);
+      fw = fetch(w, w_kc, 0u, k0 + 16u, 0u, li);
+      if (third) { fx = fetch(x, x_kc, 0u, k0 + 16u, 0u, li); }
+    }
+    mma2(chain, third);
     workgroupBarrier();
   }
 }
@@ -247,26 +363,33 @@ fn product(u: u32, u_kc: bool, i0: u32, wsel: u32, v: u32, v_kc: bool, j0: u32, 
 // acc += Σ_{k<q} msh[k][i] · V(k, j0 + j) (V's rows are steps). msh is 0 where k > i (k_le_i) or
 // k < i (!k_le_i): slices of k wholly on that side of this invocation's rows are skipped.
 fn product_m(v: u32, j0: u32, k_le_i: bool, li: u32) {
+  var fv = fetch(v, false, j0, 0u, 0u, li);
   for (var k0 = 0u; k0 < qc; k0 += 16u) {
-    stage(true, v, false, j0, k0, 0u, li);
+    put(1u, false, fv, li);
     workgroupBarrier();
+    if (k0 + 16u < qc) { fv = fetch(v, false, j0, k0 + 16u, 0u, li); }
     if ((k_le_i && k0 <= 4u * ty + 3u) || (!k_le_i && k0 + 15u >= 4u * ty)) { mma_mb(k0); }
     workgroupBarrier();
   }
 }
 
-// Where acc element e (row e/4, column e%4 of this invocation's block) goes in an output whose element
-// (r, c) sits at base + r·rs + c, for rows r0 + 4ty + … < rows and columns c0 + 4tx + … < cols;
-// 0xffffffff when outside. Stores are written out per entry point (an output binding per entry).
-fn out_idx(e: u32, base: u32, rs: u32, rows: u32, c0: u32, cols: u32) -> u32 {
-  let r = 4u * ty + e / 4u;
-  let c = c0 + 4u * tx + e % 4u;
-  if (r >= rows || c >= cols) { return 0xffffffffu; }
-  return base + r * rs + c;
+// Row i of this invocation's block of acc.
+fn acc_row(i: u32) -> vec4f {
+  switch i {
+    case 0u: { return acc0; }
+    case 1u: { return acc1; }
+    case 2u: { return acc2; }
+    default: { return acc3; }
+  }
 }
 
-fn acc_at(e: u32) -> f32 {
-  return mat4x4f(acc0, acc1, acc2, acc3)[e / 4u][e % 4u];
+// Where row i of this invocation's block goes in an output whose element (r, c) sits at
+// base + r·rs + c (rows 4ty + i < rows, columns c0 + 4tx + j < cols): (index of j = 0, valid j).
+fn out_row(i: u32, base: u32, rs: u32, rows: u32, c0: u32, cols: u32) -> vec2u {
+  let r = 4u * ty + i;
+  let c = c0 + 4u * tx;
+  if (r >= rows || c >= cols) { return vec2u(0u, 0u); }
+  return vec2u(base + r * rs + c, min(cols - c, 4u));
 }
 
 // this invocation's 4 values of an operand row: U(r, c … c+3).
@@ -300,6 +423,16 @@ fn seq_base(width: u32) -> u32 {
   return ((g_b * p.L + t0) * p.H + g_h) * width;
 }
 
+// Writes M (or dG) to msh as [k = s][i = l] (t = false) or [k = l][i = s] (t = true).
+fn put_m(m: mat4x4f, t: bool) {
+  if (t) {
+    for (var i = 0u; i < 4u; i++) { msh[(4u * ty + i) * 16u + tx] = m[i]; }
+  } else {
+    for (var j = 0u; j < 4u; j++) { msh[(4u * tx + j) * 16u + ty] = vec4f(m[0][j], m[1][j], m[2][j], m[3][j]); }
+  }
+  workgroupBarrier();
+}
+
 @compute @workgroup_size(16, 16)
 fn chunk_state(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u,
                @builtin(local_invocation_index) li: u32) {
@@ -307,32 +440,31 @@ fn chunk_state(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l
   let base = ((g_b * p.nc + g_c) * p.H + g_h) * p.P * p.N;
   for (var p0 = 0u; p0 < p.P; p0 += 64u) {
     for (var n0 = 0u; n0 < p.N; n0 += 64u) {
-      product(p.u_buf, false, p0, p.wsel, p.v_buf, false, n0, qc, li);
-      for (var e = 0u; e < 16u; e++) {
-        let o = out_idx(e, base + p0 * p.N, p.N, p.P - p0, n0, p.N);
-        if (o != 0xffffffffu) { s_out[o] = acc_at(e); }
+      product(select(BX, BDY, DY_C), false, p0, select(1u, 2u, DY_C), select(BB, BC, DY_C), false, n0, qc, li);
+      for (var i = 0u; i < 4u; i++) {
+        let o = out_row(i, base + p0 * p.N, p.N, p.P - p0, n0, p.N);
+        let v = acc_row(i);
+        for (var j = 0u; j < o.y; j++) { s_out[o.x + j] = v[j]; }
       }
     }
   }
-  if ((p.flags & 1u) != 0u && li == 0u) { t_out[(g_b * p.H + g_h) * p.nc + g_c] = tot; }
+  if (!DY_C && li == 0u) { t_out[(g_b * p.H + g_h) * p.nc + g_c] = tot; }
 }
 
 @compute @workgroup_size(16, 16)
 fn chunk_scan(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u,
               @builtin(local_invocation_index) li: u32) {
   prologue(wg, lid, li);
-  product(BC, true, 0u, 0u, BB, true, 0u, p.N, li); // G = C Bᵀ
-  let lm = decay_tile();
-  let m = mat4x4f(acc0 * lm[0], acc1 * lm[1], acc2 * lm[2], acc3 * lm[3]);
-  for (var j = 0u; j < 4u; j++) { msh[(4u * tx + j) * 16u + ty] = vec4f(m[0][j], m[1][j], m[2][j], m[3][j]); }
-  workgroupBarrier();
+  product2(false, BC, BB, BH, true, NONE, false, p.N, li); // G = C Bᵀ; bcc = C H_cᵀ (first P tile)
+  put_m(masked_acc(), false);
   for (var p0 = 0u; p0 < p.P; p0 += 64u) {
-    product(BC, true, 0u, 0u, BH, true, p0, p.N, li); // H_c C_l
-    scale_rows(true);
+    if (p0 == 0u) { take_b(); } else { product(BC, true, 0u, 0u, BH, true, p0, p.N, li); }
+    scale_rows(true); // exp(cum_l) H_c C_l
     product_m(BX, p0, true, li); // + M X
-    for (var e = 0u; e < 16u; e++) {
-      let o = out_idx(e, seq_base(p.P), p.H * p.P, qc, p0, p.P);
-      if (o != 0xffffffffu) { y_out[o] = acc_at(e); }
+    for (var i = 0u; i < 4u; i++) {
+      let o = out_row(i, seq_base(p.P), p.H * p.P, qc, p0, p.P);
+      let v = acc_row(i);
+      for (var j = 0u; j < o.y; j++) { y_out[o.x + j] = v[j]; }
     }
   }
 }
@@ -341,12 +473,28 @@ fn chunk_scan(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) li
 fn chunk_bwd(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u,
              @builtin(local_invocation_index) li: u32) {
   prologue(wg, lid, li);
-  product(BC, true, 0u, 0u, BB, true, 0u, p.N, li); // G = C Bᵀ
-  let lm = decay_tile();
-  let m = mat4x4f(acc0 * lm[0], acc1 * lm[1], acc2 * lm[2], acc3 * lm[3]);
-  product(BDY, true, 0u, 0u, BX, true, 0u, p.P, li); // dYX = dY Xᵀ
-  let dg = mat4x4f(acc0 * lm[0], acc1 * lm[1], acc2 * lm[2], acc3 * lm[3]);
-  let r = mat4x4f(m[0] * acc0, m[1] * acc1, m[2] * acc2, m[3] * acc3);
+  // dX = Mᵀ dY + exp(suf_s) dS B_s; w_s = Σ_p X_s · (state part)
+  product2(true, BC, BB, BDS, true, NONE, false, p.N, li); // G = C Bᵀ; bcc = B dSᵀ (first P tile)
+  let m = masked_acc();
+  put_m(m, true);
+  var wv = vec4f(0.0);
+  for (var p0 = 0u; p0 < p.P; p0 += 64u) {
+    if (p0 == 0u) { take_b(); } else { product(BB, true, 0u, 0u, BDS, true, p0, p.N, li); }
+    scale_rows(false);
+    wv += dot_rows(BX, p0);
+    product_m(BDY, p0, false, li);
+    for (var i = 0u; i < 4u; i++) {
+      let o = out_row(i, seq_base(p.P), p.H * p.P, qc, p0, p.P);
+      let v = acc_row(i);
+      for (var j = 0u; j < o.y; j++) { dx_out[o.x + j] = v[j]; }
+    }
+  }
+  let w = sum_over_tx(wv, li);
+  if (li < 64u) { sc_p[li] = w; }
+  // dYX = dY Xᵀ; bcc = X dS and ccc = dY H_c (first N tile)
+  product2(true, BDY, BX, BDS, false, BH, false, p.P, li);
+  let dg = masked_acc();
+  let r = mat4x4f(m[0] * acc0, m[1] * acc1, m[2] * acc2, m[3] * acc3); // R = M ∘ dYX
   // rowR − colR → sc_s (sb holds the column sums: [ty][s/4])
   sb[ty * 16u + tx] = r[0] + r[1] + r[2] + r[3];
   let one = vec4f(1.0);
@@ -356,48 +504,39 @@ fn chunk_bwd(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid
     for (var k = 0u; k < 16u; k++) { cols += sb[k * 16u + li / 4u][li % 4u]; }
     sc_s[li] = rows - cols;
   }
-  // dX = Mᵀ dY + exp(suf_s) dS B_s; w_s = Σ_p X_s · (state part)
-  for (var i = 0u; i < 4u; i++) { msh[(4u * ty + i) * 16u + tx] = m[i]; } // [k = l][i = s]
-  workgroupBarrier();
-  var wv = vec4f(0.0);
-  for (var p0 = 0u; p0 < p.P; p0 += 64u) {
-    product(BB, true, 0u, 0u, BDS, true, p0, p.N, li);
-    scale_rows(false);
-    wv += dot_rows(BX, p0);
-    product_m(BDY, p0, false, li);
-    for (var e = 0u; e < 16u; e++) {
-      let o = out_idx(e, seq_base(p.P), p.H * p.P, qc, p0, p.P);
-      if (o != 0xffffffffu) { dx_out[o] = acc_at(e); }
-    }
-  }
-  let w = sum_over_tx(wv, li);
-  if (li < 64u) { sc_p[li] = w; }
   // dC = dG B + exp(cum_l) dY_l H_c; yoff_l = Σ_n C_l · (off part)
-  for (var j = 0u; j < 4u; j++) { msh[(4u * tx + j) * 16u + ty] = vec4f(dg[0][j], dg[1][j], dg[2][j], dg[3][j]); }
-  workgroupBarrier();
+  put_m(dg, false);
   var yv = vec4f(0.0);
   for (var n0 = 0u; n0 < p.N; n0 += 64u) {
-    product(BDY, true, 0u, 0u, BH, false, n0, p.P, li);
+    if (n0 == 0u) {
+      acc0 = ccc0;
+      acc1 = ccc1;
+      acc2 = ccc2;
+      acc3 = ccc3;
+    } else {
+      product(BDY, true, 0u, 0u, BH, false, n0, p.P, li);
+    }
     scale_rows(true);
     yv += dot_rows(BC, n0);
     product_m(BB, n0, true, li);
-    for (var e = 0u; e < 16u; e++) {
-      let o = out_idx(e, seq_base(p.N), p.H * p.N, qc, n0, p.N);
-      if (o != 0xffffffffu) { dc_out[o] = acc_at(e); }
+    for (var i = 0u; i < 4u; i++) {
+      let o = out_row(i, seq_base(p.N), p.H * p.N, qc, n0, p.N);
+      let v = acc_row(i);
+      for (var j = 0u; j < o.y; j++) { dc_out[o.x + j] = v[j]; }
     }
   }
   let yoff = sum_over_tx(yv, li);
   if (li < 64u) { sc_s[li] += yoff; }
   // dB = dGᵀ C + exp(suf_s) X_s dS
-  for (var i = 0u; i < 4u; i++) { msh[(4u * ty + i) * 16u + tx] = dg[i]; } // [k = l][i = s]
-  workgroupBarrier();
+  put_m(dg, true);
   for (var n0 = 0u; n0 < p.N; n0 += 64u) {
-    product(BX, true, 0u, 0u, BDS, false, n0, p.P, li);
+    if (n0 == 0u) { take_b(); } else { product(BX, true, 0u, 0u, BDS, false, n0, p.P, li); }
     scale_rows(false);
     product_m(BC, n0, false, li);
-    for (var e = 0u; e < 16u; e++) {
-      let o = out_idx(e, seq_base(p.N), p.H * p.N, qc, n0, p.N);
-      if (o != 0xffffffffu) { db_out[o] = acc_at(e); }
+    for (var i = 0u; i < 4u; i++) {
+      let o = out_row(i, seq_base(p.N), p.H * p.N, qc, n0, p.N);
+      let v = acc_row(i);
+      for (var j = 0u; j < o.y; j++) { db_out[o.x + j] = v[j]; }
     }
   }
   // dA_k = Σ_{l≥k} (rowR − colR + yoff)_l + Σ_{s<k} w_s + exp(T)⟨dS, H_c⟩

@@ -56,6 +56,9 @@ async function resolveShard(dir: string, realDir: string, indexPath: string, sha
     shard === "" || isAbsolute(shard) || /^[A-Za-z]:/.test(shard) || shard.includes("\\") ||
     shard.split("/").includes("..")
   ) throw leaves();
+  if (shard.includes("\0")) {
+    throw new CheckpointError(indexPath, `shard path ${JSON.stringify(shard)} contains a NUL character`);
+  }
   const path = join(dir, shard);
   let real: string;
   try {
@@ -64,7 +67,12 @@ async function resolveShard(dir: string, realDir: string, indexPath: string, sha
     if (e instanceof Deno.errors.NotFound) {
       throw new CheckpointError(indexPath, `shard ${JSON.stringify(shard)} listed in the index is missing`);
     }
-    throw e;
+    // a symlink loop, a file used as a directory, a name too long: the index is unusable, not a bug
+    throw new CheckpointError(
+      indexPath,
+      `shard ${JSON.stringify(shard)} listed in the index cannot be resolved: ${(e as Error).message}`,
+      { cause: e },
+    );
   }
   const rel = relative(realDir, real);
   if (rel === ".." || rel.startsWith(`..${SEP}`) || isAbsolute(rel)) throw leaves();

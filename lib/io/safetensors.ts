@@ -69,13 +69,14 @@ export class SafetensorsFile implements Disposable {
   static async open(path: string): Promise<SafetensorsFile> {
     let file: Deno.FsFile;
     try {
+      // stat first: opening a FIFO (or a device) for reading can block forever
+      if (!(await Deno.stat(path)).isFile) throw new SafetensorsError(path, "not a regular file");
       file = await Deno.open(path, { read: true });
     } catch (e) {
+      if (e instanceof SafetensorsError) throw e;
       if (e instanceof Deno.errors.NotFound) throw new SafetensorsError(path, "file not found", { cause: e });
-      if (e instanceof Deno.errors.PermissionDenied) {
-        throw new SafetensorsError(path, `cannot open: ${(e as Error).message}`, { cause: e });
-      }
-      throw e;
+      // permission denied, a symlink loop, a file used as a directory, a NUL in the name, ...
+      throw new SafetensorsError(path, `cannot open: ${(e as Error).message}`, { cause: e });
     }
     try {
       const stat = await file.stat();

@@ -29,7 +29,10 @@ export interface ChatMessage {
 
 /** Text ↔ token ids, plus the checkpoint's chat template. */
 export interface TextTokenizer {
-  /** Token ids of `text`; special tokens (e.g. BOS) are added per the post-processor unless disabled. */
+  /**
+   * Token ids of `text`; special tokens (e.g. BOS) are added per the post-processor unless disabled.
+   * Throws {@linkcode ConfigError} naming tokenizer.json when a piece has no id (no unk_token to use).
+   */
   encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
   /** Text of `ids`; special tokens are kept unless `skipSpecialTokens`. */
   decode(ids: ArrayLike<number>, opts?: { skipSpecialTokens?: boolean }): string;
@@ -83,6 +86,33 @@ function configTemplate(v: unknown, where: string): string | null {
   return chosen[1];
 }
 
+/**
+ * One more than the largest token id of tokenizer.json (model vocab and added tokens), checking that
+ * every id is a non-negative integer. Throws {@linkcode ConfigError} naming `where` otherwise.
+ */
+function vocabSizeOf(json: unknown, where: string): number {
+  const isObj = (v: unknown): v is Record<string, unknown> =>
+    typeof v === "object" && v !== null && !Array.isArray(v);
+  let max = -1;
+  const check = (id: unknown, what: string) => {
+    if (typeof id !== "number" || !Number.isSafeInteger(id) || id < 0) {
+      const got = (JSON.stringify(id) ?? String(id)).slice(0, 40);
+      throw new ConfigError(where, `${what} has id ${got}, not a token id (a non-negative integer)`);
+    }
+    if (id > max) max = id;
+  };
+  if (!isObj(json)) return 0;
+  const vocab = isObj(json.model) ? json.model.vocab : undefined;
+  if (Array.isArray(vocab)) max = vocab.length - 1; // Unigram: [piece, score] pairs, ids are positions
+  else if (isObj(vocab)) {
+    for (const [token, id] of Object.entries(vocab)) check(id, `model.vocab entry ${JSON.stringify(token)}`);
+  }
+  if (Array.isArray(json.added_tokens)) {
+    for (const t of json.added_tokens) check(isObj(t) ? t.id : undefined, "an entry of added_tokens");
+  }
+  return max + 1;
+}
+
 async function readTextIfExists(path: string): Promise<string | null> {
   try {
     return await Deno.readTextFile(path);
@@ -97,6 +127,7 @@ class HfTextTokenizer implements TextTokenizer {
   readonly eosTokenId: number | null;
   readonly vocabSize: number;
   #tok: Tokenizer;
+  #where: string;
   #templateSource: string | null;
   #templateWhere: string;
   #template: Template | null = null;
@@ -104,24 +135,35 @@ class HfTextTokenizer implements TextTokenizer {
 
   constructor(
     tok: Tokenizer,
+    where: string,
+    vocabSize: number,
     special: Record<string, string>,
     template: { source: string | null; where: string },
   ) {
     this.#tok = tok;
+    this.#where = where;
     this.#special = special;
     this.#templateSource = template.source;
     this.#templateWhere = template.where;
     const id = (t: string | undefined) => (t === undefined ? null : tok.token_to_id(t) ?? null);
     this.bosTokenId = id(special.bos_token);
     this.eosTokenId = id(special.eos_token);
-    let max = -1;
-    for (const v of tok.get_vocab(true).values()) max = Math.max(max, v);
-    for (const k of tok.get_added_tokens_decoder().keys()) max = Math.max(max, k);
-    this.vocabSize = max + 1;
+    // not from tok.get_vocab(): it walks the library's id-indexed array up to the largest id, which a
+    // garbage id (say 4294967294) turns into billions of steps
+    this.vocabSize = vocabSize;
   }
 
   encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
-    return this.#tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids;
+    const { ids, tokens } = this.#tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true });
+    const bad = ids.findIndex((id) => !Number.isSafeInteger(id));
+    if (bad >= 0) {
+      // a vocabulary without the token and without an unk_token: the library yields `undefined`
+      throw new ConfigError(
+        this.#where,
+        `no id for token ${JSON.stringify(tokens[bad])} (not in model.vocab, and no usable unk_token)`,
+      );
+    }
+    return ids;
   }
 
   decode(ids: ArrayLike<number>, opts: { skipSpecialTokens?: boolean } = {}): string {
@@ -172,12 +214,7 @@ export async function loadTokenizer(dir: string): Promise<TextTokenizer> {
   } catch (e) {
     if (!(e instanceof ConfigError && e.cause instanceof Deno.errors.NotFound)) throw e;
   }
-  let tok: Tokenizer;
-  try {
-    tok = new Tokenizer(tokenizerJson as object, config);
-  } catch (e) {
-    throw new ConfigError(tokPath, `cannot build the tokenizer: ${(e as Error).message}`, { cause: e });
-  }
+  const vocabSize = vocabSizeOf(tokenizerJson, tokPath);
   const special: Record<string, string> = {};
   for (const k of SPECIAL_KEYS) {
     const s = tokenString(config[k]);
@@ -188,5 +225,19 @@ export async function loadTokenizer(dir: string): Promise<TextTokenizer> {
   const template = fromFile !== null
     ? { source: fromFile, where: jinjaPath }
     : { source: configTemplate(config["chat_template"], cfgPath), where: cfgPath };
-  return new HfTextTokenizer(tok, special, template);
+  try {
+    // the library throws arbitrary TypeErrors on malformed input, from either file
+    return new HfTextTokenizer(
+      new Tokenizer(tokenizerJson as object, config),
+      tokPath,
+      vocabSize,
+      special,
+      template,
+    );
+  } catch (e) {
+    const also = Object.keys(config).length > 0 ? ` (with the settings of ${cfgPath})` : "";
+    throw new ConfigError(tokPath, `cannot build the tokenizer${also}: ${(e as Error)?.message ?? e}`, {
+      cause: e,
+    });
+  }
 }

@@ -81,16 +81,13 @@ function sizes(op: string, inp: SsdInputs, opts: SsdOptions): Sizes {
   return { Bt, L, H, P, N, Q, nc };
 }
 
-function chunkParams(s: Sizes, uBuf: number, vBuf: number, wsel: number, flags: number): Params {
-  return new Params().u32(s.L, s.H, s.P, s.N, s.Q, s.nc, uBuf, vBuf, wsel, flags);
+function chunkParams(s: Sizes): Params {
+  return new Params().u32(s.L, s.H, s.P, s.N, s.Q, s.nc);
 }
 
 function stateParams(s: Sizes, flags: number): Params {
   return new Params().u32(s.H, s.P * s.N, s.nc, flags, s.P, s.N, 0, 0);
 }
-
-/** Operand ids of kernels/ssd.wgsl's `ld`. */
-const OP = { X: 0, B: 1, C: 2, dY: 3 } as const;
 
 /**
  * Chunk states S_c = Σ_s exp(suf_s) X_s B_sᵀ into `states` (B, nc, H, P, N) and chunk totals T (B, H, nc);
@@ -101,7 +98,7 @@ function forwardStates(inp: SsdInputs, s: Sizes, states: Tensor, totals: Tensor,
   dispatch(
     { file: "ssd.wgsl", entry: "chunk_state" },
     [inp.X.buffer, inp.A.buffer, inp.B.buffer, inp.C.buffer, d, d, d, states.buffer, totals.buffer],
-    chunkParams(s, OP.X, OP.B, 1, 1),
+    chunkParams(s),
     [s.nc, s.H, s.Bt],
   );
   dispatch(
@@ -140,7 +137,7 @@ export function ssdChunked(inp: SsdInputs, opts: SsdOptions = {}): { Y: Tensor; 
   dispatch(
     { file: "ssd.wgsl", entry: "chunk_scan" },
     [...bufs, null, null, Y.buffer],
-    chunkParams(s, 0, 0, 0, 0),
+    chunkParams(s),
     [s.nc, s.H, s.Bt],
   );
   return { Y, finalState };
@@ -169,9 +166,9 @@ export function ssdBackward(
   // dH_c^off = Σ_l exp(cum_l) dY_l C_lᵀ, then the reverse recurrence turns it into dS_c = 𝒢_{c+1}.
   using dS = Tensor.empty([s.Bt, s.nc, s.H, s.P, s.N]);
   dispatch(
-    { file: "ssd.wgsl", entry: "chunk_state" },
+    { file: "ssd.wgsl", entry: "chunk_state", constants: { DY_C: 1 } },
     [inp.X.buffer, inp.A.buffer, inp.B.buffer, inp.C.buffer, dY.buffer, d, d, dS.buffer, totals.buffer],
-    chunkParams(s, OP.dY, OP.C, 2, 0),
+    chunkParams(s),
     [s.nc, s.H, s.Bt],
   );
   const dInit = Tensor.empty([s.Bt, s.H, s.P, s.N]);
@@ -205,7 +202,7 @@ export function ssdBackward(
       g.C.buffer,
       g.A.buffer,
     ],
-    chunkParams(s, 0, 0, 0, 0),
+    chunkParams(s),
     [s.nc, s.H, s.Bt],
   );
   if (inp.initialState) return { ...g, initialState: dInit };
