@@ -19,13 +19,15 @@
 //   6 hin: state entering each chunk (B, nc, H, P, N)  7 dsb: dS_c = 𝒢_{c+1} (B, nc, H, P, N)
 //   chunk_state: 8 s_out (B, nc, H, P, N), 9 t_out (B, H, nc)     chunk_scan: 10 y_out (B, L, H, P)
 //   chunk_bwd: 11 dX, 12 dB, 13 dC (layouts of X, B, C), 14 dA (B, L, H)
-// Ownership: one workgroup of 16×16 owns one (c, h, b) (grid nc × H × B). Every product is a 64×64
-// output tile, invocation (ty, tx) owning rows 4ty…+3 and columns 4tx…+3 in four vec4 accumulators;
-// wider P or N loop over tiles. Operands are staged in slices of 16 along the reduction axis (sa, sb,
-// rows padded to 68 floats against bank conflicts; the next slice is fetched while this one is
-// multiplied); the Q×Q matrix (M or dG) lives in msh (16 KiB), written in the orientation the next
-// product reads, and before that holds a third slice, so that products sharing a staged operand run
-// in one pass (G with H_c C; G with dS B; dY Xᵀ with X dS). About 27 KiB of workgroup memory.
+// Ownership: one workgroup of 16×16 owns one (c, h, b) (grid nc × H × B): chunks run in parallel.
+// Every product is a 64×64 output tile, invocation (ty, tx) owning rows 4ty…+3 and columns 4tx…+3 in
+// four vec4 accumulators; wider P or N loop over tiles. Operands are staged in slices of 16 along the
+// reduction axis (sa, sb; rows padded to 68 floats against bank conflicts; the next slice is fetched
+// while this one is multiplied). The Q×Q matrix (M or dG) lives in msh (16 KiB), written in the
+// orientation the next product reads; before that msh holds up to two more slices, so that products
+// sharing a staged operand run in one pass (forward: C Bᵀ with C H_cᵀ; backward: C Bᵀ with B dSᵀ, and
+// dY Xᵀ with X dS and dY H_c). 26.8 KiB of workgroup memory in all (≤ 32 KiB).
+// File length: the entries share the staging and product helpers, and WGSL has no include.
 // Numerics: f32. Decays are exps of sums that never cancel: cum and suf by Hillis–Steele scans of a
 // (no T − cum), Lm from block sums of the disjoint ranges (the stable segsum); above the diagonal Lm is
 // 0 without an exp. Rows past q load as 0, so a ragged chunk needs no padding copy.

@@ -31,10 +31,15 @@ export interface ChatMessage {
 export interface TextTokenizer {
   /**
    * Token ids of `text`; special tokens (e.g. BOS) are added per the post-processor unless disabled.
-   * Throws {@linkcode ConfigError} naming tokenizer.json when a piece has no id (no unk_token to use).
+   * Throws {@linkcode ConfigError} naming tokenizer.json when a piece has no id (no unk_token to use) or
+   * a malformed tokenizer.json component fails on the text.
    */
   encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
-  /** Text of `ids`; special tokens are kept unless `skipSpecialTokens`. */
+  /**
+   * Text of `ids` (`""` for none); special tokens are kept unless `skipSpecialTokens`. Throws
+   * {@linkcode ConfigError} naming tokenizer.json when the library fails (ids that are not integers, a
+   * malformed decoder).
+   */
   decode(ids: ArrayLike<number>, opts?: { skipSpecialTokens?: boolean }): string;
   /** Id of `bos_token` from tokenizer_config.json, or null. */
   readonly bosTokenId: number | null;
@@ -113,6 +118,29 @@ function vocabSizeOf(json: unknown, where: string): number {
   return max + 1;
 }
 
+/**
+ * Refuses pre-tokenizer settings on which the library loops without end when encoding: a `FixedLength`
+ * pre-tokenizer (at any depth of a `Sequence`) whose `length` is not a positive integer.
+ */
+function checkPreTokenizer(json: unknown, where: string): void {
+  const root = (json as { pre_tokenizer?: unknown } | null)?.pre_tokenizer;
+  const stack: unknown[] = [root]; // iterative: the JSON may nest deeply
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v !== "object" || v === null) continue;
+    if (Array.isArray(v)) {
+      for (const x of v) stack.push(x);
+      continue;
+    }
+    const o = v as Record<string, unknown>;
+    if (o.type === "FixedLength" && !(Number.isSafeInteger(o.length) && (o.length as number) > 0)) {
+      const got = (JSON.stringify(o.length) ?? String(o.length)).slice(0, 40);
+      throw new ConfigError(where, `FixedLength pre-tokenizer needs a positive integer "length", got ${got}`);
+    }
+    for (const x of Object.values(o)) stack.push(x);
+  }
+}
+
 async function readTextIfExists(path: string): Promise<string | null> {
   try {
     return await Deno.readTextFile(path);
@@ -154,7 +182,14 @@ class HfTextTokenizer implements TextTokenizer {
   }
 
   encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
-    const { ids, tokens } = this.#tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true });
+    let enc: { ids: number[]; tokens: string[] };
+    try {
+      enc = this.#tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true });
+    } catch (e) {
+      // a malformed normalizer/pre-tokenizer/post-processor that only fails when used
+      throw new ConfigError(this.#where, `the tokenizer failed: ${(e as Error)?.message ?? e}`, { cause: e });
+    }
+    const { ids, tokens } = enc;
     const bad = ids.findIndex((id) => !Number.isSafeInteger(id));
     if (bad >= 0) {
       // a vocabulary without the token and without an unk_token: the library yields `undefined`
@@ -167,7 +202,13 @@ class HfTextTokenizer implements TextTokenizer {
   }
 
   decode(ids: ArrayLike<number>, opts: { skipSpecialTokens?: boolean } = {}): string {
-    return this.#tok.decode(Array.from(ids), { skip_special_tokens: opts.skipSpecialTokens ?? false });
+    const list = Array.from(ids);
+    if (list.length === 0) return ""; // the library throws on an empty list
+    try {
+      return this.#tok.decode(list, { skip_special_tokens: opts.skipSpecialTokens ?? false });
+    } catch (e) {
+      throw new ConfigError(this.#where, `cannot decode: ${(e as Error)?.message ?? e}`, { cause: e });
+    }
   }
 
   applyChatTemplate(messages: ChatMessage[], opts: { addGenerationPrompt?: boolean } = {}): string {
@@ -215,6 +256,7 @@ export async function loadTokenizer(dir: string): Promise<TextTokenizer> {
     if (!(e instanceof ConfigError && e.cause instanceof Deno.errors.NotFound)) throw e;
   }
   const vocabSize = vocabSizeOf(tokenizerJson, tokPath);
+  checkPreTokenizer(tokenizerJson, tokPath);
   const special: Record<string, string> = {};
   for (const k of SPECIAL_KEYS) {
     const s = tokenString(config[k]);

@@ -18,6 +18,7 @@
  */
 import { ShapeError } from "../errors.ts";
 import { dummyBuffer } from "../gpu/buffers.ts";
+import { gpu } from "../gpu/device.ts";
 import { type Binding, dispatch, groupsFor, Params } from "../gpu/commands.ts";
 import { expectShape, fmtShape, Tensor } from "../tensor/tensor.ts";
 
@@ -77,6 +78,14 @@ function sizes(op: string, inp: SsdInputs, opts: SsdOptions): Sizes {
   const nc = Math.ceil(L / Q);
   if (nc > 65535 || H > 65535 || Bt > 65535) {
     throw new ShapeError(op, `too many chunks or heads for one grid: ${fmtShape(inp.X.shape)}, Q ${Q}`);
+  }
+  const stateBytes = Bt * nc * H * P * N * 4;
+  if (stateBytes > gpu().maxBindingBytes) {
+    throw new ShapeError(
+      op,
+      `the chunk states (B, L/Q, H, P, N) = ${fmtShape([Bt, nc, H, P, N])} exceed one GPU binding ` +
+        `(${gpu().maxBindingBytes} bytes): split the batch`,
+    );
   }
   return { Bt, L, H, P, N, Q, nc };
 }

@@ -187,6 +187,27 @@ Deno.test("ssd.wgsl: ragged last chunk (L = 50, Q = 16) and L < Q, with initial 
   await checkCase({ batch: 1, L: 10, H: 2, P: 5, N: 3 }, 7, 50);
 });
 
+Deno.test("ssd.wgsl: huge log-decays next to tiny ones (the decays are sums that never cancel)", async () => {
+  // With cumsum differences, exp(cum_l − cum_s) after a step of −1e4 has an f32 error of ~1e-3 in the
+  // exponent; the kernels sum the steps between s and l directly.
+  const dims = { batch: 1, L: 40, H: 2, P: 4, N: 3 };
+  const inp = randomCase(dims, 90, true);
+  inp.A = Float32Array.from(inp.A, (v, i) => (i % 23 === 5 ? -1e4 : v * 0.01));
+  const want = ssdRecurrentRef(inp);
+  const dYh = randomArray(40 * 2 * 4, 91);
+  const wantG = ssdBackwardRef(inp, dYh, { blockLen: 32 });
+  using t = upload(inp);
+  using dY = Tensor.from(dYh, [1, 40, 2, 4]);
+  const { Y, finalState } = ssdChunked(t, { blockLen: 32 });
+  const g = ssdBackward(t, dY, { blockLen: 32 });
+  const [y, fs, gA, gX] = await readTensors([Y, finalState, g.A, g.X]);
+  assertAllclose(y, want.Y, { ...TOL, name: "Y" });
+  assertAllclose(fs, want.finalState, { ...TOL, name: "final state" });
+  assertAllclose(gA, wantG.A, { ...TOL, name: "dA" });
+  assertAllclose(gX, wantG.X, { ...TOL, name: "dX" });
+  for (const x of [Y, finalState, g.X, g.A, g.B, g.C, g.initialState!]) x.dispose();
+});
+
 Deno.test("ssd.wgsl: P and N wider than one 64-tile", async () => {
   await checkCase({ batch: 1, L: 20, H: 1, P: 70, N: 66 }, 16, 60);
 });
