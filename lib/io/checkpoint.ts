@@ -29,13 +29,13 @@ const CONVERT_HINT = "only safetensors checkpoints are loaded (unpickling .bin/.
   'code); convert it with: python -c "from transformers import AutoModelForCausalLM as M; ' +
   "M.from_pretrained('DIR').save_pretrained('OUT', safe_serialization=True)\"";
 
+/** Whether something is at `path`; when it cannot be stat'ed (a symlink loop), the reader reports it. */
 async function exists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
     return true;
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
+    return !(e instanceof Deno.errors.NotFound);
   }
 }
 

@@ -239,11 +239,10 @@ export async function readJsonFile(path: string, maxBytes = 16 * 1024 * 1024): P
     }
     bytes = await Deno.readFile(path);
   } catch (e) {
+    if (e instanceof ConfigError) throw e;
     if (e instanceof Deno.errors.NotFound) throw new ConfigError(path, "file not found", { cause: e });
-    if (e instanceof Deno.errors.PermissionDenied) {
-      throw new ConfigError(path, `cannot read: ${(e as Error).message}`, { cause: e });
-    }
-    throw e;
+    // permission denied, a symlink loop, a file where a directory should be, ...
+    throw new ConfigError(path, `cannot read: ${(e as Error).message}`, { cause: e });
   }
   let text: string;
   try {

@@ -143,10 +143,13 @@ function checkPreTokenizer(json: unknown, where: string): void {
 
 async function readTextIfExists(path: string): Promise<string | null> {
   try {
+    // stat first: reading a FIFO would block forever
+    if (!(await Deno.stat(path)).isFile) throw new ConfigError(path, "not a regular file");
     return await Deno.readTextFile(path);
   } catch (e) {
+    if (e instanceof ConfigError) throw e;
     if (e instanceof Deno.errors.NotFound) return null;
-    throw e;
+    throw new ConfigError(path, `cannot read: ${(e as Error).message}`, { cause: e });
   }
 }
 
