@@ -20,7 +20,7 @@ import { checkOp } from "../_gradcheck.ts";
 
 await initGpu();
 
-Deno.test("losses: KL and reverse KL (temperature, token mean, masked) forward match the reference", async () => {
+Deno.test("distill_loss.wgsl: KL and reverse KL (temperature, token mean, masked) forward match the reference", async () => {
   const [R, V] = [6, 300];
   const s = randomArray(R * V, 1, 3);
   const t = randomArray(R * V, 2, 3);
@@ -46,7 +46,7 @@ Deno.test("losses: KL and reverse KL (temperature, token mean, masked) forward m
   }
 });
 
-Deno.test("losses: KL, reverse KL, token L2 and Frobenius gradients against finite differences", async () => {
+Deno.test("distill_loss.wgsl: KL, reverse KL, token L2 and Frobenius gradients against finite differences", async () => {
   const [R, V] = [3, 7];
   const teacher = randomArray(R * V, 5, 2);
   using T = Tensor.from(teacher, [R, V]);
@@ -77,7 +77,7 @@ Deno.test("losses: KL, reverse KL, token L2 and Frobenius gradients against fini
   ]);
 });
 
-Deno.test("losses: DPO (sequence log-probs, masked prompt tokens) forward and gradients", async () => {
+Deno.test("distill_loss.wgsl: DPO (sequence log-probs, masked prompt tokens) forward and gradients", async () => {
   const [B, T, V] = [2, 3, 5];
   const lw = [1, -100, 3, -100, 2, 0];
   const ll = [4, 2, -100, -100, 1, 1];

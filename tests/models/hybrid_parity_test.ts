@@ -7,7 +7,7 @@ import { assertAllclose } from "../_assert.ts";
 await initGpu();
 const dir = new URL("../fixtures/tiny-hybrid-mamba2", import.meta.url).pathname;
 
-Deno.test("hybrid: MambaInLlama's own tiny Mamba-2 hybrid gives its reference logits and hidden states", async () => {
+Deno.test("hybrid (mamba2_glue.wgsl + conv1d + SSD + gated norm): MambaInLlama's tiny hybrid gives its reference logits and hidden states", async () => {
   using ref = await SafetensorsFile.open(`${dir}/reference.safetensors`);
   const ids = await ref.read("input_ids");
   using model = await LlamaModel.load(dir);

@@ -118,7 +118,7 @@ function reference(
   return { y, lastState, grads: grads as Expected["grads"] };
 }
 
-Deno.test("selective scan: GPU and CPU reference == the official fixture, forward and backward", async () => {
+Deno.test("selective_scan.wgsl + selective_scan_bwd.wgsl: GPU and CPU reference == the official fixture, forward and backward", async () => {
   using f = await SafetensorsFile.open(FIXTURE);
   const r: Record<string, Float32Array> = {};
   for (const n of f.names()) r[n] = await f.readF32(n);
@@ -264,7 +264,7 @@ Deno.test("selective scan: prefill then selectiveStateUpdate steps == the full s
   state.dispose();
 });
 
-Deno.test("selectiveStateUpdate == selectiveStateUpdateRef (ungrouped, no softplus)", async () => {
+Deno.test("selective_scan_step.wgsl: selectiveStateUpdate == selectiveStateUpdateRef (ungrouped, no softplus)", async () => {
   const batch = 3, D = 10, N = 6;
   const r = (n: number, s: number) => randomArray(n, 700 + s);
   const ref = { dims: { batch, D, N, G: 1 }, state: r(batch * D * N, 1), x: r(batch * D, 2), A: r(D * N, 3) };

@@ -135,7 +135,7 @@ Deno.test("ssd_ref: backward == finite differences (initial state, dFinalState, 
   });
 });
 
-Deno.test("ssd.wgsl: forward and backward equal the fixture for Q = 16, 32, 64", async () => {
+Deno.test("ssd.wgsl + ssd_state.wgsl: forward and backward equal the fixture for Q = 16, 32, 64", async () => {
   const { r, dims, inp } = await loadFixture();
   using t = upload(inp);
   using dY = Tensor.from(r.dY, [dims.batch, dims.L, dims.H, dims.P]);
@@ -212,7 +212,7 @@ Deno.test("ssd.wgsl: P and N wider than one 64-tile", async () => {
   await checkCase({ batch: 1, L: 20, H: 1, P: 70, N: 66 }, 16, 60);
 });
 
-Deno.test("ssd: prefill (ssdChunked) then ssdStateUpdate steps == the full sequence", async () => {
+Deno.test("ssd_state.wgsl step: prefill (ssdChunked) then ssdStateUpdate steps == the full sequence", async () => {
   const dims = { batch: 2, L: 24, H: 3, P: 8, N: 4 };
   const { batch, L, H, P, N } = dims;
   const inp = randomCase(dims, 70, true);
