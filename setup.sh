@@ -10,10 +10,11 @@
 #   2. Deno 2.9.6 from npm (`npm install -g deno@2.9.6`) when deno is missing or another version
 #   3. a WebGPU adapter; without a GPU, Mesa's software Vulkan (lavapipe) from apt
 #   4. Jupyter from apt (Debian's python3, not a pyenv one) and the Deno kernelspec, installed by the
-#      same deno binary (the kernelspec holds its absolute path)
+#      same deno binary (the kernelspec holds its absolute path); Chromium from apt for the notebooks'
+#      browser test (driven by npm:playwright-core)
 #   5. npm dependencies: `deno install --frozen` from deno.json + deno.lock (runs use --cached-only)
 #   6. the demo (skipped with --install-only)
-# Needs: Node.js + npm (for Deno), apt-get (for Vulkan and Jupyter; sudo when not root).
+# Needs: Node.js + npm (for Deno), apt-get (for Vulkan, Jupyter, Chromium; sudo when not root).
 set -eu
 
 DENO_VERSION=2.9.6
@@ -148,7 +149,16 @@ print(KernelSpecManager().get_kernel_spec("deno").argv[0])' 2>/dev/null || true)
     || fail "the Deno kernelspec does not point at $DENO after deno jupyter --install (it has '$kernel_deno')"
   kernel_note="kernelspec 'deno' installed for $DENO"
 fi
-done_step 4 "Jupyter: $jupyter_note; $kernel_note"
+# Chromium: the browser test opens every notebook in /usr/bin/chromium (headless) via playwright-core
+if [ -x /usr/bin/chromium ]; then
+  chromium_note="chromium already installed"
+else
+  t_chromium=$(now)
+  apt_install chromium
+  [ -x /usr/bin/chromium ] || fail "/usr/bin/chromium missing after apt-get install chromium"
+  chromium_note="installed chromium in $(elapsed "$t_chromium")"
+fi
+done_step 4 "Jupyter: $jupyter_note; $kernel_note; $chromium_note"
 
 # 5. npm dependencies -------------------------------------------------------------------------
 "$DENO" install --frozen </dev/null >&2 \
