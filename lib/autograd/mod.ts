@@ -12,6 +12,7 @@ export {
   linear as linearOp,
   rmsNorm as rmsNormOp,
   rope as ropeOp,
+  scale as scaleOp,
   swiglu as swigluOp,
 } from "./ops.ts";
 export {

@@ -7,7 +7,12 @@
  */
 import { ShapeError } from "../errors.ts";
 import { attention as attentionRaw, attentionBackward } from "../tensor/attention.ts";
-import { add as addRaw, swiglu as swigluRaw, swigluBackward } from "../tensor/elementwise.ts";
+import {
+  add as addRaw,
+  scale as scaleRaw,
+  swiglu as swigluRaw,
+  swigluBackward,
+} from "../tensor/elementwise.ts";
 import { embedding as embeddingRaw, embeddingBackward } from "../tensor/embedding.ts";
 import { linear as linearRaw, matmulStrided, type Weight } from "../tensor/matmul.ts";
 import { sumColumns } from "../tensor/reduce.ts";
@@ -21,6 +26,11 @@ import { needsGrad, record } from "./tape.ts";
 /** a + b. */
 export function add(a: Tensor, b: Tensor): Tensor {
   return record([a, b], addRaw(a, b), [], (g) => [g.retain(), g.retain()]);
+}
+
+/** α · a (weights of a loss sum). */
+export function scale(a: Tensor, alpha: number): Tensor {
+  return record([a], scaleRaw(a, alpha), [], (g) => [scaleRaw(g, alpha)]);
 }
 
 /** silu(gate) · up. */

@@ -305,13 +305,7 @@ export class LlamaModel implements Disposable {
         if (opts.cache) {
           throw new ShapeError("llama.forward", "decoding with Mamba layers is not implemented yet");
         }
-        a = {
-          out: mamba2Forward(x, layer.mamba, {
-            dims: this.hybrid!.dims,
-            kvHeads: c.numKvHeads,
-            eps: c.rmsNormEps,
-          }),
-        };
+        a = { out: this.mixerForward(i, x) };
       } else {
         a = this.attentionBlock(x, layer.attn!, B, L, opts.cache?.[i], opts.attentions);
       }
@@ -352,6 +346,26 @@ export class LlamaModel implements Disposable {
       hidden: opts.hidden ? hidden : undefined,
       attentions: opts.attentions ? attentions : undefined,
     };
+  }
+
+  /**
+   * Layer i's sequence mixer alone on its normalised input x (B, L, D), without cache: the attention
+   * block (q/k/v, RoPE, causal attention, o_proj) or the Mamba mixer. Returns (B, L, D). MOHAWK's
+   * stages compare teacher and student layers through this, fed the teacher's hidden states.
+   */
+  mixerForward(i: number, x: Tensor): Tensor {
+    const layer = this.layers[i];
+    if (!layer) throw new ShapeError("llama.mixer", `layer ${i} is not in [0, ${this.layers.length})`);
+    const c = this.config;
+    if (layer.mamba) {
+      return mamba2Forward(x, layer.mamba, {
+        dims: this.hybrid!.dims,
+        kvHeads: c.numKvHeads,
+        eps: c.rmsNormEps,
+      });
+    }
+    const [B, L] = x.shape;
+    return this.attentionBlock(x, layer.attn!, B, L).out;
   }
 
   private attentionBlock(
