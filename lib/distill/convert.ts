@@ -11,6 +11,7 @@ import { UsageError } from "../errors.ts";
 import { Checkpoint } from "../io/checkpoint.ts";
 import { type HostTensor, writeSafetensors } from "../io/safetensors.ts";
 import { Rng } from "../random.ts";
+import { readMambaConfig } from "../models/hybrid.ts";
 import { convertAttentionToMamba2, mamba2Dims, type Mamba2Init } from "./convert_mamba2.ts";
 
 /** Options of {@linkcode convertTeacher}. */
@@ -66,6 +67,18 @@ export async function convertTeacher(
   }
   const d = mamba2Dims(c);
   const keep = new Set(opts.attentionLayers);
+  // A hybrid source (a student of an earlier stage) keeps its Mamba layers; only attention layers
+  // outside `keep` are converted, so stepwise replacement is this function called once per step.
+  const source = await readMambaConfig(teacherDir, c);
+  const alreadyMamba = (i: number) => source !== null && !source.attn_layers.includes(i);
+  for (const i of keep) {
+    if (alreadyMamba(i)) {
+      throw new UsageError(
+        "lab convert",
+        `layer ${i} is already a Mamba layer in ${teacherDir}: it cannot keep attention`,
+      );
+    }
+  }
   const rng = new Rng(opts.seed ?? 0);
   const out: Record<string, HostTensor> = {};
   for (const name of ckpt.names()) {
@@ -74,7 +87,7 @@ export async function convertTeacher(
     out[name] = await ckpt.read(name);
   }
   for (let i = 0; i < c.numLayers; i++) {
-    if (keep.has(i)) continue;
+    if (keep.has(i) || alreadyMamba(i)) continue;
     const a = `model.layers.${i}.self_attn`;
     const att = {
       q: await ckpt.readF32(`${a}.q_proj.weight`),
