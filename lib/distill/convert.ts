@@ -48,6 +48,17 @@ const COPIED_FILES = [
   "chat_template.jinja",
 ];
 
+/** Copies a checkpoint directory's config, generation config, tokenizer and chat template (those present). */
+export async function copyCheckpointFiles(fromDir: string, toDir: string): Promise<void> {
+  for (const f of COPIED_FILES) {
+    try {
+      await Deno.copyFile(`${fromDir}/${f}`, `${toDir}/${f}`);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  }
+}
+
 /** Writes the student converted from `teacherDir` into `outDir`; returns its mamba_config. */
 export async function convertTeacher(
   teacherDir: string,
@@ -112,13 +123,7 @@ export async function convertTeacher(
   };
   await Deno.mkdir(outDir, { recursive: true });
   await writeSafetensors(`${outDir}/model.safetensors`, out, { format: "pt" });
-  for (const f of COPIED_FILES) {
-    try {
-      await Deno.copyFile(`${teacherDir}/${f}`, `${outDir}/${f}`);
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    }
-  }
+  await copyCheckpointFiles(teacherDir, outDir);
   await Deno.writeTextFile(`${outDir}/mamba_config.json`, JSON.stringify(mambaConfig, null, 4));
   return mambaConfig;
 }
