@@ -1,0 +1,55 @@
+// decode_state.wgsl — rolling a Mamba-2 layer's decoding state back to an accepted prefix
+// (speculative decoding, method.md §3.9; `mamba_simple_cache.py` / `selective_state_update_multi_cached`
+// of itsdaniele/speculative_mamba keep a checkpoint plus the per-step inputs and replay them).
+//
+//   ssd_replay:   S ← S₀ (the checkpoint); for t < m:  S ← exp(A_t) · S + X_t B_tᵀ      (no output)
+//   conv_window:  w[b, c, i] = [s₀[b, c, :] | x[b, 0..m, c]][m + i],  i < W − 1
+//                 (the last W − 1 conv inputs once m of the round's inputs are kept)
+//
+// The replay is the SSD recurrence of `ssd_minimal_discrete` over the first m cached steps; the window is
+// what `causal_conv1d_update` would hold after feeding those m inputs. Layouts (T = the round's capacity):
+// X (B, T, H, P) = x·dt, A (B, T, H) = A·dt, Bs (B, T, H, N): the SSD inputs of the round's steps;
+// checkpoint / state (B, H, P, N); conv inputs xs (B, T, C) before the conv; conv states (B, C, W − 1),
+// oldest first. One invocation owns one output element; f32 throughout, as the step kernel.
+
+struct Params { n: u32, row: u32, B: u32, T: u32, H: u32, P: u32, N: u32, m: u32, C: u32, W1: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> ckpt: array<f32>;     // (B, H, P, N) or (B, C, W − 1)
+@group(0) @binding(2) var<storage, read> xs: array<f32>;       // X (B, T, H, P) or conv inputs (B, T, C)
+@group(0) @binding(3) var<storage, read> decay: array<f32>;    // A (B, T, H)
+@group(0) @binding(4) var<storage, read> bs: array<f32>;       // Bs (B, T, H, N)
+@group(0) @binding(5) var<storage, read_write> out: array<f32>; // state (B, H, P, N) or window (B, C, W − 1)
+
+fn idx(g: vec3u) -> u32 { return g.y * p.row + g.x; }
+
+@compute @workgroup_size(256)
+fn ssd_replay(@builtin(global_invocation_id) g: vec3u) {
+  let i = idx(g);
+  if (i >= p.n) { return; }
+  let n = i % p.N;
+  let pp = (i / p.N) % p.P;
+  let h = (i / (p.N * p.P)) % p.H;
+  let b = i / (p.N * p.P * p.H);
+  var s = ckpt[i];
+  for (var t = 0u; t < p.m; t++) {
+    let bt = b * p.T + t;
+    s = exp(decay[bt * p.H + h]) * s + xs[(bt * p.H + h) * p.P + pp] * bs[(bt * p.H + h) * p.N + n];
+  }
+  out[i] = s;
+}
+
+@compute @workgroup_size(256)
+fn conv_window(@builtin(global_invocation_id) g: vec3u) {
+  let i = idx(g);
+  if (i >= p.n) { return; }
+  let k = i % p.W1;
+  let c = (i / p.W1) % p.C;
+  let b = i / (p.W1 * p.C);
+  let j = p.m + k; // position in [checkpoint (W − 1) | round inputs]
+  if (j < p.W1) {
+    out[i] = ckpt[(b * p.C + c) * p.W1 + j];
+  } else {
+    out[i] = xs[(b * p.T + j - p.W1) * p.C + c];
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * Rolling a Mamba-2 decoding state back to an accepted prefix (`kernels/decode_state.wgsl`), as
+ * speculative decoding needs (method.md §3.9): a layer keeps the state at the start of a round (the
+ * checkpoint) and the per-step inputs of the round; keeping m steps replays them from the checkpoint.
+ * No per-step state is ever stored. The plain-loop twins are in `decode_state_ref.ts`.
+ *
+ *   ssdReplay:   S = S₀;  for t < m:  S ← exp(A_t) · S + X_t B_tᵀ
+ *   convWindow:  the last W − 1 of [s₀ | x_0 … x_{m−1}]
+ *
+ * Shapes (outermost first, T the round's capacity): X (B, T, H, P), A (B, T, H), Bs (B, T, H, N);
+ * SSM states (B, H, P, N); conv inputs (B, T, C); conv states (B, C, W − 1), oldest first.
+ *
+ * @module
+ */
+import { ShapeError } from "../errors.ts";
+import { dispatch, groupsFor, Params } from "../gpu/commands.ts";
+import { expectShape, fmtShape, type Tensor } from "../tensor/tensor.ts";
+
+const FILE = "decode_state.wgsl";
+
+function launch(entry: string, buffers: (GPUBuffer | null)[], n: number, words: number[]): void {
+  const [gx, gy] = groupsFor(n, 256);
+  dispatch({ file: FILE, entry }, buffers, new Params().u32(n, gx * 256, ...words), [gx, gy]);
+}
+
+/** The cached SSD inputs of a round: X (B, T, H, P), A (B, T, H), Bs (B, T, H, N). */
+export interface ReplayInputs {
+  X: Tensor;
+  A: Tensor;
+  Bs: Tensor;
+}
+
+/**
+ * Writes into `out` (B, H, P, N) the state after the first `steps` cached steps, starting from
+ * `checkpoint` (B, H, P, N). `out` must not be `checkpoint`.
+ */
+export function ssdReplay(checkpoint: Tensor, inp: ReplayInputs, steps: number, out: Tensor): void {
+  const op = "ssdReplay";
+  if (checkpoint.shape.length !== 4) {
+    throw new ShapeError(op, `expected checkpoint (B, H, P, N), got ${fmtShape(checkpoint.shape)}`);
+  }
+  const [B, H, P, N] = checkpoint.shape;
+  if (inp.X.shape.length !== 4) {
+    throw new ShapeError(op, `expected X (B, T, H, P), got ${fmtShape(inp.X.shape)}`);
+  }
+  const T = inp.X.shape[1];
+  expectShape(op, "X (B, T, H, P)", inp.X, [B, T, H, P]);
+  expectShape(op, "A (B, T, H)", inp.A, [B, T, H]);
+  expectShape(op, "Bs (B, T, H, N)", inp.Bs, [B, T, H, N]);
+  expectShape(op, "out (B, H, P, N)", out, [B, H, P, N]);
+  if (!Number.isInteger(steps) || steps < 0 || steps > T) {
+    throw new ShapeError(op, `steps must be a whole number in [0, ${T}], got ${steps}`);
+  }
+  if (out === checkpoint) throw new ShapeError(op, "out must be a different tensor from the checkpoint");
+  launch(
+    "ssd_replay",
+    [checkpoint.buffer, inp.X.buffer, inp.A.buffer, inp.Bs.buffer, out.buffer],
+    out.size,
+    [B, T, H, P, N, steps, 0, 0],
+  );
+}
+
+/**
+ * Writes into `out` (B, C, W − 1) the conv state after the first `steps` of the round's conv inputs
+ * `xs` (B, T, C), starting from `checkpoint` (B, C, W − 1). `out` must not be `checkpoint`.
+ */
+export function convWindow(checkpoint: Tensor, xs: Tensor, steps: number, out: Tensor): void {
+  const op = "convWindow";
+  if (checkpoint.shape.length !== 3 || xs.shape.length !== 3) {
+    throw new ShapeError(
+      op,
+      `expected checkpoint (B, C, W − 1) and xs (B, T, C), got ${fmtShape(checkpoint.shape)} and ${
+        fmtShape(xs.shape)
+      }`,
+    );
+  }
+  const [B, C, W1] = checkpoint.shape;
+  const T = xs.shape[1];
+  expectShape(op, "xs (B, T, C)", xs, [B, T, C]);
+  expectShape(op, "out (B, C, W − 1)", out, [B, C, W1]);
+  if (!Number.isInteger(steps) || steps < 0 || steps > T) {
+    throw new ShapeError(op, `steps must be a whole number in [0, ${T}], got ${steps}`);
+  }
+  if (out === checkpoint) throw new ShapeError(op, "out must be a different tensor from the checkpoint");
+  if (out.size === 0) return;
+  launch("conv_window", [checkpoint.buffer, xs.buffer, null, null, out.buffer], out.size, [
+    B,
+    T,
+    0,
+    0,
+    0,
+    steps,
+    C,
+    W1,
+  ]);
+}

@@ -1,0 +1,77 @@
+import assert from "node:assert/strict";
+import { ShapeError } from "../../lib/errors.ts";
+import { initGpu } from "../../lib/gpu/device.ts";
+import { convWindow, ssdReplay } from "../../lib/ssm/decode_state.ts";
+import { convWindowRef, ssdReplayRef } from "../../lib/ssm/decode_state_ref.ts";
+import { causalConv1dRef } from "../../lib/ssm/conv1d_ref.ts";
+import { ssdRecurrentRef } from "../../lib/ssm/ssd_ref.ts";
+import { Tensor } from "../../lib/tensor/tensor.ts";
+import { assertAllclose, randomArray } from "../_assert.ts";
+
+await initGpu();
+
+const TOL = { rtol: 1e-4, atol: 2e-5 };
+
+Deno.test("decode_state.wgsl ssd_replay: the state after m cached steps equals the SSD recurrence over them", async () => {
+  const d = { B: 2, T: 5, H: 3, P: 4, N: 8 };
+  const s0 = randomArray(d.B * d.H * d.P * d.N, 1);
+  const X = randomArray(d.B * d.T * d.H * d.P, 2);
+  const A = randomArray(d.B * d.T * d.H, 3, 0.5).map((a) => -Math.abs(a));
+  const Bs = randomArray(d.B * d.T * d.H * d.N, 4);
+  using ck = Tensor.from(s0, [d.B, d.H, d.P, d.N]);
+  using tX = Tensor.from(X, [d.B, d.T, d.H, d.P]);
+  using tA = Tensor.from(A, [d.B, d.T, d.H]);
+  using tB = Tensor.from(Bs, [d.B, d.T, d.H, d.N]);
+  for (const m of [0, 2, d.T]) {
+    using out = Tensor.from(new Float32Array(s0.length).fill(NaN), [d.B, d.H, d.P, d.N]);
+    ssdReplay(ck, { X: tX, A: tA, Bs: tB }, m, out);
+    const want = ssdReplayRef(s0, X, A, Bs, m, d);
+    assertAllclose(await out.toArray(), want, { ...TOL, name: `replay m=${m}` });
+    if (m > 0) {
+      // The reference agrees with the SSD recurrence's final state over the first m steps.
+      const take = (x: Float32Array, w: number) =>
+        Float32Array.from({ length: d.B * m * w }, (_, i) => {
+          const b = Math.floor(i / (m * w));
+          return x[b * d.T * w + (i % (m * w))];
+        });
+      const C = new Float32Array(d.B * m * d.H * d.N);
+      const rec = ssdRecurrentRef({
+        dims: { batch: d.B, L: m, H: d.H, P: d.P, N: d.N },
+        X: take(X, d.H * d.P),
+        A: take(A, d.H),
+        B: take(Bs, d.H * d.N),
+        C,
+        initialState: s0,
+      });
+      assertAllclose(want, rec.finalState, { atol: 1e-12, rtol: 0, name: `ref vs recurrence m=${m}` });
+    }
+  }
+  using bad = Tensor.zeros([d.B, d.H, d.P, d.N]);
+  assert.throws(() => ssdReplay(ck, { X: tX, A: tA, Bs: tB }, d.T + 1, bad), ShapeError);
+  assert.throws(() => ssdReplay(ck, { X: tX, A: tA, Bs: tB }, 1, ck), ShapeError);
+});
+
+Deno.test("decode_state.wgsl conv_window: the conv state after m kept inputs equals causal conv1d's final state", async () => {
+  const d = { B: 2, T: 4, C: 5, W: 4 };
+  const s0 = randomArray(d.B * d.C * (d.W - 1), 5);
+  const xs = randomArray(d.B * d.T * d.C, 6);
+  using ck = Tensor.from(s0, [d.B, d.C, d.W - 1]);
+  using tx = Tensor.from(xs, [d.B, d.T, d.C]);
+  for (const m of [0, 1, 2, d.T]) {
+    using out = Tensor.from(new Float32Array(s0.length).fill(NaN), [d.B, d.C, d.W - 1]);
+    convWindow(ck, tx, m, out);
+    const want = convWindowRef(s0, xs, m, d);
+    assertAllclose(await out.toArray(), want, { atol: 0, rtol: 0, name: `window m=${m}` });
+    if (m > 0) {
+      const first = Float32Array.from({ length: d.B * m * d.C }, (_, i) => {
+        const b = Math.floor(i / (m * d.C));
+        return xs[b * d.T * d.C + (i % (m * d.C))];
+      });
+      const w = new Float32Array(d.C * d.W);
+      const conv = causalConv1dRef(first, w, { B: d.B, L: m, C: d.C, W: d.W }, { initialState: s0 });
+      assertAllclose(want, conv.finalState, { atol: 0, rtol: 0, name: `ref vs conv final state m=${m}` });
+    }
+  }
+  using wrong = Tensor.zeros([d.B, d.C, d.W]);
+  assert.throws(() => convWindow(ck, tx, 1, wrong), ShapeError);
+});
