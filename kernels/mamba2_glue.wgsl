@@ -5,7 +5,8 @@
 //   ssd_inputs:  for head h (kv head g = ⌊h·H_kv/H⌋), with xBC = silu(conv(x | B | C)):
 //                dt  = softplus(dt_raw[h] + dt_bias[h])
 //                X[h, :] = x[g, :] · dt,   A[h] = −exp(A_log[h]) · dt,   B[h, :] = B[g, :],   C[h, :] = C[h, :]
-//   add_skip:    y[h, :] += D[h] · x[g, :]
+//   add_skip:    y[h, :] += D[h] · x[g, :]                        (in place)
+//   add_skip_out: y[h, :] = Y[h, :] + D[h] · x[g, :]                (into a new y, Y kept for autograd)
 //
 // x and B are repeated across the query heads of their group after the conv
 // (repeat_kv_before_conv = False), as Llama's GQA pairs query head h with kv head ⌊h·H_kv/H⌋.
@@ -17,7 +18,7 @@ struct Params { n: u32, row: u32, R: u32, H: u32, Hkv: u32, P: u32, N: u32, cols
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<f32>;       // slice_cols: src; ssd_inputs: xBC; add_skip: xBC
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>; // slice_cols: dst; ssd_inputs: X; add_skip: Y
-@group(0) @binding(3) var<storage, read> zx: array<f32>;        // zxbcdt (for dt_raw)
+@group(0) @binding(3) var<storage, read> zx: array<f32>;        // zxbcdt (for dt_raw); add_skip_out: Y
 @group(0) @binding(4) var<storage, read> vec_a: array<f32>;     // dt_bias / D
 @group(0) @binding(5) var<storage, read> vec_b: array<f32>;     // A_log
 @group(0) @binding(6) var<storage, read_write> a_out: array<f32>;
@@ -65,4 +66,16 @@ fn add_skip(@builtin(global_invocation_id) g: vec3u) {
   let kv = h * p.Hkv / p.H;
   let xbc = r * (2u * p.Hkv * p.P + p.H * p.N);
   dst[i] += vec_a[h] * src[xbc + kv * p.P + j];
+}
+
+@compute @workgroup_size(256)
+fn add_skip_out(@builtin(global_invocation_id) g: vec3u) {
+  let i = idx(g);
+  if (i >= p.n) { return; }
+  let j = i % p.P;
+  let h = (i / p.P) % p.H;
+  let r = i / (p.P * p.H);
+  let kv = h * p.Hkv / p.H;
+  let xbc = r * (2u * p.Hkv * p.P + p.H * p.N);
+  dst[i] = zx[i] + vec_a[h] * src[xbc + kv * p.P + j];
 }
