@@ -1,7 +1,8 @@
 /**
  * Safetensors writer: the same byte layout as the reference Rust writer (`serialize`): header padded
  * with spaces to a multiple of 8, tensors ordered by descending dtype then name, little-endian C order.
- * Files are written atomically (temporary file in the same directory, fsync, rename).
+ * Files are written atomically (temporary file in the same directory, fsync, rename, fsync of the
+ * directory).
  *
  * @module
  */
@@ -119,9 +120,27 @@ async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   while (done < bytes.length) done += await file.write(bytes.subarray(done, done + (1 << 26)));
 }
 
+/** Flushes the directory holding `path` (best effort), so that a rename in it survives a power loss. */
+async function syncParentDir(path: string): Promise<void> {
+  const cut = path.lastIndexOf("/");
+  const dir = cut < 0 ? "." : cut === 0 ? "/" : path.slice(0, cut);
+  try {
+    const d = await Deno.open(dir, { read: true });
+    try {
+      await d.sync();
+    } finally {
+      d.close();
+    }
+  } catch {
+    // Some systems cannot open or fsync a directory; the rename itself is still atomic.
+  }
+}
+
 /**
  * Writes tensors (and optional `__metadata__`) to a safetensors file at `path`, atomically: the bytes
- * go to `<path>.tmp-<random>` in the same directory, are fsynced, then the file is renamed over `path`.
+ * go to `<path>.tmp-<random>` in the same directory, are fsynced, then the file is renamed over `path`
+ * and the directory is fsynced. A process killed at any point leaves either the old file or the new
+ * one at `path` (and possibly a stale `<path>.tmp-*`, never read by the loaders).
  * Streams tensor by tensor, so memory stays at the tensors' own size. Throws {@linkcode SafetensorsError}
  * for invalid tensors or when the file cannot be written (the temporary file is removed).
  */
@@ -150,4 +169,5 @@ export async function writeSafetensors(
     }
     throw e;
   }
+  await syncParentDir(path);
 }
