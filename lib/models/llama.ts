@@ -22,6 +22,7 @@ import type { Weight } from "../tensor/matmul.ts";
 import { RopeTable } from "../tensor/rope.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { KVCache } from "./kv_cache.ts";
+import { Mamba2Cache, mamba2Decode } from "./mamba2_decode.ts";
 import { loadMamba2Weights, mamba2DimsOf, readMambaConfig } from "./hybrid.ts";
 import { mamba2Forward, type Mamba2Weights } from "./mamba2_layer.ts";
 import type { Mamba2Dims } from "../distill/convert_mamba2.ts";
@@ -76,14 +77,20 @@ export interface LlamaLayer {
   mlp: MlpWeights;
 }
 
+/** One layer's decoding state: a KV cache (attention layers) or a conv + SSM state (Mamba-2 layers). */
+export type LayerCache = KVCache | Mamba2Cache;
+
 /** Options of {@linkcode LlamaModel.forward}. */
 export interface ForwardOptions {
   /** Keep every hidden state (embeddings, each layer's output, the last after the final norm). */
   hidden?: boolean;
   /** Keep every layer's attention probabilities (B, H, L, S). */
   attentions?: boolean;
-  /** KV caches (one per layer) to read and extend; positions continue from their length. */
-  cache?: KVCache[];
+  /**
+   * Decoding states (one per layer, from {@linkcode LlamaModel.createCache}) to read and extend;
+   * positions continue from their length.
+   */
+  cache?: LayerCache[];
   /** Compute logits for the last position only (generation). */
   lastOnly?: boolean;
 }
@@ -271,10 +278,17 @@ export class LlamaModel implements Disposable {
     );
   }
 
-  /** Empty KV caches for `batch` sequences of up to `capacity` positions. */
-  createCache(batch: number, capacity: number): KVCache[] {
+  /**
+   * Empty decoding states for `batch` sequences of up to `capacity` positions: a KV cache per attention
+   * layer, a conv + SSM state per Mamba-2 layer.
+   */
+  createCache(batch: number, capacity: number): LayerCache[] {
     const c = this.config;
-    return this.layers.map(() => new KVCache(batch, capacity, c.numKvHeads, c.headDim));
+    return this.layers.map((l) =>
+      l.mamba
+        ? new Mamba2Cache(batch, this.hybrid!.dims)
+        : new KVCache(batch, capacity, c.numKvHeads, c.headDim)
+    );
   }
 
   /** Runs ids (B, L) i32 through the model. */
@@ -287,6 +301,12 @@ export class LlamaModel implements Disposable {
       );
     }
     const [B, L] = ids.shape;
+    if (opts.cache && opts.cache.length !== this.layers.length) {
+      throw new ShapeError(
+        "llama.forward",
+        `${opts.cache.length} layer caches for ${this.layers.length} layers (use createCache)`,
+      );
+    }
     const pos0 = opts.cache?.[0]?.length ?? 0;
     if (pos0 + L > this.rope.positions) {
       throw new ShapeError(
@@ -303,11 +323,27 @@ export class LlamaModel implements Disposable {
       let a: { out: Tensor; probs?: Tensor };
       if (layer.mamba) {
         if (opts.cache) {
-          throw new ShapeError("llama.forward", "decoding with Mamba layers is not implemented yet");
+          const lc = opts.cache[i];
+          if (!(lc instanceof Mamba2Cache)) {
+            throw new ShapeError(
+              "llama.forward",
+              `layer ${i} is a Mamba-2 layer but its cache is a KV cache`,
+            );
+          }
+          const o = { dims: this.hybrid!.dims, kvHeads: c.numKvHeads, eps: c.rmsNormEps };
+          a = { out: mamba2Decode(x, layer.mamba, o, lc) };
+        } else {
+          a = { out: this.mixerForward(i, x) };
         }
-        a = { out: this.mixerForward(i, x) };
       } else {
-        a = this.attentionBlock(x, layer.attn!, B, L, opts.cache?.[i], opts.attentions);
+        const lc = opts.cache?.[i];
+        if (lc !== undefined && !(lc instanceof KVCache)) {
+          throw new ShapeError(
+            "llama.forward",
+            `layer ${i} is an attention layer but its cache is a Mamba state`,
+          );
+        }
+        a = this.attentionBlock(x, layer.attn!, B, L, lc, opts.attentions);
       }
       x.dispose();
       if (a.probs) attentions.push(a.probs);

@@ -3,10 +3,12 @@
  *
  * @module
  */
-export { type ForwardOptions, type ForwardOutput, LlamaModel } from "./llama.ts";
+export { type ForwardOptions, type ForwardOutput, type LayerCache, LlamaModel } from "./llama.ts";
 export { KVCache } from "./kv_cache.ts";
 export { type LoadOptions } from "./weights.ts";
 export { type CausalLM, type EvalOptions, type EvalResult, evaluateLoss } from "./evaluate.ts";
 export { DEFAULT_MODEL_DIR } from "./default_model.ts";
 export { loadMamba2Weights, mamba2DimsOf, readMambaConfig } from "./hybrid.ts";
 export { mamba2Forward, type Mamba2Options, type Mamba2Weights, sliceColumns } from "./mamba2_layer.ts";
+export { Mamba2Cache, mamba2Decode } from "./mamba2_decode.ts";
+export { DecodeState } from "./decode_state.ts";

@@ -1,0 +1,231 @@
+/**
+ * Decoding through a Mamba-2 mixer (method.md §3.2, §3.9): the layer's state between calls, and the
+ * mixer's forward that reads and advances it. The state of one layer is
+ *
+ *   conv (B, C, W − 1)     the last W − 1 inputs of the depthwise conv (C = d_inner + 2·d_xb), oldest first
+ *   ssm  (B, H, P, N)      the SSD state H_t
+ *
+ * A call of L tokens continues from it: L = 1 uses the one-token kernels (`causalConv1dStep`,
+ * `ssdStateUpdate`, both in place); L > 1 (a prompt's prefill, a speculative verification) runs the
+ * chunked conv and SSD with the state as initial state and keeps their final states.
+ *
+ * Rollback for speculative decoding: {@linkcode Mamba2Cache.begin} copies the state as the round's
+ * checkpoint and from then on every call caches its per-step inputs — the conv inputs (B, T, C) and the
+ * SSD inputs X = x·dt (B, T, H, P), A = A·dt (B, T, H), B (B, T, H, N); C is not needed. Keeping the first
+ * m steps ({@linkcode Mamba2Cache.commit}) replays them from the checkpoint (`ssdReplay`) and takes the
+ * conv window they leave (`convWindow`); no per-step state is stored. The reference release replays
+ * lazily inside its next fused verification kernel; here the replay is its own small dispatch at commit.
+ *
+ * @module
+ */
+import { ShapeError } from "../errors.ts";
+import { dispatch, groupsFor, Params } from "../gpu/commands.ts";
+import { causalConv1d, causalConv1dStep } from "../ssm/conv1d.ts";
+import { convWindow, ssdReplay } from "../ssm/decode_state.ts";
+import { gatedRmsNorm } from "../ssm/gated_norm.ts";
+import { ssdChunked, ssdStateUpdate } from "../ssm/ssd.ts";
+import { linear } from "../autograd/ops.ts";
+import { copyElements } from "../tensor/copy.ts";
+import { Tensor } from "../tensor/tensor.ts";
+import type { Mamba2Dims } from "../distill/convert_mamba2.ts";
+import { type Mamba2Options, type Mamba2Weights, sliceColumns } from "./mamba2_layer.ts";
+
+interface Round {
+  /** Capacity T: the most steps the round can cache. */
+  T: number;
+  /** Steps cached so far. */
+  used: number;
+  /** Length of the cache when the round began. */
+  length0: number;
+  ckConv: Tensor;
+  ckSsm: Tensor;
+  /** (B, T, C) conv inputs. */
+  xs: Tensor;
+  /** (B, T, H, P). */
+  X: Tensor;
+  /** (B, T, H). */
+  A: Tensor;
+  /** (B, T, H, N). */
+  Bs: Tensor;
+}
+
+/** One Mamba-2 layer's decoding state for `batch` sequences (zeros: nothing seen yet). */
+export class Mamba2Cache implements Disposable {
+  /** (B, C, W − 1), oldest input first. */
+  conv: Tensor;
+  /** (B, H, P, N). */
+  ssm: Tensor;
+  /** Tokens consumed. */
+  length = 0;
+  #round: Round | null = null;
+  #spare: Round | null = null;
+
+  /** Allocates a zero state. */
+  constructor(readonly batch: number, readonly dims: Mamba2Dims) {
+    const C = dims.dInner + 2 * dims.dXb;
+    this.conv = Tensor.zeros([batch, C, dims.convWidth - 1]);
+    this.ssm = Tensor.zeros([batch, dims.nHeads, dims.headDim, dims.dState]);
+  }
+
+  /** Conv channels C = d_inner + 2·d_xb. */
+  get channels(): number {
+    return this.dims.dInner + 2 * this.dims.dXb;
+  }
+
+  /** Steps cached since {@linkcode begin} (0 when no round is open). */
+  get roundSteps(): number {
+    return this.#round?.used ?? 0;
+  }
+
+  /**
+   * Opens a round of at most `steps` tokens: the current state becomes the checkpoint and later calls
+   * cache their per-step inputs.
+   */
+  begin(steps: number): void {
+    if (!Number.isInteger(steps) || steps < 1) {
+      throw new ShapeError("mamba2Cache", `a round needs at least 1 step, got ${steps}`);
+    }
+    const { nHeads: H, headDim: P, dState: N } = this.dims;
+    const B = this.batch;
+    let r = this.#round ?? this.#spare;
+    if (!r || r.T < steps) {
+      if (r) disposeRound(r);
+      r = {
+        T: steps,
+        used: 0,
+        length0: 0,
+        ckConv: Tensor.empty(this.conv.shape),
+        ckSsm: Tensor.empty(this.ssm.shape),
+        xs: Tensor.empty([B, steps, this.channels]),
+        X: Tensor.empty([B, steps, H, P]),
+        A: Tensor.empty([B, steps, H]),
+        Bs: Tensor.empty([B, steps, H, N]),
+      };
+    }
+    r.used = 0;
+    r.length0 = this.length;
+    copyElements(this.conv, 0, r.ckConv, 0, this.conv.size);
+    copyElements(this.ssm, 0, r.ckSsm, 0, this.ssm.size);
+    this.#round = r;
+    this.#spare = null;
+  }
+
+  /**
+   * Closes the round keeping its first `steps` tokens: the state becomes the one after them (replayed
+   * from the checkpoint unless every cached step is kept).
+   */
+  commit(steps: number): void {
+    const r = this.#round;
+    if (!r) throw new ShapeError("mamba2Cache", "commit without an open round (call begin first)");
+    if (!Number.isInteger(steps) || steps < 0 || steps > r.used) {
+      throw new ShapeError("mamba2Cache", `cannot keep ${steps} of the round's ${r.used} steps`);
+    }
+    if (steps < r.used) {
+      convWindow(r.ckConv, r.xs, steps, this.conv);
+      ssdReplay(r.ckSsm, { X: r.X, A: r.A, Bs: r.Bs }, steps, this.ssm);
+    }
+    this.length = r.length0 + steps;
+    this.#spare = r;
+    this.#round = null;
+  }
+
+  /** Caches a call's per-step inputs (rows of L steps) when a round is open. */
+  record(L: number, xs: Tensor, X: Tensor, A: Tensor, Bs: Tensor): void {
+    const r = this.#round;
+    if (!r) return;
+    if (r.used + L > r.T) {
+      throw new ShapeError("mamba2Cache", `${r.used + L} steps exceed the round's capacity of ${r.T}`);
+    }
+    const { nHeads: H, headDim: P, dState: N } = this.dims;
+    const C = this.channels;
+    for (let b = 0; b < this.batch; b++) {
+      const at = b * r.T + r.used;
+      copyElements(xs, b * L * C, r.xs, at * C, L * C);
+      copyElements(X, b * L * H * P, r.X, at * H * P, L * H * P);
+      copyElements(A, b * L * H, r.A, at * H, L * H);
+      copyElements(Bs, b * L * H * N, r.Bs, at * H * N, L * H * N);
+    }
+    r.used += L;
+  }
+
+  /** Frees the state and the round buffers. */
+  [Symbol.dispose](): void {
+    this.conv.dispose();
+    this.ssm.dispose();
+    if (this.#round) disposeRound(this.#round);
+    if (this.#spare) disposeRound(this.#spare);
+    this.#round = this.#spare = null;
+  }
+}
+
+function disposeRound(r: Round): void {
+  for (const t of [r.ckConv, r.ckSsm, r.xs, r.X, r.A, r.Bs]) t.dispose();
+}
+
+function glue(entry: string, buffers: (GPUBuffer | null)[], n: number, extra: number[]): void {
+  const [gx, gy] = groupsFor(n, 256);
+  dispatch({ file: "mamba2_glue.wgsl", entry }, buffers, new Params().u32(n, gx * 256, ...extra), [gx, gy]);
+}
+
+/**
+ * The mixer's output (B, L, d_model) for u (B, L, d_model), continuing from `cache` and advancing it by
+ * L tokens; the same maths as `mamba2Forward` (which it equals on an empty cache).
+ */
+export function mamba2Decode(u: Tensor, w: Mamba2Weights, o: Mamba2Options, cache: Mamba2Cache): Tensor {
+  const { dInner, dXb, nHeads: H, headDim: P, dState: N, nGroups } = o.dims;
+  if (P !== N) throw new ShapeError("mamba2", `head dim ${P} ≠ state size ${N} is not supported`);
+  const [Bt, L] = u.shape;
+  if (Bt !== cache.batch) {
+    throw new ShapeError("mamba2Decode", `input batch ${Bt} ≠ the cache's batch ${cache.batch}`);
+  }
+  const R = Bt * L;
+  const C = 2 * dXb + dInner;
+  const cols = 2 * dInner + 2 * dXb + H;
+  using zxbcdt = linear(u, w.inProj);
+  using xbcIn = sliceColumns(zxbcdt, dInner, C);
+  const convOpts = { bias: w.convBias, activation: "silu" as const };
+  let xbc: Tensor;
+  if (L === 1) {
+    xbc = causalConv1dStep(cache.conv, xbcIn.view([Bt, C]), w.convWeight, convOpts);
+  } else {
+    const r = causalConv1d(xbcIn.view([Bt, L, C]), w.convWeight, { ...convOpts, initialState: cache.conv });
+    cache.conv.dispose();
+    cache.conv = r.finalState;
+    xbc = r.y;
+  }
+  using X = Tensor.empty([Bt, L, H, P]);
+  using A = Tensor.empty([Bt, L, H]);
+  using Bh = Tensor.empty([Bt, L, H, N]);
+  using Ch = Tensor.empty([Bt, L, H, N]);
+  const shape = [R, H, o.kvHeads, P, N, cols, cols - H, 0];
+  glue(
+    "ssd_inputs",
+    [xbc.buffer, X.buffer, zxbcdt.buffer, w.dtBias.buffer, w.aLog.buffer, A.buffer, Bh.buffer, Ch.buffer],
+    R * H * Math.max(P, N),
+    shape,
+  );
+  cache.record(L, xbcIn, X, A, Bh);
+  let Y: Tensor;
+  if (L === 1) {
+    Y = ssdStateUpdate(
+      cache.ssm,
+      X.view([Bt, H, P]),
+      A.view([Bt, H]),
+      Bh.view([Bt, H, N]),
+      Ch.view([Bt, H, N]),
+    );
+  } else {
+    const r = ssdChunked({ X, A, B: Bh, C: Ch, initialState: cache.ssm }, { blockLen: o.blockLen ?? 64 });
+    cache.ssm.dispose();
+    cache.ssm = r.finalState;
+    Y = r.Y;
+  }
+  cache.length += L;
+  glue("add_skip", [xbc.buffer, Y.buffer, null, w.D.buffer], R * H * P, shape);
+  xbc.dispose();
+  using z = sliceColumns(zxbcdt, 0, dInner);
+  using y = Y.view([Bt, L, dInner]);
+  using g = gatedRmsNorm(y, z.view([Bt, L, dInner]), w.norm, { eps: o.eps, groupSize: dInner / nGroups });
+  Y.dispose();
+  return linear(g, w.outProj);
+}
