@@ -31,3 +31,5 @@ export {
   selectiveScan as selectiveScanOp,
   ssd as ssdOp,
 } from "./ssm_ops.ts";
+export { addSkip as addSkipOp, type DtParams, splitColumns, ssdInputs as ssdInputsOp } from "./mamba2_ops.ts";
+export { recordMulti } from "./multi_output.ts";

@@ -8,19 +8,24 @@
  *   y = SSD(X, A, B_g, C_h) + D·x_g             (chunked scan, kernels/ssd.wgsl)
  *   out = out_proj(RMSNormGated(y, z))          (norm_before_gate = False, groups of d_inner / ngroups)
  *
- * The layer ignores positions and the attention mask (no RoPE), as the reference does.
+ * The layer ignores positions and the attention mask (no RoPE), as the reference does. Every step is
+ * a taped op (lib/autograd: linear, splitColumns, causalConv1d, ssdInputs, ssd, addSkip,
+ * gatedRmsNorm), so the mixer trains; its float64 twin is `mamba2_layer_ref.ts`.
  *
  * @module
  */
 import { ShapeError } from "../errors.ts";
-import { dispatch, groupsFor, Params } from "../gpu/commands.ts";
-import { causalConv1d } from "../ssm/conv1d.ts";
-import { gatedRmsNorm } from "../ssm/gated_norm.ts";
-import { ssdChunked } from "../ssm/ssd.ts";
 import { linear } from "../autograd/ops.ts";
+import { causalConv1d, gatedRmsNorm, ssd } from "../autograd/ssm_ops.ts";
+import { addSkip, splitColumns, ssdInputs } from "../autograd/mamba2_ops.ts";
+import { needsGrad } from "../autograd/tape.ts";
+import { type Mamba2GlueDims, sliceColumns } from "../ssm/mamba2_glue.ts";
 import type { Weight } from "../tensor/matmul.ts";
-import { Tensor } from "../tensor/tensor.ts";
+import type { Tensor } from "../tensor/tensor.ts";
 import type { Mamba2Dims } from "../distill/convert_mamba2.ts";
+
+/** Columns [col0, col0 + n) of a row-major (…, cols) tensor (re-exported from lib/ssm/mamba2_glue.ts). */
+export { sliceColumns };
 
 /** Weights of one Mamba-2 mixer (`model.layers.{i}.mamba.*`). */
 export interface Mamba2Weights {
@@ -45,52 +50,41 @@ export interface Mamba2Options {
   blockLen?: number;
 }
 
-function glue(entry: string, buffers: (GPUBuffer | null)[], n: number, extra: number[]): void {
-  const [gx, gy] = groupsFor(n, 256);
-  dispatch({ file: "mamba2_glue.wgsl", entry }, buffers, new Params().u32(n, gx * 256, ...extra), [gx, gy]);
-}
-
-/** Columns [col0, col0 + n) of a row-major (R, cols) tensor, as a new (R, n) tensor. */
-export function sliceColumns(src: Tensor, col0: number, n: number): Tensor {
-  const cols = src.shape[src.shape.length - 1];
-  const R = src.size / cols;
-  const dst = Tensor.empty([...src.shape.slice(0, -1), n]);
-  glue("slice_cols", [src.buffer, dst.buffer], R * n, [R, 0, 0, 0, 0, cols, col0, n]);
-  return dst;
-}
-
-/** The mixer's output (B, L, d_model) for u (B, L, d_model). Forward only (no KV/state cache yet). */
+/**
+ * The mixer's output (B, L, d_model) for u (B, L, d_model) (no KV/state cache: see mamba2_decode.ts).
+ * Differentiable: under a recording tape every weight that requires grad, and u, get gradients.
+ * Outside a tape it dispatches the same kernels as a forward-only pass (dt_raw read in place, the
+ * D skip added in place).
+ */
 export function mamba2Forward(u: Tensor, w: Mamba2Weights, o: Mamba2Options): Tensor {
   const { dInner, dXb, nHeads: H, headDim: P, dState: N, nGroups } = o.dims;
   if (P !== N) throw new ShapeError("mamba2", `head dim ${P} ≠ state size ${N} is not supported`);
   const [Bt, L] = u.shape;
-  const R = Bt * L;
-  const cols = 2 * dInner + 2 * dXb + H;
+  const cxbc = 2 * dXb + dInner;
+  const glue: Mamba2GlueDims = { H, Hkv: o.kvHeads, P, N };
   using zxbcdt = linear(u, w.inProj);
-  using xbcIn = sliceColumns(zxbcdt, dInner, 2 * dXb + dInner);
-  const { y: xbc, finalState } = causalConv1d(xbcIn.view([Bt, L, 2 * dXb + dInner]), w.convWeight, {
-    bias: w.convBias,
-    activation: "silu",
+  let z: Tensor, xbcIn: Tensor, dtRaw: Tensor;
+  let dtColumn: number | undefined;
+  if (needsGrad(zxbcdt)) {
+    [z, xbcIn, dtRaw] = splitColumns(zxbcdt, [dInner, cxbc, H]);
+  } else {
+    // forward only: two slices, and dt_raw read from its columns of zxbcdt
+    z = sliceColumns(zxbcdt, 0, dInner);
+    xbcIn = sliceColumns(zxbcdt, dInner, cxbc);
+    dtRaw = zxbcdt.retain();
+    dtColumn = dInner + cxbc;
+  }
+  using _z = z;
+  using _dt = dtRaw;
+  using xbc = causalConv1d(xbcIn.view([Bt, L, cxbc]), w.convWeight, { bias: w.convBias, activation: "silu" });
+  xbcIn.dispose();
+  const inp = ssdInputs(xbc, { dtRaw, dtColumn, dtBias: w.dtBias, aLog: w.aLog }, glue);
+  using Y = ssd(inp, { blockLen: o.blockLen ?? 64 });
+  for (const t of [inp.X, inp.A, inp.B, inp.C]) t.dispose();
+  using y = addSkip(Y, xbc, w.D, glue);
+  using g = gatedRmsNorm(y.view([Bt, L, dInner]), z.view([Bt, L, dInner]), w.norm, {
+    eps: o.eps,
+    groupSize: dInner / nGroups,
   });
-  finalState.dispose();
-  using X = Tensor.empty([Bt, L, H, P]);
-  using A = Tensor.empty([Bt, L, H]);
-  using Bh = Tensor.empty([Bt, L, H, N]);
-  using Ch = Tensor.empty([Bt, L, H, N]);
-  const shape = [R, H, o.kvHeads, P, N, cols, cols - H, 0];
-  glue(
-    "ssd_inputs",
-    [xbc.buffer, X.buffer, zxbcdt.buffer, w.dtBias.buffer, w.aLog.buffer, A.buffer, Bh.buffer, Ch.buffer],
-    R * H * Math.max(P, N),
-    shape,
-  );
-  const { Y, finalState: state } = ssdChunked({ X, A, B: Bh, C: Ch }, { blockLen: o.blockLen ?? 64 });
-  state.dispose();
-  glue("add_skip", [xbc.buffer, Y.buffer, null, w.D.buffer], R * H * P, shape);
-  xbc.dispose();
-  using z = sliceColumns(zxbcdt, 0, dInner);
-  using y = Y.view([Bt, L, dInner]);
-  using g = gatedRmsNorm(y, z.view([Bt, L, dInner]), w.norm, { eps: o.eps, groupSize: dInner / nGroups });
-  Y.dispose();
   return linear(g, w.outProj);
 }

@@ -8,3 +8,4 @@ export * from "./selective_scan.ts";
 export * from "./ssd.ts";
 export * from "./conv1d.ts";
 export * from "./gated_norm.ts";
+export * from "./mamba2_glue.ts";
