@@ -9,7 +9,7 @@
  * @module
  */
 import { GpuError } from "../errors.ts";
-import { gpu } from "./device.ts";
+import { gpu, reportGpuError } from "./device.ts";
 
 /** Usage of every tensor buffer: bound as storage, copied from (readback) and to (upload). */
 export const TENSOR_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
@@ -30,18 +30,36 @@ export function sizeClass(bytes: number): number {
 }
 
 /**
+ * The size of the buffer handed out for a request of `bytes`: its pool class, but never past the limit
+ * the request fits under (a request that fits one storage binding gets a buffer that does too), and a
+ * multiple of 4. Throws {@linkcode GpuError} with the size asked and the limit when `bytes` exceeds
+ * `maxBufferBytes`.
+ */
+export function bufferSize(
+  bytes: number,
+  maxBindingBytes: number,
+  maxBufferBytes: number,
+  label = "tensor",
+): number {
+  const need = Math.ceil(Math.max(4, bytes) / 4) * 4;
+  const bufferCap = Math.floor(maxBufferBytes / 4) * 4;
+  if (!(need <= bufferCap)) {
+    throw new GpuError(
+      label,
+      `a buffer of ${bytes} bytes was asked for; the device's maxBufferSize is ${maxBufferBytes} bytes`,
+    );
+  }
+  const bindingCap = Math.floor(maxBindingBytes / 4) * 4;
+  return Math.min(sizeClass(need), need <= bindingCap ? bindingCap : bufferCap);
+}
+
+/**
  * A storage buffer of at least `bytes` bytes (pooled). Throws {@linkcode GpuError} with the size asked
  * and the limit when the device cannot hold it.
  */
 export function acquireBuffer(bytes: number, label = "tensor"): GPUBuffer {
-  const { device, maxBufferBytes } = gpu();
-  const size = sizeClass(bytes);
-  if (size > maxBufferBytes) {
-    throw new GpuError(
-      label,
-      `a buffer of ${bytes} bytes exceeds the device's maxBufferSize of ${maxBufferBytes} bytes`,
-    );
-  }
+  const { device, maxBindingBytes, maxBufferBytes } = gpu();
+  const size = bufferSize(bytes, maxBindingBytes, maxBufferBytes, label);
   const list = free.get(size);
   let buffer = list?.pop();
   if (buffer) {
@@ -49,8 +67,10 @@ export function acquireBuffer(bytes: number, label = "tensor"): GPUBuffer {
   } else {
     device.pushErrorScope("out-of-memory");
     buffer = device.createBuffer({ size, usage: TENSOR_USAGE, label });
+    const bytesAsked = size;
     device.popErrorScope().then((e) => {
-      if (e) console.error(`GPU out of memory allocating ${size} bytes for ${label}: ${e.message}`);
+      // The scope captured the error, so record it where the next readback looks (no silent zeros).
+      if (e) reportGpuError(`out of memory allocating ${bytesAsked} bytes for ${label}: ${e.message}`);
     });
     stats.created++;
   }

@@ -9,7 +9,8 @@
  *
  * @module
  */
-import { gpu } from "./device.ts";
+import { GpuError } from "../errors.ts";
+import { gpu, gpuCallFailure } from "./device.ts";
 import { type KernelSpec, pipeline } from "./pipelines.ts";
 
 const SLOT = 256;
@@ -100,7 +101,18 @@ export function dispatch(
   params: Params,
   groups: [number, number?, number?],
 ): void {
-  const { device } = gpu();
+  const { device, maxBindingBytes } = gpu();
+  // A whole buffer or range past one binding's limit would only fail later, as a validation error.
+  for (let i = 0; i < buffers.length; i++) {
+    const bytes = buffers[i]?.size ?? 0;
+    if (bytes > maxBindingBytes) {
+      throw new GpuError(
+        `${spec.file}:${spec.entry ?? "main"}`,
+        `binding ${i + 1} is ${bytes} bytes; the device's maxStorageBufferBindingSize is ` +
+          `${maxBindingBytes} bytes (split the tensor or use a smaller batch)`,
+      );
+    }
+  }
   if (batch && batch.slots >= SLOTS) flush();
   const b = open();
   ring ??= device.createBuffer({
@@ -142,7 +154,11 @@ export function dispatchCount(): number {
 /** Waits until the GPU has finished all submitted work (costs one ≥ 11 ms sync in Deno). */
 export async function sync(): Promise<void> {
   flush();
-  await gpu().device.queue.onSubmittedWorkDone();
+  try {
+    await gpu().device.queue.onSubmittedWorkDone();
+  } catch (e) {
+    throw await gpuCallFailure("sync", e);
+  }
 }
 
 /** Workgroup count covering `n` items with `size` per group, as (x, y) within the 65535 limit. */

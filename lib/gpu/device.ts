@@ -109,9 +109,7 @@ async function createContext(): Promise<GpuContext> {
  * was lost (a lost device cannot be recovered: the process must restart).
  */
 export function gpu(): GpuContext {
-  if (lostReason) {
-    throw new GpuError("webgpu", `the GPU device was lost (${lostReason}); restart the process`);
-  }
+  if (lostReason) throw lostError("webgpu");
   if (!context) throw new GpuError("webgpu", "the GPU is not initialised: call `await initGpu()` first");
   return context;
 }
@@ -126,6 +124,49 @@ export function checkGpuErrors(where = "webgpu"): void {
     firstError = null;
     throw new GpuError(where, `the GPU reported an error: ${msg}`);
   }
+}
+
+/**
+ * Records an error the device reported through an error scope (which keeps it from the
+ * `uncapturederror` handler), so that the next {@linkcode checkGpuErrors} throws it.
+ */
+export function reportGpuError(message: string): void {
+  firstError ??= message;
+}
+
+/** The reason the device was lost (`"destroyed: …"`, `"unknown: …"`), or null while it is alive. */
+export function deviceLostReason(): string | null {
+  return lostReason;
+}
+
+function lostError(where: string, cause?: unknown): GpuError {
+  return new GpuError(where, `the GPU device was lost (${lostReason}); restart the process`, { cause });
+}
+
+/**
+ * Turns the failure of an asynchronous GPU call (a buffer mapping, a queue wait) into a typed
+ * {@linkcode GpuError}. A call on a lost device fails before the device's `lost` promise settles, so
+ * this waits for that promise (briefly) to report the loss rather than the call's bare
+ * `DOMException`; otherwise the message carries the call's own reason and any error the device
+ * reported.
+ */
+export async function gpuCallFailure(where: string, cause: unknown): Promise<GpuError> {
+  if (cause instanceof GpuError) return cause;
+  if (context && !lostReason) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      context.device.lost,
+      new Promise<void>((resolve) => timer = setTimeout(resolve, 200)),
+    ]);
+    clearTimeout(timer);
+    // The handler registered at creation ran before this continuation: `lostReason` is set if lost.
+  }
+  if (lostReason) return lostError(where, cause);
+  const reported = firstError ? ` (the GPU reported: ${firstError})` : "";
+  firstError = null;
+  return new GpuError(where, `a GPU call failed: ${(cause as Error)?.message ?? String(cause)}${reported}`, {
+    cause,
+  });
 }
 
 /** A one-line description of the adapter, e.g. `NVIDIA H100 80GB HBM3 (nvidia, vulkan)`. */

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { checkGpuErrors, gpu } from "./device.ts";
+import { checkGpuErrors, gpu, gpuCallFailure } from "./device.ts";
 import { type Binding, encoder, flush } from "./commands.ts";
 
 /** Uploads `data` into `buffer` at `offset` (flushing recorded work first). */
@@ -49,14 +49,26 @@ export async function readBuffers(ranges: ReadRange[]): Promise<ArrayBuffer[]> {
     return { s, size };
   });
   flush();
-  await Promise.all(staging.map(({ s }) => s.mapAsync(GPUMapMode.READ)));
-  checkGpuErrors("readback");
-  return staging.map(({ s, size }) => {
-    const out = s.getMappedRange(0, Math.max(4, size)).slice(0, size);
-    s.unmap();
-    s.destroy();
-    return out;
-  });
+  try {
+    await Promise.all(staging.map(({ s }) => s.mapAsync(GPUMapMode.READ)));
+    checkGpuErrors("readback");
+    return staging.map(({ s, size }) => {
+      const out = s.getMappedRange(0, Math.max(4, size)).slice(0, size);
+      s.unmap();
+      s.destroy();
+      return out;
+    });
+  } catch (e) {
+    // A mapping that fails, or an unmap on a device lost meanwhile: a typed error, not a DOMException.
+    for (const { s } of staging) {
+      try {
+        s.destroy();
+      } catch {
+        // a lost device may refuse even this
+      }
+    }
+    throw await gpuCallFailure("readback", e);
+  }
 }
 
 /** Resolves a binding to a read range. */

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { ShapeError } from "../errors.ts";
+import { GpuError, ShapeError } from "../errors.ts";
 import { gpu } from "../gpu/device.ts";
 import { acquireBuffer, releaseBuffer } from "../gpu/buffers.ts";
 import { readBuffers, uploadBytes } from "../gpu/transfer.ts";
@@ -65,7 +65,17 @@ export class Tensor implements Disposable {
     for (const d of shape) {
       if (!Number.isInteger(d) || d < 0) throw new ShapeError("tensor", `bad shape ${fmtShape(shape)}`);
     }
-    return new Tensor(acquireBuffer(numel(shape) * 4, label), shape, dtype);
+    const bytes = numel(shape) * 4;
+    const max = gpu().maxBufferBytes;
+    if (bytes > max) {
+      throw new GpuError(
+        label ?? "tensor",
+        `a tensor of shape ${
+          fmtShape(shape)
+        } needs ${bytes} bytes; the device's maxBufferSize is ${max} bytes`,
+      );
+    }
+    return new Tensor(acquireBuffer(bytes, label), shape, dtype);
   }
 
   /** A tensor holding `data` (its length must equal the shape's element count). */
@@ -83,11 +93,11 @@ export class Tensor implements Disposable {
 
   /** A tensor of zeros. */
   static zeros(shape: readonly number[], dtype: DType = "f32"): Tensor {
-    return Tensor.from(
-      dtype === "f32" ? new Float32Array(numel(shape)) : new Int32Array(numel(shape)),
-      shape,
-      dtype,
-    );
+    const t = Tensor.empty(shape, dtype); // checks the shape and the device's limit before any host array
+    if (t.size > 0) {
+      uploadBytes(t.buffer, dtype === "f32" ? new Float32Array(t.size) : new Int32Array(t.size));
+    }
+    return t;
   }
 
   /** The GPU buffer (throws if disposed). Its size may exceed `byteLength` (pool size classes). */
