@@ -21,6 +21,7 @@ export * from "./lib/decode/mod.ts";
 export * from "./lib/distill/mod.ts";
 export * from "./lib/ssm/mod.ts";
 export * from "./lib/viz/mod.ts";
+export * from "./lib/mixing/mod.ts";
 export * from "./lib/train/mod.ts";
 export * from "./lib/autograd/mod.ts";
 export { Rng } from "./lib/random.ts";

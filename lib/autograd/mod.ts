@@ -33,3 +33,4 @@ export {
 } from "./ssm_ops.ts";
 export { addSkip as addSkipOp, type DtParams, splitColumns, ssdInputs as ssdInputsOp } from "./mamba2_ops.ts";
 export { recordMulti } from "./multi_output.ts";
+export { ssdMixingMatrix } from "./mixing_ops.ts";
