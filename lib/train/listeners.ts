@@ -5,8 +5,11 @@
  * @module
  */
 import { progressBar } from "../cli/progress.ts";
+import { type DisplayFn, jupyterDisplay } from "../viz/display.ts";
 import { figureBundle } from "../viz/plotly.ts";
 import type { TrainEvent, TrainListener } from "./loop.ts";
+
+export { type DisplayFn, jupyterDisplay };
 
 /** Appends one JSON object per step to `path` (`step`, `loss`, `tokens`, parts, lr, grad norm, …). */
 export function jsonlLogger(path: string, extra: Record<string, unknown> = {}): TrainListener {
@@ -47,22 +50,6 @@ export function terminalProgress(label = "train"): TrainListener {
       bar?.done();
     },
   };
-}
-
-/** `Deno.jupyter.display`'s shape. */
-export type DisplayFn = (
-  obj: unknown,
-  opts: { raw: boolean; display_id?: string; update?: boolean },
-) => Promise<void>;
-
-/** `Deno.jupyter.display` inside the Jupyter kernel; undefined elsewhere (where the getter throws). */
-export function jupyterDisplay(): DisplayFn | undefined {
-  try {
-    const j = (Deno as unknown as { jupyter?: { display: DisplayFn } }).jupyter;
-    return j ? j.display.bind(j) : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /**

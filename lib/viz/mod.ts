@@ -1,7 +1,24 @@
 /**
- * Visuals: offline Plotly figures for notebooks and HTML reports.
+ * Visuals: offline Plotly figures for notebooks and HTML reports, notebook display helpers (result
+ * tables, streamed tokens) and offline `nbconvert --to html` exports.
  *
  * @module
  */
-export { type Figure, figureBundle, plotlyJsPath, standaloneHtml } from "./plotly.ts";
+export {
+  type Figure,
+  figureBundle,
+  inlinePlotlyHtml,
+  plotlyJsPath,
+  plotlyRelativePath,
+  standaloneHtml,
+} from "./plotly.ts";
 export { type Displayable, heatmap, type HeatmapOptions, lines, show } from "./figures.ts";
+export {
+  table,
+  tableBundle,
+  type TableOptions,
+  type TokenStream,
+  tokenStream,
+  type TokenStreamOptions,
+} from "./display.ts";
+export { type ExportHtmlOptions, exportNotebookHtml } from "./nbconvert.ts";
