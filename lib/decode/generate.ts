@@ -39,6 +39,48 @@ export interface GenerateResult {
   tokensPerSecond: number;
 }
 
+/** The prompt's token ids with the model's BOS token in front (when it has one). */
+export function encodePrompt(model: LlamaModel, tokenizer: TextTokenizer, prompt: string): number[] {
+  const bos = model.config.bosTokenId ?? tokenizer.bosTokenId;
+  const ids = tokenizer.encode(prompt, { addSpecialTokens: false });
+  if (bos !== null && ids[0] !== bos) ids.unshift(bos);
+  return ids;
+}
+
+/** The end-of-sequence tokens of the model's config and the tokenizer. */
+export function stopTokens(model: LlamaModel, tokenizer: TextTokenizer): Set<number> {
+  const eos = new Set(model.config.eosTokenIds);
+  if (tokenizer.eosTokenId !== null) eos.add(tokenizer.eosTokenId);
+  return eos;
+}
+
+/**
+ * Streams decoded text: `push()` after new tokens were appended to `tokens` calls `onText` with the new
+ * complete characters; `finish()` flushes the rest and returns the whole text.
+ */
+export function textStream(
+  tokenizer: TextTokenizer,
+  tokens: number[],
+  onText?: (text: string) => void,
+): { push: () => void; finish: () => string } {
+  let printed = "";
+  return {
+    push() {
+      const text = tokenizer.decode(tokens, { skipSpecialTokens: true });
+      // Emit only complete characters: a byte-level BPE token can end inside a UTF-8 sequence.
+      if (!text.endsWith("\uFFFD") && text.startsWith(printed)) {
+        onText?.(text.slice(printed.length));
+        printed = text;
+      }
+    },
+    finish() {
+      const text = tokenizer.decode(tokens, { skipSpecialTokens: true });
+      if (text.length > printed.length && text.startsWith(printed)) onText?.(text.slice(printed.length));
+      return text;
+    },
+  };
+}
+
 /** Generates a continuation of `prompt`. */
 export async function generate(
   model: LlamaModel,
@@ -48,24 +90,13 @@ export async function generate(
 ): Promise<GenerateResult> {
   const maxTokens = opts.maxTokens ?? 64;
   const readEvery = Math.max(1, opts.readEvery ?? 32);
-  const bos = model.config.bosTokenId ?? tokenizer.bosTokenId;
-  const ids = tokenizer.encode(prompt, { addSpecialTokens: false });
-  if (bos !== null && ids[0] !== bos) ids.unshift(bos);
-  const eos = new Set(model.config.eosTokenIds);
-  if (tokenizer.eosTokenId !== null) eos.add(tokenizer.eosTokenId);
+  const ids = encodePrompt(model, tokenizer, prompt);
+  const eos = stopTokens(model, tokenizer);
   const steps = Math.max(0, Math.min(maxTokens, model.config.maxPositionEmbeddings - ids.length));
   const caches = model.createCache(1, ids.length + steps);
   using sampler = new GpuSampler(1, model.config.vocabSize, Math.max(1, steps));
   const out: number[] = [];
-  let printed = "";
-  const emit = () => {
-    const text = tokenizer.decode(out, { skipSpecialTokens: true });
-    // Emit only complete characters: a byte-level BPE token can end inside a UTF-8 sequence.
-    if (!text.endsWith("\uFFFD") && text.startsWith(printed)) {
-      opts.onText?.(text.slice(printed.length));
-      printed = text;
-    }
-  };
+  const stream = textStream(tokenizer, out, opts.onText);
   let start = performance.now();
   try {
     let read = 0;
@@ -86,14 +117,13 @@ export async function generate(
           }
           out.push(t);
         }
-        emit();
+        stream.push();
       }
     }
   } finally {
     for (const c of caches) c[Symbol.dispose]();
   }
-  const text = tokenizer.decode(out, { skipSpecialTokens: true });
-  if (text.length > printed.length && text.startsWith(printed)) opts.onText?.(text.slice(printed.length));
+  const text = stream.finish();
   const seconds = (performance.now() - start) / 1000;
   return {
     text,

@@ -16,7 +16,8 @@ export interface GpuSamplingOptions extends SamplingOptions {
   seed?: number;
 }
 
-function pcg(v: number): number {
+/** The PCG hash of `kernels/sample.wgsl` (u32 → u32). */
+export function pcg(v: number): number {
   const s = (Math.imul(v >>> 0, 747796405) + 2891336453) >>> 0;
   const w = Math.imul(((s >>> ((s >>> 28) + 4)) ^ s) >>> 0, 277803737) >>> 0;
   return ((w >>> 22) ^ w) >>> 0;
@@ -26,6 +27,22 @@ function pcg(v: number): number {
 export function gpuUniform(seed: number, step: number, row = 0): number {
   const h = pcg((pcg((seed ^ pcg(step)) >>> 0) + row) >>> 0);
   return (h >>> 8) / 16777216;
+}
+
+/**
+ * The uniform words of `kernels/sample.wgsl` for `batch` rows of `vocab` logits, a token history of
+ * `capacity` slots and slot (and draw index) `step`.
+ */
+export function samplerParams(
+  batch: number,
+  vocab: number,
+  capacity: number,
+  step: number,
+  o: GpuSamplingOptions,
+): Params {
+  const t = o.temperature ?? 1;
+  return new Params().u32(batch, vocab, capacity, step, (o.seed ?? 0) >>> 0, o.topK ?? 0)
+    .f32v(t > 0 ? 1 / t : 0, o.topP ?? 1);
 }
 
 /** Token history and next-input buffers for `batch` sequences of up to `capacity` new tokens. */
@@ -42,9 +59,7 @@ export class GpuSampler implements Disposable {
   }
 
   #params(step: number, o: GpuSamplingOptions): Params {
-    const t = o.temperature ?? 1;
-    return new Params().u32(this.batch, this.vocab, this.capacity, step, (o.seed ?? 0) >>> 0, o.topK ?? 0)
-      .f32v(t > 0 ? 1 / t : 0, o.topP ?? 1);
+    return samplerParams(this.batch, this.vocab, this.capacity, step, o);
   }
 
   #check(logits: Tensor): void {

@@ -4,5 +4,22 @@
  * @module
  */
 export { argmax, sampleFrom, sampleToken, samplingDistribution, type SamplingOptions } from "./sampling.ts";
-export { generate, type GenerateOptions, type GenerateResult } from "./generate.ts";
-export { GpuSampler, type GpuSamplingOptions, gpuUniform } from "./gpu_sampler.ts";
+export {
+  encodePrompt,
+  generate,
+  type GenerateOptions,
+  type GenerateResult,
+  stopTokens,
+  textStream,
+} from "./generate.ts";
+export { GpuSampler, type GpuSamplingOptions, gpuUniform, pcg, samplerParams } from "./gpu_sampler.ts";
+export {
+  type AcceptBuffers,
+  type RoundRecord,
+  roundSeed,
+  speculativeAccept,
+  speculativeGenerate,
+  type SpeculativeOptions,
+  type SpeculativeResult,
+} from "./speculative.ts";
+export { type AcceptOutcome, drawIndexOrder, speculativeAcceptRef } from "./speculative_ref.ts";

@@ -1,0 +1,108 @@
+// speculative.wgsl — the accept / resample / bonus rule of speculative sampling (Leviathan et al. 2023,
+// Algorithm 1; `sample_speculative` of itsdaniele/speculative_mamba, method.md §3.9), on the GPU so that
+// a round's only readback is its K + 2 result words.
+//
+// For row b, target distributions p_1..p_{K+1} (p_i the target's next-token distribution after the
+// prefix ending in token i − 1 of [t_last, d_1..d_K]) and the draft's q_1..q_K, drafts d_i ~ q_i:
+//   r = the first i (0-based) with NOT (u_i · q_i(d_{i+1}) < p_i(d_{i+1})),  u_i = U(seed, step i, row b);
+//       r = K when every draft is accepted
+//   r < K:  t = a draw from norm(max(p_{r+1} − q_{r+1}, 0))      (resample at the first rejection)
+//   r = K:  t = a draw from p_{K+1}                               (the bonus token)
+//   draws: the first v with Σ_{u ≤ v} w_u > U(seed, step K, row b) · Σ w  (index order, as sample.wgsl)
+// The round emits d_1..d_r, t (1..K+1 tokens). With temperature 0 every p, q is one-hot and the rule is
+// greedy prefix matching: accept while d_i = argmax p_i, then emit argmax p_{r+1}.
+// U is the PCG hash of sample.wgsl (its host twin is `gpuUniform(seed, step, row)`).
+//
+// Bindings (outermost first): target (1, (B, K+1, V)), draft (2, (B, K, V)): kept, normalised
+// distributions (sample.wgsl `distribution`); tokens (3, (B, K+1) i32): [t_last, d_1..d_K], slot 0
+// overwritten with t (the next round's t_last); result (4, (B, K+2) i32): [r, t, d_1..d_K];
+// feed (5, (B, 2) i32): [d_K, t] (what a draft that saw every draft token consumes next).
+// One workgroup of 256 owns one row; invocation 0 runs the K acceptance tests and the final scan.
+
+struct Params { B: u32, K: u32, V: u32, seed: u32 }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> target_p: array<f32>;
+@group(0) @binding(2) var<storage, read> draft_q: array<f32>;
+@group(0) @binding(3) var<storage, read_write> tokens: array<i32>;
+@group(0) @binding(4) var<storage, read_write> result: array<i32>;
+@group(0) @binding(5) var<storage, read_write> feed: array<i32>;
+
+var<workgroup> n_accepted: u32;
+var<workgroup> chunk: array<f32, 256>;
+
+fn pcg(v: u32) -> u32 {
+  let s = v * 747796405u + 2891336453u;
+  let w = ((s >> ((s >> 28u) + 4u)) ^ s) * 277803737u;
+  return (w >> 22u) ^ w;
+}
+
+fn uniform01(step: u32, b: u32) -> f32 {
+  let h = pcg(pcg(p.seed ^ pcg(step)) + b);
+  return f32(h >> 8u) / 16777216.0;
+}
+
+// The unnormalised weight of token v in the final draw after r accepted drafts.
+fn weight(b: u32, r: u32, v: u32) -> f32 {
+  let pv = target_p[(b * (p.K + 1u) + r) * p.V + v];
+  if (r < p.K) { return max(pv - draft_q[(b * p.K + r) * p.V + v], 0.0); }
+  return pv;
+}
+
+@compute @workgroup_size(256)
+fn accept(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let b = wg.x;
+  let K1 = p.K + 1u;
+  if (li == 0u) {
+    var r = p.K;
+    for (var i = 0u; i < p.K; i++) {
+      let d = u32(tokens[b * K1 + 1u + i]);
+      let pv = target_p[(b * K1 + i) * p.V + d];
+      let qv = draft_q[(b * p.K + i) * p.V + d];
+      if (!(uniform01(i, b) * qv < pv)) {
+        r = i;
+        break;
+      }
+    }
+    n_accepted = r;
+  }
+  workgroupBarrier();
+  let r = n_accepted;
+  // Inverse CDF over the weights in index order: each invocation owns a contiguous chunk.
+  let per = (p.V + 255u) / 256u;
+  let v0 = li * per;
+  var s = 0.0;
+  for (var v = v0; v < min(v0 + per, p.V); v++) { s += weight(b, r, v); }
+  chunk[li] = s;
+  let total = wg_sum(li, s);
+  if (li == 0u) {
+    let target_mass = uniform01(p.K, b) * total;
+    var acc = 0.0;
+    var c = 0u;
+    loop {
+      if (c >= 255u || acc + chunk[c] > target_mass) { break; }
+      acc += chunk[c];
+      c++;
+    }
+    var tok = 0u;
+    var found = false;
+    for (var cc = c; cc < 256u && !found; cc++) {
+      for (var v = cc * per; v < min(cc * per + per, p.V); v++) {
+        let w = weight(b, r, v);
+        if (w > 0.0) {
+          tok = v;
+          acc += w;
+          if (acc > target_mass) { found = true; break; }
+        }
+      }
+    }
+    let t = i32(tok);
+    let base = b * (p.K + 2u);
+    result[base] = i32(r);
+    result[base + 1u] = t;
+    for (var i = 0u; i < p.K; i++) { result[base + 2u + i] = tokens[b * K1 + 1u + i]; }
+    feed[b * 2u] = tokens[b * K1 + p.K];
+    feed[b * 2u + 1u] = t;
+    tokens[b * K1] = t;
+  }
+}
