@@ -21,11 +21,7 @@
  *
  * @module
  */
-
-/** softplus with the threshold of torch and the CUDA kernels (x above 20), as the scans use it. */
-export function softplusRef(x: number): number {
-  return x > 20 ? x : Math.log1p(Math.exp(x));
-}
+import { softplus } from "./_numerics.ts";
 
 /** Sizes of attention-style inputs: batch, length T, query heads H, kv heads, head dim P. */
 export interface AttentionMixDims {
@@ -255,7 +251,7 @@ export function mamba1MixingRef(inp: Mamba1MixInputs): Float64Array {
       const bc = (n: number) => ((b * G + g) * N + n) * T;
       for (let t = 0; t < T; t++) {
         const raw = inp.delta[(b * D + d) * T + t] + (inp.deltaBias ? inp.deltaBias[d] : 0);
-        delta[t] = inp.deltaSoftplus ? softplusRef(raw) : raw;
+        delta[t] = inp.deltaSoftplus ? softplus(raw) : raw;
       }
       const base = (b * D + d) * T * T;
       for (let s = 0; s < T; s++) {
@@ -287,7 +283,7 @@ export function discreteMamba2MixingRef(
   dims: SsdMixDims,
   D?: ArrayLike<number>,
 ): Float64Array {
-  const A = Float64Array.from(Ahat, (a) => -softplusRef(a));
+  const A = Float64Array.from(Ahat, (a) => -softplus(a));
   return ssdMixingRef({ dims, A, B, C, D });
 }
 

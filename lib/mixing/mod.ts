@@ -8,3 +8,5 @@
  */
 export * from "./mixing_ref.ts";
 export * from "./ssd_mixing.ts";
+export * from "./mamba2_inputs.ts";
+export * from "./layer_mixing.ts";

@@ -11,9 +11,9 @@ import {
   linearAttentionMixingRef,
   mamba1MixingRef,
   softmaxAttentionMixingRef,
-  softplusRef,
   ssdMixingRef,
 } from "../../lib/mixing/mixing_ref.ts";
+import { softplus } from "../../lib/mixing/_numerics.ts";
 import { selectiveScanRef } from "../../lib/ssm/selective_scan_ref.ts";
 import { ssdMixingMatrixRef, ssdRecurrentRef } from "../../lib/ssm/ssd_ref.ts";
 import { ssdChunked } from "../../lib/ssm/ssd.ts";
@@ -29,7 +29,7 @@ const TOL = { rtol: 1e-4, atol: 2e-5 };
 
 /** Random SSD inputs for one layer: x, dt > 0, A = −exp(A_log)·dt < 0, B, C per head, D. */
 function ssdCase(batch: number, T: number, H: number, P: number, N: number, seed: number) {
-  const dt = Float64Array.from(randomArray(batch * T * H, seed), (v) => softplusRef(v - 1));
+  const dt = Float64Array.from(randomArray(batch * T * H, seed), (v) => softplus(v - 1));
   const aLog = Float64Array.from(randomArray(H, seed + 1), (v) => Math.log(1 + 15 * Math.abs(v)));
   const A = dt.map((d, i) => -Math.exp(aLog[i % H]) * d);
   return {
