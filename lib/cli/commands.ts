@@ -135,40 +135,8 @@ export async function evalCommand(args: string[]): Promise<void> {
   printEval(r, !!f.json);
 }
 
-/** `lab generate --model DIR --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--seed S]`. */
-export async function generateCommand(args: string[]): Promise<void> {
-  const cmd = "lab generate";
-  const f = parseFlags(cmd, args, {
-    model: "string",
-    prompt: "string",
-    "max-tokens": "number",
-    temperature: "number",
-    "top-p": "number",
-    "top-k": "number",
-    seed: "number",
-  });
-  const dir = typeof f.model === "string" ? f.model : DEFAULT_MODEL_DIR;
-  const prompt = required(cmd, f, "prompt");
-  const temperature = (f.temperature as number | undefined) ?? 0.8;
-  const topP = (f["top-p"] as number | undefined) ?? 0.95;
-  if (temperature < 0) throw new UsageError(cmd, `--temperature must be ≥ 0, got ${temperature}`);
-  if (!(topP > 0 && topP <= 1)) throw new UsageError(cmd, `--top-p must be in (0, 1], got ${topP}`);
-  const tok = await loadTokenizer(dir);
-  await initGpu();
-  using model = await LlamaModel.load(dir);
-  const enc = new TextEncoder();
-  await Deno.stdout.write(enc.encode(prompt));
-  const r = await generate(model, tok, prompt, {
-    maxTokens: intFlag(cmd, f, "max-tokens", 64),
-    temperature,
-    topP,
-    topK: intFlag(cmd, f, "top-k", 0, 0),
-    seed: intFlag(cmd, f, "seed", 0, 0),
-    onText: (t) => Deno.stdout.writeSync(enc.encode(t)),
-  });
-  await Deno.stdout.write(enc.encode("\n"));
-  console.error(`${r.tokens.length} tokens, ${r.tokensPerSecond.toFixed(1)} tokens/s on ${adapterName()}`);
-}
+/** `lab generate` lives in its own module (speculative decoding included). */
+export { generateCommand } from "./generate_command.ts";
 
 /**
  * `lab demo`: the main job on the bundled teacher. For now (before distillation lands) it evaluates
@@ -238,7 +206,8 @@ export async function gradsCommand(args: string[]): Promise<void> {
 
 /**
  * `lab convert --teacher DIR --out DIR (--attention-share S | --attention-layers LIST) [--mamba 1|2]
- * [--init attention|random|linear-attention] [--seed N]`.
+ * [--init attention|random|linear-attention] [--seed N]`; for `--mamba 1` also `[--blocks reference|heads]`
+ * `[--d-state N]`.
  */
 export async function convertCommand(args: string[]): Promise<void> {
   const cmd = "lab convert";
@@ -250,6 +219,8 @@ export async function convertCommand(args: string[]): Promise<void> {
     mamba: "number",
     init: "string",
     seed: "number",
+    blocks: "string",
+    "d-state": "number",
   });
   const teacher = required(cmd, f, "teacher");
   const out = required(cmd, f, "out");
@@ -262,6 +233,10 @@ export async function convertCommand(args: string[]): Promise<void> {
   }
   const mamba = (f.mamba as number | undefined) ?? 2;
   if (mamba !== 1 && mamba !== 2) throw new UsageError(cmd, `--mamba must be 1 or 2, got ${mamba}`);
+  const blocks = f.blocks as string | undefined;
+  if (blocks !== undefined && blocks !== "reference" && blocks !== "heads") {
+    throw new UsageError(cmd, `--blocks must be reference or heads, got "${blocks}"`);
+  }
   const layers = await (async () => {
     using c = await Checkpoint.open(teacher);
     return c.config.numLayers;
@@ -273,11 +248,16 @@ export async function convertCommand(args: string[]): Promise<void> {
     attentionLayers: attention,
     mamba,
     init: init as "attention" | "random" | "linear-attention",
+    blocks,
+    dState: f["d-state"] === undefined ? undefined : intFlag(cmd, f, "d-state", 16, 1),
     seed: intFlag(cmd, f, "seed", 0, 0),
   });
   const converted = cfg.n_layer - cfg.attn_layers.length;
+  const how = mamba === 1
+    ? `${init} init, ${blocks ?? "reference"} blocks, d_state ${cfg.ssm_cfg.d_state}`
+    : `${init} init`;
   console.log(
-    `wrote ${out}: ${converted} of ${cfg.n_layer} layers converted to Mamba-2 (${init} init), attention kept at ` +
+    `wrote ${out}: ${converted} of ${cfg.n_layer} layers converted to Mamba-${mamba} (${how}), attention kept at ` +
       `[${cfg.attn_layers.join(", ")}]`,
   );
 }

@@ -25,7 +25,8 @@ const commands: Record<string, { run: (args: string[]) => Promise<void>; usage: 
   eval: { run: evalCommand, usage: "eval --model DIR [--ids FILE] [--seq N] [--windows N] [--json]" },
   generate: {
     run: generateCommand,
-    usage: "generate --model DIR --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--seed S]",
+    usage: "generate --model DIR --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--seed S] " +
+      "[--draft DIR --lookahead K] [--json]",
   },
   grads: { run: gradsCommand, usage: "grads --model DIR --input FILE --out FILE" },
   convert: {
