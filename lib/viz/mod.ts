@@ -22,3 +22,11 @@ export {
   type TokenStreamOptions,
 } from "./display.ts";
 export { type ExportHtmlOptions, exportNotebookHtml } from "./nbconvert.ts";
+export {
+  type ComparisonOptions,
+  type GridOptions,
+  headDistanceBars,
+  headDistances,
+  mixingComparison,
+  mixingGrid,
+} from "./mixing_figures.ts";
