@@ -206,8 +206,7 @@ export async function gradsCommand(args: string[]): Promise<void> {
 
 /**
  * `lab convert --teacher DIR --out DIR (--attention-share S | --attention-layers LIST) [--mamba 1|2]
- * [--init attention|random|linear-attention] [--seed N]`; for `--mamba 1` also `[--blocks reference|heads]`
- * `[--d-state N]`.
+ * [--init attention|random|linear-attention] [--seed N]`.
  */
 export async function convertCommand(args: string[]): Promise<void> {
   const cmd = "lab convert";
@@ -219,8 +218,6 @@ export async function convertCommand(args: string[]): Promise<void> {
     mamba: "number",
     init: "string",
     seed: "number",
-    blocks: "string",
-    "d-state": "number",
   });
   const teacher = required(cmd, f, "teacher");
   const out = required(cmd, f, "out");
@@ -233,10 +230,6 @@ export async function convertCommand(args: string[]): Promise<void> {
   }
   const mamba = (f.mamba as number | undefined) ?? 2;
   if (mamba !== 1 && mamba !== 2) throw new UsageError(cmd, `--mamba must be 1 or 2, got ${mamba}`);
-  const blocks = f.blocks as string | undefined;
-  if (blocks !== undefined && blocks !== "reference" && blocks !== "heads") {
-    throw new UsageError(cmd, `--blocks must be reference or heads, got "${blocks}"`);
-  }
   const layers = await (async () => {
     using c = await Checkpoint.open(teacher);
     return c.config.numLayers;
@@ -248,16 +241,11 @@ export async function convertCommand(args: string[]): Promise<void> {
     attentionLayers: attention,
     mamba,
     init: init as "attention" | "random" | "linear-attention",
-    blocks,
-    dState: f["d-state"] === undefined ? undefined : intFlag(cmd, f, "d-state", 16, 1),
     seed: intFlag(cmd, f, "seed", 0, 0),
   });
   const converted = cfg.n_layer - cfg.attn_layers.length;
-  const how = mamba === 1
-    ? `${init} init, ${blocks ?? "reference"} blocks, d_state ${cfg.ssm_cfg.d_state}`
-    : `${init} init`;
   console.log(
-    `wrote ${out}: ${converted} of ${cfg.n_layer} layers converted to Mamba-${mamba} (${how}), attention kept at ` +
+    `wrote ${out}: ${converted} of ${cfg.n_layer} layers converted to Mamba-2 (${init} init), attention kept at ` +
       `[${cfg.attn_layers.join(", ")}]`,
   );
 }
