@@ -44,7 +44,11 @@ export interface TrainOptions {
   resume?: boolean;
   /** Seed of the data RNG (default 0). */
   seed?: number;
-  /** On a non-finite loss: stop (default) or skip (the optimizer already skipped the update). */
+  /**
+   * On a non-finite loss or gradient: stop (default: a {@linkcode TrainingError} naming the last good
+   * checkpoint) or skip (the optimizer already skipped the update; the run goes on and each such step
+   * is reported to the listeners' `warn`, or on the console when none has one).
+   */
   onNonFinite?: "stop" | "skip";
   /** Aborting stops the loop at the next step boundary, after writing a checkpoint. */
   signal?: AbortSignal;
@@ -72,6 +76,8 @@ export interface TrainListener {
   start?(info: { steps: number; startStep: number; params: number }): void | Promise<void>;
   log?(events: TrainEvent[], total: number): void | Promise<void>;
   checkpoint?(step: number, path: string): void | Promise<void>;
+  /** A step with a non-finite loss or gradient that was skipped (`onNonFinite: "skip"`), in words. */
+  warn?(message: string, event: TrainEvent): void | Promise<void>;
   end?(result: TrainResult): void | Promise<void>;
 }
 
@@ -85,6 +91,8 @@ export interface TrainResult {
   lastLoss: number;
   /** The last checkpoint written, if any. */
   checkpoint?: string;
+  /** Steps of this session with a non-finite loss or gradient (`onNonFinite: "skip"`). */
+  nonFiniteSteps: number[];
   /** Every event of this session. */
   events: TrainEvent[];
 }
@@ -123,6 +131,7 @@ export async function train(
   let windowTokens = 0;
   const pending: { step: number; lr: number; tokens: number }[] = [];
   let reason: TrainResult["reason"] = "done";
+  const nonFiniteSteps: number[] = [];
   const save = async () => {
     if (!opts.checkpointDir) return;
     checkpoint = await saveCheckpoint(opts.checkpointDir, stateOf(), {
@@ -188,14 +197,24 @@ export async function train(
         pending.length = 0;
         events.push(...batch);
         for (const l of listeners) await l.log?.(batch, opts.steps);
-        const bad = batch.find((e) => !Number.isFinite(e.loss) || e.skipped);
-        if (bad && (opts.onNonFinite ?? "stop") === "stop") {
+        const bad = batch.filter((e) => !Number.isFinite(e.loss) || e.skipped);
+        if (bad.length && (opts.onNonFinite ?? "stop") === "stop") {
           reason = "non-finite";
           throw new TrainingError(
             opts.checkpointDir ?? "train",
-            `loss is ${bad.loss} (gradient norm ${bad.gradNorm}) at step ${bad.step}: stopped; ` +
+            `loss is ${bad[0].loss} (gradient norm ${bad[0].gradNorm}) at step ${bad[0].step}: stopped; ` +
               (checkpoint ? `the last good checkpoint is ${checkpoint}` : "no checkpoint was written"),
           );
+        }
+        for (const e of bad) {
+          nonFiniteSteps.push(e.step);
+          const message = `step ${e.step}: loss ${e.loss}, gradient norm ${e.gradNorm}: ` +
+            (e.skipped
+              ? "the update was skipped (onNonFinite: skip)"
+              : "the gradients were finite, so the update was applied (onNonFinite: skip)");
+          const warned = listeners.filter((l) => l.warn);
+          if (!warned.length) console.warn(`warning: ${message}`);
+          for (const l of warned) await l.warn!(message, e);
         }
         if (ckptEvery && step % ckptEvery === 0 && step < opts.steps) await save();
       }
@@ -209,6 +228,7 @@ export async function train(
     reason,
     lastLoss: events.at(-1)?.loss ?? NaN,
     checkpoint,
+    nonFiniteSteps,
     events,
   };
   for (const l of listeners) await l.end?.(result);
