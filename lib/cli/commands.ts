@@ -186,7 +186,9 @@ export async function gradsCommand(args: string[]): Promise<void> {
     throw new DataError(input, `input_ids must be (B, T) with T ≥ 2, got [${ids.shape}]`);
   }
   await initGpu();
-  using model = await LlamaModel.load(required(cmd, f, "model"));
+  const dir = required(cmd, f, "model");
+  using model = await LlamaModel.load(dir);
+  using ckpt = await Checkpoint.open(dir);
   const [B, T] = ids.shape;
   const V = model.config.vocabSize;
   const bad = (ids.data as Int32Array).findIndex((id) => id < 0 || id >= V);
@@ -200,13 +202,20 @@ export async function gradsCommand(args: string[]): Promise<void> {
   using loss = nextTokenBackward(model, x, y);
   const [lossValue, ...grads] = await readTensors([loss, ...params.map(([, p]) => p.grad!)]);
   const tensors: Record<string, HostTensor> = { loss: { dtype: "F32", shape: [], data: lossValue } };
-  params.forEach(([name, p], i) => tensors[name] = { dtype: "F32", shape: [...p.shape], data: grads[i] });
+  // Each gradient in its checkpoint tensor's shape (a depthwise conv weight is held as (C, W) but
+  // stored as (C, 1, W)); block-split weights (`name#k`) keep their own shapes.
+  const shapeOf = (name: string, p: Tensor) => {
+    const s = ckpt.has(name) ? ckpt.info(name).shape : p.shape;
+    return s.reduce((a, b) => a * b, 1) === p.size ? [...s] : [...p.shape];
+  };
+  params.forEach(([name, p], i) => tensors[name] = { dtype: "F32", shape: shapeOf(name, p), data: grads[i] });
   await writeSafetensors(required(cmd, f, "out"), tensors, { format: "pt", producer: "mamba-distill-lab" });
 }
 
 /**
  * `lab convert --teacher DIR --out DIR (--attention-share S | --attention-layers LIST) [--mamba 1|2]
- * [--init attention|random|linear-attention] [--seed N]`.
+ * [--init attention|random|linear-attention] [--seed N]`; for `--mamba 1` also `[--blocks reference|heads]`
+ * `[--d-state N]`.
  */
 export async function convertCommand(args: string[]): Promise<void> {
   const cmd = "lab convert";
@@ -218,6 +227,8 @@ export async function convertCommand(args: string[]): Promise<void> {
     mamba: "number",
     init: "string",
     seed: "number",
+    blocks: "string",
+    "d-state": "number",
   });
   const teacher = required(cmd, f, "teacher");
   const out = required(cmd, f, "out");
@@ -230,6 +241,10 @@ export async function convertCommand(args: string[]): Promise<void> {
   }
   const mamba = (f.mamba as number | undefined) ?? 2;
   if (mamba !== 1 && mamba !== 2) throw new UsageError(cmd, `--mamba must be 1 or 2, got ${mamba}`);
+  const blocks = f.blocks as string | undefined;
+  if (blocks !== undefined && blocks !== "reference" && blocks !== "heads") {
+    throw new UsageError(cmd, `--blocks must be reference or heads, got "${blocks}"`);
+  }
   const layers = await (async () => {
     using c = await Checkpoint.open(teacher);
     return c.config.numLayers;
@@ -241,11 +256,16 @@ export async function convertCommand(args: string[]): Promise<void> {
     attentionLayers: attention,
     mamba,
     init: init as "attention" | "random" | "linear-attention",
+    blocks,
+    dState: f["d-state"] === undefined ? undefined : intFlag(cmd, f, "d-state", 16, 1),
     seed: intFlag(cmd, f, "seed", 0, 0),
   });
   const converted = cfg.n_layer - cfg.attn_layers.length;
+  const how = mamba === 1
+    ? `${init} init, ${blocks ?? "reference"} blocks, d_state ${cfg.ssm_cfg.d_state}`
+    : `${init} init`;
   console.log(
-    `wrote ${out}: ${converted} of ${cfg.n_layer} layers converted to Mamba-2 (${init} init), attention kept at ` +
+    `wrote ${out}: ${converted} of ${cfg.n_layer} layers converted to Mamba-${mamba} (${how}), attention kept at ` +
       `[${cfg.attn_layers.join(", ")}]`,
   );
 }
