@@ -31,6 +31,7 @@ export {
   selectiveScan as selectiveScanOp,
   ssd as ssdOp,
 } from "./ssm_ops.ts";
+export { gatherChannels as gatherChannelsOp, negExp as negExpOp } from "./mamba1_ops.ts";
 export { addSkip as addSkipOp, type DtParams, splitColumns, ssdInputs as ssdInputsOp } from "./mamba2_ops.ts";
 export { recordMulti } from "./multi_output.ts";
 export { ssdMixingMatrix } from "./mixing_ops.ts";

@@ -32,7 +32,7 @@ const commands: Record<string, { run: (args: string[]) => Promise<void>; usage: 
   convert: {
     run: convertCommand,
     usage: "convert --teacher DIR --out DIR (--attention-share S | --attention-layers LIST) [--mamba 1|2] " +
-      "[--init attention|random|linear-attention] [--seed N]",
+      "[--init attention|random|linear-attention] [--seed N] [--blocks reference|heads] [--d-state N]",
   },
   kernel: {
     run: kernelCommand,

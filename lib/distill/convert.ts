@@ -13,23 +13,32 @@ import { type HostTensor, writeSafetensors } from "../io/safetensors.ts";
 import { Rng } from "../random.ts";
 import { readMambaConfig } from "../models/hybrid.ts";
 import { convertAttentionToMamba2, mamba2Dims, type Mamba2Init } from "./convert_mamba2.ts";
+import { convertAttentionToMamba1, type Mamba1Blocks, mamba1Dims } from "./convert_mamba1.ts";
 
 /** Options of {@linkcode convertTeacher}. */
 export interface ConvertOptions {
   /** Layers that keep attention (all others become Mamba). */
   attentionLayers: number[];
-  /** Mamba version of the converted layers (only 2 is implemented). */
+  /** Mamba version of the converted layers (default 2). */
   mamba?: 1 | 2;
-  /** Initialisation of the converted layers (default: from attention). */
-  init?: Mamba2Init | "linear-attention";
+  /** Initialisation of the converted layers (default: from attention; linear-attention: Mamba-2 only). */
+  init?: Mamba2Init;
+  /** Mamba-1: which q blocks the C groups hold (default: the reference's; see convert_mamba1.ts). */
+  blocks?: Mamba1Blocks;
+  /** Mamba-1: state size N per channel (default 16, MambaInLlama's). */
+  dState?: number;
   /** Seed of the new parameters (default 0). */
   seed?: number;
 }
 
-/** The `mamba_config.json` of a Mamba-2 hybrid, with MambaInLlama's keys. */
+/**
+ * The `mamba_config.json` of a hybrid, with MambaInLlama's keys. Its Mamba-2 code reads `ssm_cfg`
+ * {expand, ngroups, d_state[, headdim]}; its Mamba-1 code passes `ssm_cfg` to the layer as keyword
+ * arguments ({expand[, d_state, dt_rank]}, d_state 16 when absent), so no other key may go there.
+ */
 export interface MambaConfigJson {
   d_model: number;
-  ssm_cfg: { expand: number; ngroups: number; d_state: number; headdim?: number };
+  ssm_cfg: { expand: number; ngroups?: number; d_state: number; headdim?: number; dt_rank?: number };
   rms_norm_eps: number;
   vocab_size: number;
   d_inner: number;
@@ -65,11 +74,15 @@ export async function convertTeacher(
   outDir: string,
   opts: ConvertOptions,
 ): Promise<MambaConfigJson> {
-  if ((opts.mamba ?? 2) !== 2) {
-    throw new UsageError("lab convert", "--mamba 1 is not implemented yet (Mamba-2 only)");
+  const version = opts.mamba ?? 2;
+  if (version === 1 && opts.init === "linear-attention") {
+    throw new UsageError(
+      "lab convert",
+      "--init linear-attention is for --mamba 2 (a Mamba-1 channel's 16-state scan is not the head's q·k)",
+    );
   }
-  if (opts.init === "linear-attention") {
-    throw new UsageError("lab convert", "--init linear-attention is not implemented yet");
+  if (version === 2 && (opts.blocks !== undefined || opts.dState !== undefined)) {
+    throw new UsageError("lab convert", "--blocks and --d-state apply to --mamba 1 only");
   }
   using ckpt = await Checkpoint.open(teacherDir);
   const c = ckpt.config;
@@ -77,11 +90,23 @@ export async function convertTeacher(
     throw new UsageError("lab convert", "teachers with attention biases are not supported");
   }
   const d = mamba2Dims(c);
+  const d1 = version === 1 ? mamba1Dims(c, opts.dState ?? 16) : null;
   const keep = new Set(opts.attentionLayers);
   // A hybrid source (a student of an earlier stage) keeps its Mamba layers; only attention layers
   // outside `keep` are converted, so stepwise replacement is this function called once per step.
   const source = await readMambaConfig(teacherDir, c);
   const alreadyMamba = (i: number) => source !== null && !source.attn_layers.includes(i);
+  for (let i = 0; i < c.numLayers; i++) {
+    const v1 = ckpt.names().includes(`model.layers.${i}.mamba.in_proj_x.weight`);
+    if (alreadyMamba(i) && (v1 ? 1 : 2) !== version) {
+      throw new UsageError(
+        "lab convert",
+        `layer ${i} of ${teacherDir} is a Mamba-${v1 ? 1 : 2} layer: convert further layers with --mamba ${
+          v1 ? 1 : 2
+        }`,
+      );
+    }
+  }
   for (const i of keep) {
     if (alreadyMamba(i)) {
       throw new UsageError(
@@ -105,13 +130,20 @@ export async function convertTeacher(
       k: await ckpt.readF32(`${a}.k_proj.weight`),
       v: await ckpt.readF32(`${a}.v_proj.weight`),
       o: await ckpt.readF32(`${a}.o_proj.weight`),
+      inputNorm: await ckpt.readF32(`model.layers.${i}.input_layernorm.weight`),
     };
-    const mamba = convertAttentionToMamba2(att, d, rng, opts.init === "random" ? "random" : "attention");
+    const mamba = d1
+      ? convertAttentionToMamba1(att, d1, rng, {
+        init: opts.init === "random" ? "random" : "attention",
+        blocks: opts.blocks,
+        headDim: c.headDim,
+      })
+      : convertAttentionToMamba2(att, d, rng, opts.init ?? "attention", c.rmsNormEps);
     for (const [k, t] of Object.entries(mamba)) out[`model.layers.${i}.mamba.${k}`] = t;
   }
   const mambaConfig: MambaConfigJson = {
     d_model: d.dModel,
-    ssm_cfg: { expand: 1, ngroups: d.nGroups, d_state: d.dState },
+    ssm_cfg: d1 ? { expand: 1, d_state: d1.dState } : { expand: 1, ngroups: d.nGroups, d_state: d.dState },
     rms_norm_eps: c.rmsNormEps,
     vocab_size: c.vocabSize,
     d_inner: d.dInner,

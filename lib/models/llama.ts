@@ -24,6 +24,9 @@ import { Tensor } from "../tensor/tensor.ts";
 import { KVCache } from "./kv_cache.ts";
 import { Mamba2Cache, mamba2Decode } from "./mamba2_decode.ts";
 import { loadMamba2Weights, mamba2DimsOf, readMambaConfig } from "./hybrid.ts";
+import { isMamba1Layer, loadMamba1Weights, mamba1DimsOf } from "./hybrid.ts";
+import { mamba1Forward, type Mamba1Weights } from "./mamba1_layer.ts";
+import type { Mamba1Dims } from "../distill/convert_mamba1.ts";
 import { mamba2Forward, type Mamba2Weights } from "./mamba2_layer.ts";
 import type { Mamba2Dims } from "../distill/convert_mamba2.ts";
 import type { MambaConfigJson } from "../distill/convert.ts";
@@ -73,6 +76,8 @@ export interface LlamaLayer {
   attn?: AttentionWeights;
   /** Present in converted layers of a hybrid. */
   mamba?: Mamba2Weights;
+  /** Present in converted layers of a hybrid with Mamba-1 layers. */
+  mamba1?: Mamba1Weights;
   postNorm: Tensor;
   mlp: MlpWeights;
 }
@@ -116,7 +121,7 @@ export class LlamaModel implements Disposable {
     readonly lmHead: Weight,
     readonly rope: RopeTable,
     /** Mamba-2 settings when the model is a hybrid (null for a plain Llama). */
-    readonly hybrid: { config: MambaConfigJson; dims: Mamba2Dims } | null = null,
+    readonly hybrid: { config: MambaConfigJson; dims: Mamba2Dims; mamba1Dims?: Mamba1Dims } | null = null,
   ) {}
 
   /** Loads a checkpoint directory (config.json + safetensors) onto the GPU. */
@@ -138,9 +143,11 @@ export class LlamaModel implements Disposable {
       const a = `${pre}.self_attn`;
       const m = `${pre}.mlp`;
       const converted = mambaConfig !== null && !mambaConfig.attn_layers.includes(i);
+      const v1 = converted && isMamba1Layer(ckpt, i);
       layers.push({
         inputNorm: await loadVector(ckpt, `${pre}.input_layernorm.weight`, D),
-        mamba: converted ? await loadMamba2Weights(ckpt, i, dims!, opts) : undefined,
+        mamba: converted && !v1 ? await loadMamba2Weights(ckpt, i, dims!, opts) : undefined,
+        mamba1: v1 ? await loadMamba1Weights(ckpt, i, mamba1DimsOf(mambaConfig!), opts) : undefined,
         attn: converted ? undefined : {
           q: await loadWeight(ckpt, `${a}.q_proj.weight`, [qDim, D], opts),
           k: await loadWeight(ckpt, `${a}.k_proj.weight`, [kvDim, D], opts),
@@ -175,7 +182,9 @@ export class LlamaModel implements Disposable {
       norm,
       lmHead,
       table,
-      mambaConfig ? { config: mambaConfig, dims: dims! } : null,
+      mambaConfig
+        ? { config: mambaConfig, dims: dims!, mamba1Dims: mamba1DimsOrNull(mambaConfig, layers) }
+        : null,
     );
   }
 
@@ -210,6 +219,22 @@ export class LlamaModel implements Disposable {
         v(`${mm}.D`, l.mamba.D);
         v(`${mm}.norm.weight`, l.mamba.norm);
         w(`${mm}.out_proj.weight`, l.mamba.outProj);
+      }
+      if (l.mamba1) {
+        const mm = `${pre}.mamba`;
+        const m = l.mamba1;
+        w(`${mm}.in_proj_x.weight`, m.inProjX);
+        w(`${mm}.in_proj_z.weight`, m.inProjZ);
+        v(`${mm}.conv1d.weight`, m.convWeight);
+        v(`${mm}.conv1d.bias`, m.convBias);
+        w(`${mm}.B_proj.weight`, m.bProj);
+        w(`${mm}.C_proj.weight`, m.cProj);
+        w(`${mm}.dt_proj_down.weight`, m.dtDown);
+        w(`${mm}.dt_proj.weight`, m.dtProj);
+        v(`${mm}.dt_proj.bias`, m.dtBias);
+        v(`${mm}.A_log`, m.aLog);
+        v(`${mm}.D`, m.D);
+        w(`${mm}.out_proj.weight`, m.outProj);
       }
       v(`${pre}.post_attention_layernorm.weight`, l.postNorm);
       for (const n of ["gate", "up", "down"] as const) {
@@ -321,7 +346,12 @@ export class LlamaModel implements Disposable {
       if (opts.hidden) hidden.push(h);
       const x = rmsNorm(h, layer.inputNorm, c.rmsNormEps);
       let a: { out: Tensor; probs?: Tensor };
-      if (layer.mamba) {
+      if (layer.mamba1) {
+        if (opts.cache) {
+          throw new ShapeError("llama.forward", "decoding with Mamba-1 layers is not implemented yet");
+        }
+        a = { out: this.mixerForward(i, x) };
+      } else if (layer.mamba) {
         if (opts.cache) {
           const lc = opts.cache[i];
           if (!(lc instanceof Mamba2Cache)) {
@@ -393,6 +423,7 @@ export class LlamaModel implements Disposable {
     const layer = this.layers[i];
     if (!layer) throw new ShapeError("llama.mixer", `layer ${i} is not in [0, ${this.layers.length})`);
     const c = this.config;
+    if (layer.mamba1) return mamba1Forward(x, layer.mamba1, this.hybrid!.mamba1Dims!);
     if (layer.mamba) {
       return mamba2Forward(x, layer.mamba, {
         dims: this.hybrid!.dims,
@@ -461,6 +492,13 @@ export class LlamaModel implements Disposable {
         for (const w of [l.attn.q, l.attn.k, l.attn.v, l.attn.o]) disposeWeight(w);
         for (const b of [l.attn.qBias, l.attn.kBias, l.attn.vBias, l.attn.oBias]) b?.dispose();
       }
+      if (l.mamba1) {
+        const m = l.mamba1;
+        for (const w of [m.inProjX, m.inProjZ, m.bProj, m.cProj, m.dtDown, m.dtProj, m.outProj]) {
+          disposeWeight(w);
+        }
+        for (const t of [m.convWeight, m.convBias, m.dtBias, m.aLog, m.D]) t.dispose();
+      }
       if (l.mamba) {
         disposeWeight(l.mamba.inProj);
         disposeWeight(l.mamba.outProj);
@@ -477,4 +515,9 @@ export class LlamaModel implements Disposable {
   [Symbol.dispose](): void {
     this.dispose();
   }
+}
+
+/** The Mamba-1 dimensions of a hybrid that has Mamba-1 layers (undefined otherwise). */
+function mamba1DimsOrNull(m: MambaConfigJson, layers: LlamaLayer[]): Mamba1Dims | undefined {
+  return layers.some((l) => l.mamba1) ? mamba1DimsOf(m) : undefined;
 }

@@ -8,4 +8,12 @@ export * from "./selective_scan.ts";
 export * from "./ssd.ts";
 export * from "./conv1d.ts";
 export * from "./gated_norm.ts";
+export {
+  type ChannelLayout,
+  gatherChannels,
+  gatherChannelsBackward,
+  gatherChannelsRef,
+  type GatherSpec,
+  negExp,
+} from "./mamba1_glue.ts";
 export * from "./mamba2_glue.ts";

@@ -106,10 +106,10 @@ Deno.test("lab convert: share flags, random init and unsupported options", async
     "--attention-share",
     "0.5",
     "--mamba",
-    "1",
+    "3",
   ]);
   assert.equal(m1.code, 2);
-  assert.match(m1.stderr, /not implemented yet/);
+  assert.match(m1.stderr, /--mamba must be 1 or 2/);
   assert.ok(Math.abs(Math.log1p(Math.exp(inverseSoftplus(0.01))) - 0.01) < 1e-12);
   await Deno.remove(out, { recursive: true });
 });
