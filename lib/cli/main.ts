@@ -16,6 +16,7 @@ import {
   logitsCommand,
 } from "./commands.ts";
 import { kernelCommand } from "./kernel_command.ts";
+import { mixingCommand } from "./mixing_command.ts";
 
 const commands: Record<string, { run: (args: string[]) => Promise<void>; usage: string }> = {
   logits: {
@@ -37,6 +38,10 @@ const commands: Record<string, { run: (args: string[]) => Promise<void>; usage: 
   kernel: {
     run: kernelCommand,
     usage: "kernel selective-scan --input FILE --out FILE | kernel ssd --input FILE --out FILE [--block N]",
+  },
+  mixing: {
+    run: mixingCommand,
+    usage: "mixing --model DIR --input FILE --layer L --out FILE [--html FILE]",
   },
   demo: { run: demoCommand, usage: "demo [--model DIR] [--windows N]" },
 };
