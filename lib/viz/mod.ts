@@ -7,6 +7,7 @@
 export {
   type Figure,
   figureBundle,
+  type FigureBundleOptions,
   inlinePlotlyHtml,
   plotlyJsPath,
   plotlyRelativePath,

@@ -62,22 +62,35 @@ const relCache = new Map<string, string | undefined>();
 function loaderJs(rel: string): string {
   return `if(!window.__mdlPlotlyLoading){window.__mdlPlotlyLoading=1;var b=document.body,base,dir;` +
     `if(b&&b.getAttribute("data-notebook-path")!==null){base=b.getAttribute("data-base-url")||"/";` +
-    `dir=b.getAttribute("data-notebook-path").replace(/[^\/]*$/,"");}` +
-    `else{var m=location.pathname.match(/^(.*?\/)(?:notebooks|lab\/tree|doc\/tree)\/((?:.*\/)?)[^\/]*$/);` +
+    `dir=b.getAttribute("data-notebook-path").replace(/[^\\/]*$/,"");}` +
+    `else{var m=location.pathname.match(/^(.*?\\/)(?:notebooks|lab\\/tree|doc\\/tree)\\/((?:.*\\/)?)[^\\/]*$/);` +
     `if(m){base=m[1];dir=m[2];}}` +
     `if(base!==undefined){var s=document.createElement("script");` +
-    `s.src=base.replace(/\/?$/,"/")+"files/"+(dir?dir.replace(/\/?$/,"/"):"")+${
+    `s.src=base.replace(/\\/?$/,"/")+"files/"+(dir?dir.replace(/\\/?$/,"/"):"")+${
       JSON.stringify(encodeURI(rel))
     };` +
     `document.head.appendChild(s);}}`;
 }
 
+/** Options of {@linkcode figureBundle}. */
+export interface FigureBundleOptions {
+  /**
+   * Path of plotly.js relative to the notebook, for the live-page loader (default
+   * {@linkcode plotlyRelativePath}`()`); `null`: no loader.
+   */
+  plotlyPath?: string | null;
+}
+
 /** The MIME bundle of a figure (see the module doc); `summary` becomes the text/plain fallback. */
-export function figureBundle(fig: Figure, summary = "Plotly figure"): Record<string, unknown> {
+export function figureBundle(
+  fig: Figure,
+  summary = "Plotly figure",
+  opts: FigureBundleOptions = {},
+): Record<string, unknown> {
   const id = `mdl-plot-${Date.now().toString(36)}-${counter++}`;
   const json = JSON.stringify({ data: fig.data, layout: fig.layout ?? {}, config: fig.config ?? {} })
     .replace(/</g, "\\u003c");
-  const rel = plotlyRelativePath();
+  const rel = opts.plotlyPath === undefined ? plotlyRelativePath() : opts.plotlyPath;
   return {
     "application/vnd.plotly.v1+json": { data: fig.data, layout: fig.layout ?? {}, config: fig.config ?? {} },
     "text/html":

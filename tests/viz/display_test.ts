@@ -96,6 +96,49 @@ Deno.test("plotly: the HTML fallback loads the project's plotly.js through Jupyt
   assert.doesNotMatch(html, /https?:\/\//);
 });
 
+/** Runs a figure's HTML fallback script against a fake page; returns the script URL it adds, if any. */
+function loaderUrl(html: string, page: { attrs?: Record<string, string>; path: string; plotly?: boolean }) {
+  const js = html.slice(html.indexOf("<script>") + 8, html.lastIndexOf("</script>"));
+  const added: { src?: string }[] = [];
+  const win: Record<string, unknown> = page.plotly ? { Plotly: { react: () => {} } } : {};
+  const doc = {
+    body: { getAttribute: (k: string) => page.attrs?.[k] ?? null },
+    head: { appendChild: (e: { src?: string }) => added.push(e) },
+    createElement: () => ({}),
+  };
+  const noTimer = () => 0;
+  new Function("window", "document", "location", "setInterval", "clearInterval", js)(
+    win,
+    doc,
+    { pathname: page.path },
+    noTimer,
+    noTimer,
+  );
+  return added.map((e) => e.src);
+}
+
+Deno.test("plotly: the live-page loader asks the Jupyter server for plotly.js next to the notebook", () => {
+  const rel = "../node_modules/plotly.js-dist/plotly.js";
+  const html = String(figureBundle({ data: [] }, "f", { plotlyPath: rel })["text/html"]);
+  // classic Notebook 6 / Notebook 7: the body says where the notebook is
+  assert.deepEqual(
+    loaderUrl(html, {
+      attrs: { "data-base-url": "/", "data-notebook-path": "notebooks/00-tour.ipynb" },
+      path: "/x",
+    }),
+    ["/files/notebooks/../node_modules/plotly.js-dist/plotly.js"],
+  );
+  // JupyterLab under a base URL: from the page path
+  assert.deepEqual(loaderUrl(html, { path: "/user/me/lab/tree/nb/a.ipynb" }), [
+    "/user/me/files/nb/../node_modules/plotly.js-dist/plotly.js",
+  ]);
+  assert.deepEqual(loaderUrl(html, { path: "/notebooks/notebooks/00-tour.ipynb" }), [
+    "/files/notebooks/../node_modules/plotly.js-dist/plotly.js",
+  ]);
+  // a page that has plotly.js already (an inlined export) loads nothing
+  assert.deepEqual(loaderUrl(html, { path: "/notebooks/a.ipynb", plotly: true }), []);
+});
+
 Deno.test("plotly: inlining makes an nbconvert page offline, once", async () => {
   const page = `<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8" />\n` +
     `<script src="https://cdnjs.cloudflare.com/ajax/libs/require.js/2.1.10/require.min.js"></script>\n` +
