@@ -71,7 +71,7 @@ const CHARTS_JS =
   .filter((d, i, all) => !all.some((o) => o !== d && o.contains(d)))
   .map((d) => ({ id: d.id, drew: !!d.querySelector("svg.main-svg") }))`;
 
-async function freePort(): Promise<number> {
+function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -109,7 +109,7 @@ Deno.test({
     console.log(`screenshots: ${screens}/`);
 
     const tmp = await notebookRoot();
-    const port = await freePort();
+    const port = freePort();
     const token = crypto.randomUUID().replaceAll("-", "");
     const base = `http://127.0.0.1:${port}`;
     const server = new Deno.Command(JUPYTER, {
