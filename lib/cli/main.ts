@@ -17,6 +17,7 @@ import {
 } from "./commands.ts";
 import { kernelCommand } from "./kernel_command.ts";
 import { mixingCommand } from "./mixing_command.ts";
+import { DISTILL_USAGE, distillCommand } from "./distill_command.ts";
 
 const commands: Record<string, { run: (args: string[]) => Promise<void>; usage: string }> = {
   logits: {
@@ -38,6 +39,12 @@ const commands: Record<string, { run: (args: string[]) => Promise<void>; usage: 
   kernel: {
     run: kernelCommand,
     usage: "kernel selective-scan --input FILE --out FILE | kernel ssd --input FILE --out FILE [--block N]",
+  },
+  distill: {
+    run: async (a) => {
+      await distillCommand(a);
+    },
+    usage: DISTILL_USAGE,
   },
   mixing: {
     run: mixingCommand,

@@ -1,0 +1,123 @@
+/**
+ * `lab distill --teacher DIR --out DIR --recipe mohawk|stepwise|kd|sft|dpo (--attention-share S |
+ * --attention-layers LIST) [--tokens N] [--data FILE] [--resume] [--seed N]`, plus
+ * `[--student DIR] [--init attention|random] [--stages 1,2,3] [--batch B] [--seq T] [--eval-windows N]`.
+ *
+ * A progress bar per stage (ETA, current losses), `metrics.jsonl`, `report.html` and the student in
+ * MambaInLlama's layout in `--out`. Ctrl-C stops at the next step boundary after writing a
+ * checkpoint; `--resume` continues from it.
+ *
+ * @module
+ */
+import { UsageError } from "../errors.ts";
+import { adapterName, initGpu } from "../gpu/device.ts";
+import { Checkpoint } from "../io/checkpoint.ts";
+import { attentionLayersByShare, parseLayerList } from "../distill/plan.ts";
+import { parseRecipe } from "../distill/recipes.ts";
+import { type DistillRunResult, runDistillation } from "../distill/run.ts";
+import { terminalProgress } from "../train/listeners.ts";
+import { intFlag, parseFlags, required } from "./args.ts";
+
+/** Usage line of `lab distill`. */
+export const DISTILL_USAGE = "distill --teacher DIR --out DIR --recipe mohawk|stepwise|kd|sft|dpo " +
+  "(--attention-share S | --attention-layers LIST) [--tokens N] [--data FILE] [--resume] [--seed N] " +
+  "[--student DIR] [--init attention|random] [--stages LIST] [--batch B] [--seq T] [--eval-windows N]";
+
+/** Layers that keep attention, from exactly one of the two flags. */
+export function attentionLayersFromFlags(
+  cmd: string,
+  share: number | undefined,
+  list: string | undefined,
+  numLayers: number,
+): number[] {
+  if ((share === undefined) === (list === undefined)) {
+    throw new UsageError(cmd, "give exactly one of --attention-share S and --attention-layers LIST");
+  }
+  return list !== undefined ? parseLayerList(list, numLayers) : attentionLayersByShare(numLayers, share!);
+}
+
+/** Runs `lab distill`. */
+export async function distillCommand(args: string[]): Promise<DistillRunResult> {
+  const cmd = "lab distill";
+  const f = parseFlags(cmd, args, {
+    teacher: "string",
+    out: "string",
+    recipe: "string",
+    "attention-share": "number",
+    "attention-layers": "string",
+    tokens: "number",
+    data: "string",
+    resume: "boolean",
+    seed: "number",
+    student: "string",
+    init: "string",
+    stages: "string",
+    batch: "number",
+    seq: "number",
+    "eval-windows": "number",
+  });
+  const teacher = required(cmd, f, "teacher");
+  const out = required(cmd, f, "out");
+  const recipe = parseRecipe(required(cmd, f, "recipe"));
+  const init = (f.init as string | undefined) ?? "attention";
+  if (init !== "attention" && init !== "random") {
+    throw new UsageError(cmd, `--init must be attention or random, got "${init}"`);
+  }
+  const numLayers = await (async () => {
+    using c = await Checkpoint.open(teacher);
+    return c.config.numLayers;
+  })();
+  const attentionLayers = attentionLayersFromFlags(
+    cmd,
+    f["attention-share"] as number | undefined,
+    f["attention-layers"] as string | undefined,
+    numLayers,
+  );
+  const stages = f.stages === undefined ? undefined : String(f.stages).split(",").map((s) => {
+    const n = Number(s.trim());
+    if (![1, 2, 3].includes(n)) throw new UsageError(cmd, `--stages takes MOHAWK stages 1, 2, 3, got "${s}"`);
+    return n;
+  });
+  if (stages && recipe !== "mohawk") throw new UsageError(cmd, "--stages applies to --recipe mohawk only");
+  const ctx = await initGpu();
+  const software = ctx.isFallback;
+  console.error(`adapter: ${adapterName(ctx)}`);
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) Deno.exit(130); // a second Ctrl-C: stop now
+    console.error("\ninterrupt: finishing the step and writing a checkpoint (Ctrl-C again to quit at once)");
+    controller.abort();
+  };
+  Deno.addSignalListener("SIGINT", onSigint);
+  try {
+    const r = await runDistillation({
+      teacherDir: teacher,
+      outDir: out,
+      recipe,
+      attentionLayers,
+      studentDir: f.student as string | undefined,
+      tokens: f.tokens === undefined ? undefined : intFlag(cmd, f, "tokens", 1),
+      dataPath: f.data as string | undefined,
+      resume: f.resume === true,
+      seed: intFlag(cmd, f, "seed", 0, 0),
+      init,
+      mohawkStages: stages,
+      batch: intFlag(cmd, f, "batch", software ? 4 : 8),
+      seqLen: intFlag(cmd, f, "seq", software ? 128 : 256),
+      evalWindows: intFlag(cmd, f, "eval-windows", software ? 8 : 327),
+      signal: controller.signal,
+      listeners: (stage, i, n) => [terminalProgress(`${i + 1}/${n} ${stage.name}`)],
+      log: (line) => console.error(line),
+    });
+    if (r.reason === "done") {
+      console.log(`teacher perplexity ${r.teacherPpl.toFixed(2)}`);
+      console.log(`student perplexity ${r.studentPpl.toFixed(2)}`);
+      console.log(`student: ${r.outDir}  report: ${r.reportPath}`);
+    } else {
+      console.log(`interrupted: run \`deno task lab distill … --resume\` with the same flags to continue`);
+    }
+    return r;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSigint);
+  }
+}

@@ -1,0 +1,261 @@
+/**
+ * The training tasks of the distillation recipes (each a {@linkcode TrainTask} for `train()`):
+ *
+ * - {@linkcode distillTask}: end-to-end KD and SFT, and each step of MambaInLlama's stepwise
+ *   replacement: L = w_CE · CE(student, next tokens) + w_KL · KL(p_T ‖ p_S) on random windows
+ *   (method.md §3.7), with the KL's token-mean or MambaInLlama's `batchmean` (sum ÷ B) reduction.
+ * - {@linkcode hiddenAlignmentTask}: MOHAWK stage 2 (method.md §4.3): every converted layer ℓ is fed
+ *   the teacher's hidden state entering ℓ; loss = Σ_ℓ mean over tokens of ‖mixer_S(u_ℓ) − attn_T(u_ℓ)‖₂.
+ * - {@linkcode dpoTask}: DPO on preference pairs against a frozen reference model.
+ *
+ * Which parameters train is the recipe's choice (`train` / `freeze` name patterns); the teacher
+ * never trains and runs outside the tape.
+ *
+ * @module
+ */
+import { ShapeError } from "../errors.ts";
+import { add, crossEntropy, rmsNorm, scale } from "../autograd/ops.ts";
+import { dpoLoss, klDivergence, sequenceLogProbs, tokenL2 } from "../autograd/losses.ts";
+import { GradTape } from "../autograd/tape.ts";
+import { randomWindows } from "../data/windows.ts";
+import type { LlamaModel } from "../models/llama.ts";
+import type { Rng } from "../random.ts";
+import { Tensor } from "../tensor/tensor.ts";
+import type { TrainTask } from "../train/loop.ts";
+import { selectTrainable } from "../train/optim.ts";
+import type { PreferencePair } from "./data.ts";
+
+/** Which student parameters train: name patterns (see `selectTrainable`). */
+export interface TrainableSpec {
+  /** Only names matching one of these train (default: all). */
+  train?: string[];
+  /** Names matching one of these are frozen. */
+  freeze?: string[];
+}
+
+/** Options of {@linkcode distillTask}. */
+export interface DistillTaskOptions extends TrainableSpec {
+  /** Sequences per step (B) and tokens per sequence (T). */
+  batch: number;
+  seqLen: number;
+  /** Weight of the next-token cross-entropy (default 1). */
+  ceWeight?: number;
+  /** Weight of KL(teacher ‖ student) (default 0: plain SFT). */
+  klWeight?: number;
+  /** "mean" over tokens (default) or MambaInLlama's "batchmean" (sum over positions ÷ B). */
+  klReduction?: "mean" | "batchmean";
+  /** Softmax temperature of the KL (default 1). */
+  temperature?: number;
+}
+
+/** A student's trainable parameters and its whole state, per the spec. */
+function studentParams(student: LlamaModel, spec: TrainableSpec) {
+  const state = student.namedParameters();
+  return { state, params: selectTrainable(state, spec) };
+}
+
+/** KD / SFT on random windows of `ids` (the teacher may be null when `klWeight` is 0). */
+export function distillTask(
+  teacher: LlamaModel | null,
+  student: LlamaModel,
+  ids: Int32Array,
+  opts: DistillTaskOptions,
+): TrainTask {
+  const { batch: B, seqLen: T } = opts;
+  const ceW = opts.ceWeight ?? 1;
+  const klW = opts.klWeight ?? 0;
+  if (klW > 0 && !teacher) throw new ShapeError("distill", "a KL term needs a teacher");
+  const V = student.config.vocabSize;
+  if (teacher && teacher.config.vocabSize !== V) {
+    throw new ShapeError("distill", `teacher vocabulary ${teacher.config.vocabSize} ≠ student ${V}`);
+  }
+  const { state, params } = studentParams(student, opts);
+  return {
+    params,
+    state,
+    step(_step: number, rng: Rng) {
+      const w = randomWindows(ids, { batch: B, seqLen: T, rng });
+      using x = Tensor.from(w.input, [B, T], "i32");
+      using y = Tensor.from(w.target, [B * T], "i32");
+      let teacherLogits: Tensor | null = null;
+      if (klW > 0) teacherLogits = teacher!.forward(x).logits;
+      using tape = new GradTape();
+      const parts: Record<string, Tensor> = {};
+      const loss = tape.run(() => {
+        const { logits } = student.forward(x);
+        const flat = logits.view([B * T, V]);
+        let total: Tensor | null = null;
+        const addTerm = (name: string, term: Tensor, weight: number) => {
+          parts[name] = term;
+          const weighted = weight === 1 ? term.retain() : scale(term, weight);
+          if (!total) {
+            total = weighted;
+            return;
+          }
+          const sum = add(total, weighted);
+          total.dispose();
+          weighted.dispose();
+          total = sum;
+        };
+        if (ceW > 0) addTerm("ce", crossEntropy(flat, y), ceW);
+        if (teacherLogits) {
+          const reduction = opts.klReduction === "batchmean"
+            ? { kind: "sum-over" as const, divisor: B }
+            : { kind: "mean" as const };
+          addTerm(
+            "kl",
+            klDivergence(flat, teacherLogits.view([B * T, V]), { reduction, temperature: opts.temperature }),
+            klW,
+          );
+        }
+        logits.dispose();
+        if (!total) throw new ShapeError("distill", "both loss weights are 0");
+        return total as Tensor;
+      });
+      tape.backward(loss);
+      teacherLogits?.dispose();
+      return { loss, parts: Object.keys(parts).length > 1 ? parts : disposeAll(parts), tokens: B * T };
+    },
+  };
+}
+
+function disposeAll(parts: Record<string, Tensor>): undefined {
+  for (const t of Object.values(parts)) t.dispose();
+  return undefined;
+}
+
+/** Options of {@linkcode hiddenAlignmentTask}. */
+export interface AlignmentTaskOptions {
+  batch: number;
+  seqLen: number;
+  /** The student layers to align (its Mamba layers). */
+  layers: number[];
+}
+
+/**
+ * MOHAWK stage 2: each listed student layer's mixer, fed the teacher's hidden state entering that
+ * layer (through the student's own input norm), against the teacher's attention output there.
+ * Only the listed layers' mixers train; layers are independent (each term reaches one mixer).
+ */
+export function hiddenAlignmentTask(
+  teacher: LlamaModel,
+  student: LlamaModel,
+  ids: Int32Array,
+  opts: AlignmentTaskOptions,
+): TrainTask {
+  const { batch: B, seqLen: T, layers } = opts;
+  const D = student.config.hiddenSize;
+  const eps = student.config.rmsNormEps;
+  const { state, params } = studentParams(student, {
+    train: layers.map((l) => `model.layers.${l}.mamba.*`),
+  });
+  return {
+    params,
+    state,
+    step(_step: number, rng: Rng) {
+      const w = randomWindows(ids, { batch: B, seqLen: T, rng });
+      using x = Tensor.from(w.input, [B, T], "i32");
+      const t = teacher.forward(x, { hidden: true });
+      t.logits.dispose();
+      const hidden = t.hidden!;
+      const targets = layers.map((l) => {
+        using xn = rmsNorm(hidden[l], teacher.layers[l].inputNorm, eps);
+        return teacher.mixerForward(l, xn);
+      });
+      using tape = new GradTape();
+      const parts: Record<string, Tensor> = {};
+      const loss = tape.run(() => {
+        let total: Tensor | null = null;
+        layers.forEach((l, k) => {
+          using xn = rmsNorm(hidden[l], student.layers[l].inputNorm, eps);
+          using out = student.mixerForward(l, xn);
+          const term = tokenL2(out.view([B * T, D]), targets[k].view([B * T, D]));
+          parts[`l2_layer${l}`] = term;
+          if (!total) total = term.retain();
+          else {
+            const sum = add(total, term);
+            total.dispose();
+            total = sum;
+          }
+        });
+        return total as unknown as Tensor;
+      });
+      tape.backward(loss);
+      for (const h of hidden) h.dispose();
+      for (const tt of targets) tt.dispose();
+      return { loss, parts: layers.length > 1 ? parts : disposeAll(parts), tokens: B * T };
+    },
+  };
+}
+
+/** Options of {@linkcode dpoTask}. */
+export interface DpoTaskOptions extends TrainableSpec {
+  /** Pairs per step. */
+  batch: number;
+  /** β of the DPO loss (default 0.1). */
+  beta?: number;
+  /** Longest prompt + answer (longer pairs are cut from the answer's end). */
+  maxLen?: number;
+  /** Padding id (default: the end-of-text id 0). */
+  padId?: number;
+}
+
+/**
+ * DPO (TRL's sigmoid loss) of `policy` against the frozen `reference` on batches of `pairs` drawn
+ * at random; answers are scored on their own tokens (prompt and padding ignored).
+ */
+export function dpoTask(
+  policy: LlamaModel,
+  reference: LlamaModel,
+  pairs: PreferencePair[],
+  opts: DpoTaskOptions,
+): TrainTask {
+  const B = opts.batch;
+  const maxLen = opts.maxLen ?? 256;
+  const pad = opts.padId ?? 0;
+  const { state, params } = studentParams(policy, opts);
+  /** (B, T) inputs and (B·T) labels of prompt + answer sequences, right-padded. */
+  const pack = (rows: { prompt: number[]; answer: number[] }[]) => {
+    const seqs = rows.map((r) => [...r.prompt, ...r.answer].slice(0, maxLen));
+    const T = Math.max(2, ...seqs.map((s) => s.length));
+    const input = new Int32Array(B * T).fill(pad);
+    const labels = new Int32Array(B * T).fill(-100);
+    seqs.forEach((s, b) => {
+      input.set(s, b * T);
+      // position t predicts token t + 1: label it when that token belongs to the answer
+      for (let t = 0; t + 1 < s.length; t++) if (t + 1 >= rows[b].prompt.length) labels[b * T + t] = s[t + 1];
+    });
+    return { input, labels, T };
+  };
+  return {
+    params,
+    state,
+    step(_step: number, rng: Rng) {
+      const batch = Array.from({ length: B }, () => pairs[rng.int(pairs.length)]);
+      const c = pack(batch.map((p) => ({ prompt: p.prompt, answer: p.chosen })));
+      const r = pack(batch.map((p) => ({ prompt: p.prompt, answer: p.rejected })));
+      using xc = Tensor.from(c.input, [B, c.T], "i32");
+      using xr = Tensor.from(r.input, [B, r.T], "i32");
+      using lc = Tensor.from(c.labels, [B * c.T], "i32");
+      using lr = Tensor.from(r.labels, [B * r.T], "i32");
+      const refLogProbs = (x: Tensor, l: Tensor) => {
+        const { logits } = reference.forward(x);
+        const lp = sequenceLogProbs(logits, l);
+        logits.dispose();
+        return lp;
+      };
+      using refC = refLogProbs(xc, lc);
+      using refR = refLogProbs(xr, lr);
+      using tape = new GradTape();
+      const loss = tape.run(() => {
+        using chosen = policy.forward(xc).logits;
+        using rejected = policy.forward(xr).logits;
+        return dpoLoss(chosen, rejected, { chosen: lc, rejected: lr }, { chosen: refC, rejected: refR }, {
+          beta: opts.beta ?? 0.1,
+        });
+      });
+      tape.backward(loss);
+      return { loss, tokens: B * (c.T + r.T) };
+    },
+  };
+}
