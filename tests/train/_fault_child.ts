@@ -12,13 +12,19 @@
  * The pause is made by wrapping `Deno.open` / `FsFile.prototype.write` / `FsFile.prototype.sync` in
  * this process only, so the library's write path runs unchanged up to the pause.
  *
+ * With `FAULT_MODE=save-loop` the child does not train: it saves checkpoints of the model with steps
+ * 1, 2, 3, … back to back (each with other weights, and a 4 MiB extra tensor so that the file write
+ * is a large part of each save), printing `SAVED <step>` after each, until it is killed at a random
+ * moment.
+ *
  * @module
  */
 import { initGpu } from "../../lib/gpu/device.ts";
 import { parseLlamaConfig } from "../../lib/io/config.ts";
 import { LlamaModel } from "../../lib/models/llama.ts";
 import { Rng } from "../../lib/random.ts";
-import { CHECKPOINT_FILE } from "../../lib/train/checkpoint.ts";
+import { CHECKPOINT_FILE, saveCheckpoint } from "../../lib/train/checkpoint.ts";
+import { readTensors, Tensor } from "../../lib/tensor/tensor.ts";
 import { languageModelTask } from "../../lib/train/lm_task.ts";
 import { train, type TrainOptions, type TrainTask } from "../../lib/train/loop.ts";
 
@@ -102,8 +108,35 @@ function pauseInsideWrite(save: number, point: PausePoint): void {
   };
 }
 
+/** Elements of the save loop's extra tensor, which makes the file write a large part of each save. */
+export const FILLER_SIZE = 1 << 20;
+
+/**
+ * Saves checkpoints of `model` and a 4 MiB `filler` tensor with steps 1, 2, 3, … until killed; step k
+ * holds the weights scaled by k and a filler of k everywhere.
+ */
+async function saveForever(dir: string, model: LlamaModel): Promise<never> {
+  const params = model.namedParameters();
+  const base = await readTensors(params.map(([, t]) => t));
+  using filler = Tensor.empty([FILLER_SIZE]);
+  for (let step = 1;; step++) {
+    params.forEach(([, t], i) => t.write((base[i] as Float32Array).map((x) => x * step)));
+    filler.write(new Float32Array(FILLER_SIZE).fill(step));
+    await saveCheckpoint(dir, [...params, ["filler", filler]], {
+      step,
+      optimizerStep: step,
+      rng: [1, 2, 3, 4],
+    });
+    console.log(`SAVED ${step}`);
+  }
+}
+
 if (import.meta.main) {
   const dir = Deno.args[0];
+  if (Deno.env.get("FAULT_MODE") === "save-loop") {
+    await initGpu();
+    await saveForever(dir, faultModel(1));
+  }
   const save = Number(Deno.env.get("FAULT_SAVE") ?? "0");
   const point = (Deno.env.get("FAULT_POINT") ?? "data") as PausePoint;
   if (save > 0) pauseInsideWrite(save, point);

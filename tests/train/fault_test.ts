@@ -7,11 +7,12 @@ import assert from "node:assert/strict";
 import { CheckpointError, type LabError, SafetensorsError } from "../../lib/errors.ts";
 import { initGpu } from "../../lib/gpu/device.ts";
 import { SafetensorsFile, writeSafetensors } from "../../lib/io/safetensors.ts";
-import { CHECKPOINT_FILE } from "../../lib/train/checkpoint.ts";
+import { Rng } from "../../lib/random.ts";
+import { CHECKPOINT_FILE, loadCheckpoint } from "../../lib/train/checkpoint.ts";
 import { train, type TrainResult } from "../../lib/train/loop.ts";
-import { readTensors } from "../../lib/tensor/tensor.ts";
+import { readTensors, Tensor } from "../../lib/tensor/tensor.ts";
 import { assertAllclose } from "../_assert.ts";
-import { FAULT_OPTS, faultModel, faultTask } from "./_fault_child.ts";
+import { FAULT_OPTS, faultModel, faultTask, FILLER_SIZE } from "./_fault_child.ts";
 
 await initGpu();
 
@@ -141,6 +142,61 @@ Deno.test("fault: kill -9 inside the first checkpoint write leaves no checkpoint
     name: "losses",
   });
   assert.deepEqual(await temps(dir), []);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("fault: kill -9 at random moments of back-to-back checkpoint writes never leaves a bad checkpoint", async () => {
+  const dir = await Deno.makeTempDir();
+  const rng = new Rng(17);
+  using m = faultModel(2);
+  using filler = Tensor.empty([FILLER_SIZE]);
+  const params = [...m.namedParameters(), ["filler", filler] as [string, Tensor]];
+  const base = await (async () => {
+    using b = faultModel(1);
+    return await readTensors(b.namedParameters().map(([, t]) => t));
+  })();
+  const outcomes: string[] = [];
+  const deadline = performance.now() + 8_000;
+  while (outcomes.length < 3 || (outcomes.length < 10 && performance.now() < deadline)) {
+    const proc = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--cached-only", child, dir],
+      env: { NO_COLOR: "1", FAULT_MODE: "save-loop" },
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    const text = proc.stdout.pipeThrough(new TextDecoderStream());
+    let out = "";
+    const reading = (async () => {
+      for await (const chunk of text) out += chunk;
+    })();
+    while (!out.includes("SAVED 1\n")) await new Promise((r) => setTimeout(r, 5));
+    const delay = rng.uniform() * 120;
+    await new Promise((r) => setTimeout(r, delay));
+    proc.kill("SIGKILL");
+    assert.equal((await proc.status).signal, "SIGKILL");
+    await reading;
+    const saved = out.split("\n").filter((l) => l.startsWith("SAVED")).map((l) => Number(l.slice(6)));
+    const last = saved.at(-1)!;
+    // The file is the last announced checkpoint, or the one whose rename happened just before the kill.
+    const meta = await loadCheckpoint(dir, params);
+    assert.ok(
+      meta.step === last || meta.step === last + 1,
+      `checkpoint of step ${meta.step}, last saved ${last}`,
+    );
+    const values = await readTensors(params.map(([, t]) => t));
+    base.forEach((b, i) =>
+      assert.deepEqual(
+        values[i],
+        (b as Float32Array).map((x) => x * meta.step),
+        `${params[i][0]} of step ${meta.step}`,
+      )
+    );
+    assert.ok(values.at(-1)!.every((x) => x === meta.step), `filler of step ${meta.step}`);
+    const left = await temps(dir);
+    assert.ok(left.length <= 1, `temporary files: ${left}`);
+    outcomes.push(`${delay.toFixed(0)} ms: ${last} saved, file ${meta.step}, ${left.length} temp`);
+  }
+  console.log(`${outcomes.length} kills: ${outcomes.join("; ")}`);
   await Deno.remove(dir, { recursive: true });
 });
 
