@@ -110,7 +110,7 @@ async function mambaOnly(T: number, B: number) {
 }
 
 Deno.test("hybrid training: 20 AdamW steps on the mamba.* parameters alone lower the loss of a fixed batch", async () => {
-  const { model, trainable, x, y } = await mambaOnly(16, 2);
+  const { model, trainable, x, y } = await mambaOnly(12, 1);
   assert.deepEqual(
     trainable.map(([n]) => n.replace("model.layers.0.mamba.", "")),
     [
@@ -139,7 +139,7 @@ Deno.test("hybrid training: 20 AdamW steps on the mamba.* parameters alone lower
   for (const t of losses) t.dispose();
   assert.ok(values.every(Number.isFinite), `losses ${values}`);
   const [first, last] = [values[0], values[values.length - 1]];
-  // Measured on lavapipe: 8.66 → 4.21 (the batch is memorised); the assertion asks for 2 nats.
+  // Measured on lavapipe: 9.06 → 3.68 (the batch is memorised); the assertion asks for 2 nats.
   assert.ok(last < first - 2, `loss ${first.toFixed(4)} → ${last.toFixed(4)}: expected a drop of ≥ 2 nats`);
   for (const t of [x, y]) t.dispose();
   model.dispose();
