@@ -17,3 +17,4 @@ export {
   negExp,
 } from "./mamba1_glue.ts";
 export * from "./mamba2_glue.ts";
+export * from "./decode_state.ts";

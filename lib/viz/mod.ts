@@ -31,3 +31,4 @@ export {
   mixingComparison,
   mixingGrid,
 } from "./mixing_figures.ts";
+export { expectedSpeedup, roundsFigure, type RoundsFigureOptions } from "./speculative_figures.ts";
