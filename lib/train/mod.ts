@@ -18,7 +18,9 @@ export {
   type CheckpointMeta,
   hasCheckpoint,
   loadCheckpoint,
+  removeStaleTemps,
   saveCheckpoint,
+  tensorChecksum,
 } from "./checkpoint.ts";
 export { nextTokenBackward, nextTokenLoss, nextTokenTargets } from "./next_token.ts";
 export { languageModelTask } from "./lm_task.ts";
