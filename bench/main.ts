@@ -1,39 +1,40 @@
 /**
  * `deno task bench [--json FILE] [--quick]`: GPU timings of the toolkit's kernels and the teacher's
- * forward pass, as JSON (medians of GPU timestamps after warm-up). Run it on the GPU machine through
- * the device recipe (README), next to `bench/pytorch_reference.py` for PyTorch's figures.
- *
- * This is the foundation's benchmark (matmul, a Llama forward, evaluation throughput); the Mamba
- * kernels and the distillation step join it with their issues.
+ * forward pass, as JSON. Each figure is the median GPU time per call over repeated timestamped samples
+ * taken after a sustained warm-up (bench/timing.ts: ≥ 1.5 s of GPU work first, because the GPU's clocks
+ * ramp up only under load); `ms_single` keeps the one-call-from-idle time beside it. Run it on the GPU
+ * machine through the device recipe (README), in the same run as `bench/pytorch_reference.py` and
+ * `bench/pytorch_ssm.py`; `bench/combine.ts` then puts both sides, the ratios and the fractions of the
+ * GPU's peak into one JSON.
  *
  * @module
  */
 import { adapterName, gpu, initGpu } from "../lib/gpu/device.ts";
-import { timeGpu } from "../lib/gpu/timing.ts";
 import { parseFlags } from "../lib/cli/args.ts";
 import { matmul, useSmallTilesOnly } from "../lib/tensor/matmul.ts";
 import { Tensor } from "../lib/tensor/tensor.ts";
 import { LlamaModel } from "../lib/models/llama.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/models/default_model.ts";
 import { benchSsm } from "./ssm.ts";
+import { FULL, QUICK, timeSustained, type Timing } from "./timing.ts";
+import { peakFor } from "./peaks.ts";
 
 const flags = parseFlags("bench", Deno.args, { json: "string", quick: "boolean" });
-const reps = flags.quick ? 3 : 10;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
-async function timeMedian(fn: () => void): Promise<number> {
-  await timeGpu(fn); // warm-up: pipelines, pool
-  const ts: number[] = [];
-  for (let i = 0; i < reps; i++) ts.push(await timeGpu(fn));
-  return median(ts);
-}
+const opts = flags.quick ? QUICK : FULL;
+const time = (fn: () => void): Promise<Timing> => timeSustained(fn, opts);
 
 const ctx = await initGpu();
+const adapter = adapterName(ctx);
+const peak = peakFor(adapter);
 const results: Record<string, unknown>[] = [];
+const log = (r: Record<string, unknown>) => {
+  results.push(r);
+  console.error(
+    `${r.name}: ${(r.ms as number).toFixed(4)} ms (single call from idle ${
+      (r.ms_single as number).toFixed(4)
+    } ms)`,
+  );
+};
 
 // Square products in both layouts the models use: NN (A · B) and NT (x · Wᵀ, a linear layer), with
 // the 64×64-tile kernel and with the 128×128-tile one that large products take.
@@ -43,12 +44,13 @@ for (const n of flags.quick ? [256] : [1024, 2048, 4096]) {
   for (const small of [true, false]) {
     useSmallTilesOnly(small);
     for (const transB of [false, true]) {
-      const ms = await timeMedian(() => matmul(a, b, { transB }).dispose());
-      const layout = transB ? "nt" : "nn";
-      results.push({
-        name: `matmul_f32_${layout}_${n}_${small ? "tile64" : "tile128"}`,
-        ms,
-        tflops: 2 * n ** 3 / (ms / 1e3) / 1e12,
+      const t = await time(() => matmul(a, b, { transB }).dispose());
+      const flops = 2 * n ** 3 / (t.ms / 1e3);
+      log({
+        name: `matmul_f32_${transB ? "nt" : "nn"}_${n}_${small ? "tile64" : "tile128"}`,
+        ...t,
+        tflops: flops / 1e12,
+        frac_peak_fp32: peak ? flops / peak.fp32_flops : null,
       });
     }
   }
@@ -60,15 +62,19 @@ for (const n of flags.quick ? [256] : [1024, 2048, 4096]) {
   const [B, T] = flags.quick ? [2, 64] : [16, 256];
   const ids = Int32Array.from({ length: B * T }, (_, i) => (i * 7919) % model.config.vocabSize);
   using x = Tensor.from(ids, [B, T], "i32");
-  const ms = await timeMedian(() => model.forward(x).logits.dispose());
-  results.push({ name: `brown_llama_6m_forward_B${B}_T${T}`, ms, tokens_per_s: B * T / (ms / 1e3) });
+  const t = await time(() => model.forward(x).logits.dispose());
+  log({ name: `brown_llama_6m_forward_B${B}_T${T}`, ...t, tokens_per_s: B * T / (t.ms / 1e3) });
 }
 
-results.push(...await benchSsm(timeMedian, !!flags.quick));
+for (const r of await benchSsm(time, !!flags.quick)) {
+  log({ ...r, frac_peak_bw: peak ? r.gb_per_s * 1e9 / peak.bytes_per_s : null });
+}
 
 const report = {
   date: new Date().toISOString(),
-  adapter: adapterName(ctx),
+  adapter,
+  peak: peak ?? null,
+  method: { ...opts, note: "ms: median GPU time per call after a sustained warm-up (bench/timing.ts)" },
   limits: { maxBindingBytes: gpu().maxBindingBytes },
   results,
 };

@@ -1,10 +1,12 @@
 """PyTorch's figures for the same work as bench/main.ts, on the same GPU (CUDA events, medians).
 
 Usage (on the GPU machine): python3 bench/pytorch_reference.py [--json FILE] [--quick]
-f32 with TF32 off, as the toolkit computes; the teacher is loaded with transformers from data/.
+f32 with TF32 off, as the toolkit computes; CUDA-event medians after a sustained warm-up
+(bench/torch_timing.py); the teacher is loaded with transformers from data/.
 """
 import argparse, json, time
 import torch
+from torch_timing import FULL, QUICK, time_sustained
 
 p = argparse.ArgumentParser()
 p.add_argument("--json")
@@ -12,30 +14,28 @@ p.add_argument("--quick", action="store_true")
 args = p.parse_args()
 torch.backends.cuda.matmul.allow_tf32 = False
 torch.backends.cudnn.allow_tf32 = False
-reps = 3 if args.quick else 10
+opts = QUICK if args.quick else FULL
 dev = "cuda"
 
 
 def time_median(fn):
-    fn()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(reps):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        fn()
-        e.record()
-        torch.cuda.synchronize()
-        ts.append(s.elapsed_time(e))
-    return sorted(ts)[len(ts) // 2]
+    return time_sustained(fn, **opts)
 
 
 results = []
 for n in ([512] if args.quick else [1024, 2048, 4096]):
     a = torch.full((n, n), 0.5, device=dev)
     b = torch.full((n, n), 0.25, device=dev)
-    ms = time_median(lambda: a @ b)
-    results.append({"name": f"matmul_f32_{n}", "ms": ms, "tflops": 2 * n**3 / (ms / 1e3) / 1e12})
+    for layout, fn in (("nn", lambda: a @ b), ("nt", lambda: a @ b.T)):
+        t = time_median(fn)
+        results.append({"name": f"matmul_f32_{layout}_{n}", **t, "tflops": 2 * n**3 / (t["ms"] / 1e3) / 1e12})
+
+# Device copy: the bandwidth a memory-bound kernel can reach (read + write), 1 GiB.
+src = torch.empty(2**28, device=dev)
+dst = torch.empty_like(src)
+t = time_median(lambda: dst.copy_(src))
+results.append({"name": "device_copy_1GiB", **t, "gb_per_s": 2 * src.numel() * 4 / (t["ms"] / 1e3) / 1e9})
+del src, dst
 
 from transformers import AutoModelForCausalLM
 
@@ -43,8 +43,8 @@ model = AutoModelForCausalLM.from_pretrained("data/brown-llama-6m", dtype=torch.
 B, T = (2, 64) if args.quick else (16, 256)
 ids = (torch.arange(B * T, device=dev) * 7919 % model.config.vocab_size).view(B, T)
 with torch.no_grad():
-    ms = time_median(lambda: model(ids))
-results.append({"name": f"brown_llama_6m_forward_B{B}_T{T}", "ms": ms, "tokens_per_s": B * T / (ms / 1e3)})
+    t = time_median(lambda: model(ids))
+results.append({"name": f"brown_llama_6m_forward_B{B}_T{T}", **t, "tokens_per_s": B * T / (t["ms"] / 1e3)})
 
 report = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "device": torch.cuda.get_device_name(), "torch": torch.__version__, "results": results}
 text = json.dumps(report, indent=2)

@@ -9,75 +9,101 @@ import { selectiveScan, selectiveScanBackward } from "../lib/ssm/selective_scan.
 import { ssdBackward, ssdChunked } from "../lib/ssm/ssd.ts";
 import { Rng } from "../lib/random.ts";
 import { Tensor } from "../lib/tensor/tensor.ts";
+import type { Timing } from "./timing.ts";
 
-/** One benchmark row. */
-export type SsmResult = {
+/** One benchmark row: the timing, and the least bytes the op moves over its median time. */
+export type SsmResult = { name: string; bytes: number; gb_per_s: number } & Timing;
+
+/** One kernel call to time: its name, the least bytes it moves, and the call (records GPU work only). */
+export interface SsmWorkload {
   name: string;
-  ms: number;
-  gb_per_s?: number;
-};
+  bytes: number;
+  run: () => void;
+}
 
 function random(shape: number[], rng: Rng, lo = -1, hi = 1): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
   return Tensor.from(Float32Array.from({ length: n }, () => rng.uniformRange(lo, hi)), shape);
 }
 
-/** Times the selective scan and SSD forward and backward; `time` is a GPU-timestamp median. */
-export async function benchSsm(
-  time: (fn: () => void) => Promise<number>,
-  quick: boolean,
-): Promise<SsmResult[]> {
-  const out: SsmResult[] = [];
+/**
+ * The four workloads (selective scan and SSD, forward and backward) on random inputs, at research
+ * sizes (Mamba-1: B4 L2048 D2048 N16; SSD: B4 L2048 H32 P64 N64, chunk 64) or small ones for `quick`.
+ * Dispose the returned stack to free the inputs.
+ */
+export function ssmWorkloads(quick: boolean): { workloads: SsmWorkload[]; inputs: DisposableStack } {
+  const inputs = new DisposableStack();
   const rng = new Rng(0);
+  const rand = (shape: number[], lo = -1, hi = 1) => inputs.use(random(shape, rng, lo, hi));
+  const workloads: SsmWorkload[] = [];
   {
     const [B, L, D, N] = quick ? [1, 256, 256, 16] : [4, 2048, 2048, 16];
-    using u = random([B, D, L], rng);
-    using delta = random([B, D, L], rng);
-    using z = random([B, D, L], rng);
-    using A = random([D, N], rng, -1.5, -0.5);
-    using Bm = random([B, N, L], rng);
-    using Cm = random([B, N, L], rng);
-    using Dv = random([D], rng);
-    using bias = random([D], rng);
-    using dy = random([B, D, L], rng);
-    const inp = { u, delta, A, B: Bm, C: Cm, D: Dv, z, deltaBias: bias };
-    const fwdBytes = (4 * B * D * L + 2 * B * N * L) * 4;
+    const [u, delta, z, dy] = [rand([B, D, L]), rand([B, D, L]), rand([B, D, L]), rand([B, D, L])];
+    const inp = { u, delta, z, A: rand([D, N], -1.5, -0.5), B: rand([B, N, L]), C: rand([B, N, L]) };
+    const full = { ...inp, D: rand([D]), deltaBias: rand([D]) };
     const tag = `B${B}_L${L}_D${D}_N${N}`;
-    const fwd = await time(() => {
-      const r = selectiveScan(inp, { deltaSoftplus: true });
-      r.y.dispose();
-      r.lastState.dispose();
+    workloads.push({
+      name: `selective_scan_fwd_${tag}`,
+      // reads u, δ, z (B, D, L) and B, C (B, N, L); writes y (B, D, L)
+      bytes: (4 * B * D * L + 2 * B * N * L) * 4,
+      run: () => {
+        const r = selectiveScan(full, { deltaSoftplus: true });
+        r.y.dispose();
+        r.lastState.dispose();
+      },
+    }, {
+      name: `selective_scan_bwd_${tag}`,
+      // reads the forward's inputs and dy, writes a gradient of each
+      bytes: (5 * B * D * L + 2 * B * N * L + 4 * B * D * L + 2 * B * N * L) * 4,
+      run: () => {
+        const g = selectiveScanBackward(full, dy, { deltaSoftplus: true });
+        for (const t of Object.values(g)) t?.dispose();
+      },
     });
-    out.push({ name: `selective_scan_fwd_${tag}`, ms: fwd, gb_per_s: fwdBytes / (fwd / 1e3) / 1e9 });
-    const bwd = await time(() => {
-      const g = selectiveScanBackward(inp, dy, { deltaSoftplus: true });
-      for (const t of Object.values(g)) t?.dispose();
-    });
-    // backward: reads the forward's inputs and dy, writes a gradient of each
-    const bwdBytes = (5 * B * D * L + 2 * B * N * L + 4 * B * D * L + 2 * B * N * L) * 4;
-    out.push({ name: `selective_scan_bwd_${tag}`, ms: bwd, gb_per_s: bwdBytes / (bwd / 1e3) / 1e9 });
   }
   {
     const [B, L, H, P, N] = quick ? [1, 256, 4, 64, 64] : [4, 2048, 32, 64, 64];
-    using X = random([B, L, H, P], rng);
-    using A = random([B, L, H], rng, -0.1, 0);
-    using Bs = random([B, L, H, N], rng);
-    using Cs = random([B, L, H, N], rng);
-    using dY = random([B, L, H, P], rng);
-    const inp = { X, A, B: Bs, C: Cs };
+    const inp = {
+      X: rand([B, L, H, P]),
+      A: rand([B, L, H], -0.1, 0),
+      B: rand([B, L, H, N]),
+      C: rand([B, L, H, N]),
+    };
+    const dY = rand([B, L, H, P]);
     const tag = `B${B}_L${L}_H${H}_P${P}_N${N}_Q64`;
+    // forward: reads X, A, B, C, writes Y; backward: twice that (dY in, a gradient of each out)
     const bytes = (2 * B * L * H * P + 2 * B * L * H * N + B * L * H) * 4;
-    const fwd = await time(() => {
-      const r = ssdChunked(inp, { blockLen: 64 });
-      r.Y.dispose();
-      r.finalState.dispose();
+    workloads.push({
+      name: `ssd_fwd_${tag}`,
+      bytes,
+      run: () => {
+        const r = ssdChunked(inp, { blockLen: 64 });
+        r.Y.dispose();
+        r.finalState.dispose();
+      },
+    }, {
+      name: `ssd_bwd_${tag}`,
+      bytes: 2 * bytes,
+      run: () => {
+        const g = ssdBackward(inp, dY, { blockLen: 64 });
+        for (const t of Object.values(g)) t?.dispose();
+      },
     });
-    out.push({ name: `ssd_fwd_${tag}`, ms: fwd, gb_per_s: bytes / (fwd / 1e3) / 1e9 });
-    const bwd = await time(() => {
-      const g = ssdBackward(inp, dY, { blockLen: 64 });
-      for (const t of Object.values(g)) t?.dispose();
-    });
-    out.push({ name: `ssd_bwd_${tag}`, ms: bwd, gb_per_s: 2 * bytes / (bwd / 1e3) / 1e9 });
+  }
+  return { workloads, inputs };
+}
+
+/** Times the selective scan and SSD forward and backward; `time` measures GPU time per call. */
+export async function benchSsm(
+  time: (fn: () => void) => Promise<Timing>,
+  quick: boolean,
+): Promise<SsmResult[]> {
+  const { workloads, inputs } = ssmWorkloads(quick);
+  using _ = inputs;
+  const out: SsmResult[] = [];
+  for (const w of workloads) {
+    const t = await time(w.run);
+    out.push({ name: w.name, bytes: w.bytes, gb_per_s: w.bytes / (t.ms / 1e3) / 1e9, ...t });
   }
   return out;
 }

@@ -57,11 +57,22 @@ export interface StridedMatmul {
 
 const SPEC = { file: "matmul.wgsl" };
 const MATVEC = { file: "matmul.wgsl", entry: "matvec" };
-const BIG_TILES = { file: "matmul.wgsl", entry: "main128" };
+/** Entry points for products of ≥ {@linkcode BIG_TILES_MIN} tiles of 128×128 (benchmarks compare them). */
+export const LARGE_TILE_ENTRIES = ["main128v4", "main128db"] as const;
+/** One of {@linkcode LARGE_TILE_ENTRIES}. */
+export type LargeTileEntry = typeof LARGE_TILE_ENTRIES[number];
+let bigTiles = { file: "matmul.wgsl", entry: "main128v4" as LargeTileEntry };
+/** Picks the entry point large products use (for benchmarks comparing kernels); returns the previous one. */
+export function useLargeTileEntry(entry: LargeTileEntry): LargeTileEntry {
+  const prev = bigTiles.entry;
+  bigTiles = { file: "matmul.wgsl", entry };
+  return prev;
+}
 /**
- * Products with at least this many 128×128 tiles use `main128` (8×8 per invocation: 15.7 TFLOP/s at
- * 4096³ on an H100 against 9.8 for 64×64 tiles); smaller ones keep 64×64 tiles, which fill more of
- * the GPU's multiprocessors (1024³: 8.9 against 5.3 TFLOP/s).
+ * Products with at least this many 128×128 tiles use `main128v4` (`main128db` when the operands are not
+ * vec4-aligned; 8×8 per invocation, double-buffered: 29 TFLOP/s at 4096³ on an H200 against 9.7 for
+ * 64×64 tiles); smaller ones keep 64×64 tiles, which fill more of the GPU's multiprocessors (1024³ on
+ * an H100 with the earlier, single-buffered 128×128 kernel: 8.9 against 5.3 TFLOP/s).
  */
 const BIG_TILES_MIN = 256;
 let smallTilesOnly = false;
@@ -71,6 +82,18 @@ export function useSmallTilesOnly(on: boolean): void {
 }
 /** Products with at most this many rows use the untiled `matvec` entry (decoding). */
 export const MATVEC_MAX_ROWS = 8;
+
+/**
+ * Whether `main128v4` can read both operands as vec4: A with K contiguous, B with K or N contiguous,
+ * every offset and row stride a multiple of 4, K (and N for an N-contiguous B) a multiple of 4.
+ */
+function vec4Aligned(args: StridedMatmul): boolean {
+  const { N, K, a, b } = args;
+  const q = (...xs: (number | undefined)[]) => xs.every((x) => (x ?? 0) % 4 === 0);
+  const aOk = a.colStride === 1 && q(a.rowStride, a.offset, a.s0, a.s1, K);
+  const bOk = (b.rowStride === 1 && q(b.colStride, K)) || (b.colStride === 1 && q(b.rowStride, N));
+  return aOk && bOk && q(b.offset, b.s0, b.s1);
+}
 
 /** Records C = α·A·B (+ bias) (+ C) for arbitrary strides; the one primitive behind every product here. */
 export function matmulStrided(args: StridedMatmul): void {
@@ -89,7 +112,10 @@ export function matmulStrided(args: StridedMatmul): void {
   if (M <= MATVEC_MAX_ROWS) {
     dispatch(MATVEC, buffers, p, [Math.ceil(N / 64), M, nb0 * nb1]);
   } else if (Math.ceil(M / 128) * Math.ceil(N / 128) * nb0 * nb1 >= BIG_TILES_MIN && !smallTilesOnly) {
-    dispatch(BIG_TILES, buffers, p, [Math.ceil(N / 128), Math.ceil(M / 128), nb0 * nb1]);
+    const spec = bigTiles.entry === "main128v4" && !vec4Aligned(args)
+      ? { file: "matmul.wgsl", entry: "main128db" }
+      : bigTiles;
+    dispatch(spec, buffers, p, [Math.ceil(N / 128), Math.ceil(M / 128), nb0 * nb1]);
   } else {
     dispatch(SPEC, buffers, p, [Math.ceil(N / 64), Math.ceil(M / 64), nb0 * nb1]);
   }

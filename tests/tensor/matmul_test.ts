@@ -7,7 +7,8 @@ import { assertAllclose, randomArray } from "../_assert.ts";
 await initGpu();
 
 Deno.test("matmul.wgsl: plain and transposed products match the reference, ragged tiles included", async () => {
-  // M ≤ 8 takes the matvec entry, ≥ 256 tiles of 128×128 the main128 entry, the rest 64×64 tiles.
+  // M ≤ 8 takes the matvec entry, ≥ 256 tiles of 128×128 the main128v4 entry (vec4-aligned operands,
+  // 2052×2048×12 without transA) or main128db (the rest), smaller products 64×64 tiles.
   const cases = [
     [5, 7, 3],
     [70, 130, 33],
@@ -17,6 +18,7 @@ Deno.test("matmul.wgsl: plain and transposed products match the reference, ragge
     [9, 70, 31],
     [129, 65, 80],
     [2050, 2049, 11],
+    [2052, 2048, 12],
   ];
   for (const [M, N, K] of cases) {
     for (const transA of [false, true]) {

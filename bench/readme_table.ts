@@ -1,0 +1,67 @@
+/**
+ * `deno run -A bench/readme_table.ts FILE`: prints the README's performance table (markdown) from a
+ * combined results JSON of bench/combine.ts: for each comparison our time, PyTorch's, the speedup
+ * (PyTorch's time over ours) and the fraction of the GPU's datasheet peak our kernel reaches.
+ *
+ * @module
+ */
+import { UsageError } from "../lib/errors.ts";
+import type { Combined, Comparison } from "./combine.ts";
+
+/** Milliseconds with three significant digits (at least two decimals below 10 ms). */
+function fmtMs(ms: number): string {
+  return ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms >= 1 ? ms.toFixed(2) : ms.toFixed(3);
+}
+
+/** PyTorch's side in words. */
+function pytorchLabel(name: string): string {
+  if (name.startsWith("matmul_")) return "cuBLAS (torch.matmul)";
+  if (name.startsWith("brown_llama")) return "transformers, eager";
+  if (name.includes("eager_loop")) return "eager loop over L (as `selective_scan_ref`)";
+  if (name.includes("official_cuda")) return "official CUDA kernel (mamba_ssm)";
+  if (name.includes("official_triton")) return "official Triton kernel (mamba_ssm)";
+  if (name.includes("compiled_chunked")) return "chunked, torch.compile";
+  if (name.includes("eager_chunked")) return "chunked, eager";
+  return name;
+}
+
+/** The markdown table of a combined results file. */
+export function readmeTable(c: Combined): string {
+  const rows = [
+    "| Work | This toolkit | PyTorch, same GPU | PyTorch ÷ toolkit | Toolkit, fraction of peak |",
+    "| --- | --- | --- | --- | --- |",
+  ];
+  const peakWord = (x: Comparison) =>
+    x.frac_peak === undefined
+      ? "—"
+      : `${(100 * x.frac_peak).toFixed(1)}% of ${
+        x.peak_kind === "fp32_flops"
+          ? `${(c.peak!.fp32_flops / 1e12).toFixed(1)} TFLOP/s FP32`
+          : `${(c.peak!.bytes_per_s / 1e12).toFixed(2)} TB/s`
+      }`;
+  for (const x of c.comparisons) {
+    const work = x.work.replace(/ vs \w+$/, "");
+    rows.push(
+      `| ${work} | ${fmtMs(x.ours_ms)} ms | ${fmtMs(x.pytorch_ms)} ms, ${pytorchLabel(x.pytorch)} | ${
+        x.speedup.toFixed(2)
+      }× | ${peakWord(x)} |`,
+    );
+  }
+  return rows.join("\n");
+}
+
+if (import.meta.main) {
+  const file = Deno.args[0];
+  if (!file) throw new UsageError("readme_table", "usage: deno run -A bench/readme_table.ts FILE");
+  const c = JSON.parse(await Deno.readTextFile(file)) as Combined;
+  const copy = c.copy_bytes_per_s
+    ? `; device copy (PyTorch) ${(c.copy_bytes_per_s / 1e12).toFixed(2)} TB/s`
+    : "";
+  console.log(
+    `${c.adapter}, ${
+      c.date.slice(0, 10)
+    }; PyTorch ${c.torch_version}${copy}. Medians of GPU timestamps after ` +
+      `≥ 1.5 s of sustained load (\`bench/timing.ts\`, \`bench/torch_timing.py\`); f32, TF32 off.\n`,
+  );
+  console.log(readmeTable(c));
+}
