@@ -6,7 +6,9 @@
  * `deno run -A tests/gpu/_device_lost_child.ts MODE`, MODE one of:
  * - `in-flight`: a readback is waiting when the device is lost;
  * - `immediate`: a readback is started right after the loss (before `device.lost` has settled);
- * - `later`: the next op (allocation, dispatch, upload, sync) after the loss has been reported.
+ * - `later`: the next op (allocation, dispatch, upload, sync) after the loss has been reported;
+ * - `train DIR`: a training run with checkpoints in DIR (every 4 steps) loses the device after step 6;
+ *   what `train` threw is reported as call `train`.
  *
  * @module
  */
@@ -14,6 +16,8 @@ import { initGpu } from "../../lib/gpu/device.ts";
 import { sync } from "../../lib/gpu/commands.ts";
 import { scale } from "../../lib/tensor/elementwise.ts";
 import { Tensor } from "../../lib/tensor/tensor.ts";
+import { train } from "../../lib/train/loop.ts";
+import { FAULT_OPTS, faultModel, faultTask } from "../train/_fault_child.ts";
 
 /** Runs `f` and prints what it threw (or `"none"`). */
 async function report(call: string, f: () => unknown): Promise<void> {
@@ -42,6 +46,12 @@ if (mode === "in-flight") {
 } else if (mode === "immediate") {
   ctx.device.destroy();
   await report("readback", () => a.toArray());
+} else if (mode === "train") {
+  using m = faultModel(1);
+  await report("train", () =>
+    train(faultTask(m), { ...FAULT_OPTS, checkpointDir: Deno.args[1] }, [{
+      log: (events) => void (events.at(-1)!.step === 6 && ctx.device.destroy()),
+    }]));
 } else {
   ctx.device.destroy();
   await new Promise((r) => setTimeout(r, 50));

@@ -10,6 +10,8 @@ import { gpu, initGpu } from "../../lib/gpu/device.ts";
 import { scale } from "../../lib/tensor/elementwise.ts";
 import { Tensor } from "../../lib/tensor/tensor.ts";
 import { Rng } from "../../lib/random.ts";
+import { loadCheckpoint } from "../../lib/train/checkpoint.ts";
+import { faultModel } from "../train/_fault_child.ts";
 
 await initGpu();
 
@@ -95,9 +97,15 @@ Deno.test("limits: binding a tensor larger than maxStorageBufferBindingSize is a
 });
 
 /** Runs the device-lost child in `mode` and returns its JSON lines. */
-async function lostChild(mode: string): Promise<{ call: string; error: string; message?: string }[]> {
+async function lostChild(...args: string[]): Promise<{ call: string; error: string; message?: string }[]> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--cached-only", new URL("./_device_lost_child.ts", import.meta.url).pathname, mode],
+    args: [
+      "run",
+      "-A",
+      "--cached-only",
+      new URL("./_device_lost_child.ts", import.meta.url).pathname,
+      ...args,
+    ],
     env: { NO_COLOR: "1" },
     stdout: "piped",
     stderr: "piped",
@@ -130,3 +138,17 @@ for (const mode of ["in-flight", "immediate", "later"]) {
     }
   });
 }
+
+Deno.test("device lost during training: the run fails with the GpuError and the last checkpoint stays good", async () => {
+  const dir = await Deno.makeTempDir();
+  const lines = await lostChild("train", dir);
+  assert.equal(lines.length, 2, JSON.stringify(lines));
+  assert.equal(lines[1].call, "train");
+  assert.equal(lines[1].error, "GpuError", JSON.stringify(lines[1]));
+  assert.match(lines[1].message!, LOST);
+  // The checkpoint of step 4 (written before the loss) is complete and passes its checksums here.
+  using m = faultModel(2);
+  const meta = await loadCheckpoint(dir, m.namedParameters());
+  assert.equal(meta.step, 4);
+  await Deno.remove(dir, { recursive: true });
+});
