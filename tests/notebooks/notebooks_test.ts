@@ -1,17 +1,31 @@
 /**
- * Every notebook under notebooks/ runs top to bottom in the real Deno Jupyter kernel (through
- * run_notebook.py, which keeps outputs that arrive after the kernel reports idle): no cell may err,
- * and a notebook that draws charts must produce the Plotly mimetype. Needs Debian's Jupyter and the
- * Deno kernelspec (`sh setup.sh` installs both).
+ * Level 2 of notebook CI (ecosystem.md §2.3): every notebook under notebooks/ (found by listing the
+ * folder, so new notebooks need no edit here) runs top to bottom in the real Deno Jupyter kernel
+ * through run_notebook.py, which keeps outputs that arrive after the kernel reports idle: no cell may
+ * err, and a notebook that draws charts must produce the Plotly mimetype.
+ *
+ * The executed notebook is then exported with `nbconvert --to html` + `inlinePlotlyHtml`
+ * (`exportNotebookHtml`) to `out/html/` (`LAB_HTML_DIR` moves it): the export must load no script
+ * from another host (no CDN) and carry plotly.js and every figure, and, where Chromium is installed,
+ * every chart must draw from the file with all network requests blocked.
+ *
+ * Needs Debian's Jupyter and the Deno kernelspec (`sh setup.sh` installs both).
  */
 import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+import { exportNotebookHtml } from "../../lib/viz/nbconvert.ts";
+import { drawsCharts, listNotebooks, NOTEBOOK_DIR, ROOT, runCommand } from "./_notebooks.ts";
 
-const root = new URL("../../", import.meta.url).pathname;
-const runner = `${root}tests/notebooks/run_notebook.py`;
-const notebooks = [...Deno.readDirSync(`${root}notebooks`)].map((e) => e.name).filter((n) =>
-  n.endsWith(".ipynb")
-)
-  .sort();
+const runner = `${ROOT}tests/notebooks/run_notebook.py`;
+const notebooks = listNotebooks();
+const CHROMIUM = "/usr/bin/chromium";
+const haveChromium = (() => {
+  try {
+    return Deno.statSync(CHROMIUM).isFile;
+  } catch {
+    return false;
+  }
+})();
 
 Deno.test("notebooks: there is at least the tour", () => {
   assert.ok(notebooks.includes("00-tour.ipynb"), `found ${notebooks.join(", ")}`);
@@ -21,24 +35,83 @@ Deno.test("notebooks: the speculative decoding notebook is there", () => {
   assert.ok(notebooks.includes("05-speculative-decoding.ipynb"), `found ${notebooks.join(", ")}`);
 });
 
+/** Opens an HTML file offline (every non-file request aborted); ids of the Plotly figures, drawn or not. */
+async function chartsOffline(htmlPath: string): Promise<{ id: string; drew: boolean }[]> {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+    ],
+  });
+  try {
+    const page = await browser.newPage();
+    await page.route(/^(?!file:)/, (route) => route.abort());
+    await page.goto(`file://${htmlPath}`);
+    const js =
+      `[...document.querySelectorAll("div[id^='mdl-plot-']")].map((d) => ({ id: d.id, drew: !!d.querySelector("svg.main-svg") }))`;
+    return await page.waitForFunction(
+      `(() => { const c = ${js}; return c.every((x) => x.drew) ? c : false; })()`,
+      undefined,
+      {
+        timeout: 20_000,
+        polling: 200,
+      },
+    ).then((h) => h.jsonValue() as Promise<{ id: string; drew: boolean }[]>)
+      .catch(async () => await page.evaluate(js) as { id: string; drew: boolean }[]);
+  } finally {
+    await browser.close();
+  }
+}
+
 for (const name of notebooks) {
-  Deno.test(`notebooks/${name} runs top to bottom in the Deno kernel without errors`, async () => {
+  Deno.test(`notebooks/${name} runs top to bottom in the Deno kernel without errors; its HTML export is offline`, async () => {
     const outDir = await Deno.makeTempDir();
-    const r = await new Deno.Command("/usr/bin/python3", {
-      args: [runner, `${root}notebooks/${name}`, `${outDir}/${name}`, "--timeout", "600"],
-      env: { NO_COLOR: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stdout = new TextDecoder().decode(r.stdout).trim();
-    const stderr = new TextDecoder().decode(r.stderr);
-    const last = stdout.split("\n").at(-1) ?? "";
-    assert.ok(last.startsWith("{"), `runner failed (exit ${r.code}):\n${stderr.slice(-2000)}`);
+    const executed = `${outDir}/${name}`;
+    const r = await runCommand("/usr/bin/python3", [
+      runner,
+      `${NOTEBOOK_DIR}/${name}`,
+      executed,
+      "--timeout",
+      "600",
+    ]);
+    const last = r.stdout.trim().split("\n").at(-1) ?? "";
+    assert.ok(last.startsWith("{"), `runner failed (exit ${r.code}):\n${r.stderr.slice(-2000)}`);
     const report = JSON.parse(last);
+    console.log(`${name}: ${report.cells} cells in ${report.seconds} s in the kernel`);
     assert.deepEqual(report.errors, [], `cell errors in ${name}`);
-    const source = await Deno.readTextFile(`${root}notebooks/${name}`);
-    if (/show\(|notebookChart\(/.test(source)) {
+    const source = await Deno.readTextFile(`${NOTEBOOK_DIR}/${name}`);
+    const charts = drawsCharts(source);
+    if (charts) {
       assert.ok(report.mimetypes.includes("application/vnd.plotly.v1+json"), `no Plotly output in ${name}`);
+    }
+
+    const htmlDir = Deno.env.get("LAB_HTML_DIR") ?? `${ROOT}out/html`;
+    const htmlPath = `${htmlDir}/${name.replace(/\.ipynb$/, "")}.html`;
+    const html = await exportNotebookHtml(executed, htmlPath);
+    console.log(`${name}: HTML export ${(html.length / 1e6).toFixed(1)} MB → ${htmlPath}`);
+    const remote = [...html.matchAll(/<script\b[^>]*\bsrc\s*=\s*["']?((?:https?:)?\/\/[^"'\s>]*)/gi)].map((
+      m,
+    ) => m[1]);
+    assert.deepEqual(remote, [], `${name}: the export loads scripts from the network`);
+    assert.doesNotMatch(html, /<script[^>]*cdn\.plot\.ly/i);
+    assert.ok(html.includes("window.Plotly = Plotly;"), `${name}: plotly.js is not inlined in the export`);
+    if (charts) {
+      const figures = (html.match(/<div id="mdl-plot-[^"]+"/g) ?? []).length;
+      assert.ok(figures > 0, `${name}: no figure in the export`);
+      if (haveChromium || Deno.env.get("CI") === "true") {
+        const drawn = await chartsOffline(htmlPath);
+        assert.equal(drawn.length, figures, `${name}: figures on the offline page`);
+        assert.deepEqual(
+          drawn.filter((c) => !c.drew).map((c) => c.id),
+          [],
+          `${name}: charts that did not draw offline`,
+        );
+      }
     }
     await Deno.remove(outDir, { recursive: true });
   });
