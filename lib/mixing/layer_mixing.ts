@@ -22,7 +22,7 @@ import { mamba2InputsFromProjection, type Mamba2MixerInputs } from "./mamba2_inp
 import { ssdMixingMatrixForward } from "./ssd_mixing.ts";
 
 /** The kind of mixer a layer holds. */
-export type MixerKind = "attention" | "mamba2";
+export type MixerKind = "attention" | "mamba2" | "mamba1";
 
 /** A layer's mixing matrices. The caller owns (and disposes) `M`. */
 export interface LayerMixing {
@@ -44,7 +44,8 @@ export function layerKind(model: LlamaModel, layer: number): MixerKind {
   if (!Number.isInteger(layer) || layer < 0 || layer >= n) {
     throw new ShapeError("layerMixing", `layer ${layer} is outside 0 … ${n - 1} (the model has ${n} layers)`);
   }
-  return model.layers[layer].mamba ? "mamba2" : "attention";
+  const l = model.layers[layer];
+  return l.mamba ? "mamba2" : l.mamba1 ? "mamba1" : "attention";
 }
 
 function checkIds(ids: Tensor): [number, number] {
@@ -164,6 +165,12 @@ export async function layerMixing(
 ): Promise<LayerMixing> {
   checkIds(ids);
   const kind = layerKind(model, layer);
+  if (kind === "mamba1") {
+    throw new ShapeError(
+      "layerMixing",
+      `layer ${layer} is a Mamba-1 layer: its per-channel matrices are not wired here yet`,
+    );
+  }
   if (kind === "mamba2") {
     return { kind, M: ssdMixingFromOperands(await mamba2LayerOperands(model, ids, layer)) };
   }
@@ -175,7 +182,7 @@ export async function layerMixing(
     return { kind, M: ssdMixingMatrixForward({ A, B: Bt, C: Ct }) };
   }
   // The model returns one probability tensor per attention layer, in layer order.
-  const index = model.layers.slice(0, layer).filter((l) => !l.mamba).length;
+  const index = model.layers.slice(0, layer).filter((l) => !l.mamba && !l.mamba1).length;
   const out = model.forward(ids, { attentions: true, lastOnly: true });
   out.logits.dispose();
   const atts = out.attentions!;

@@ -27,8 +27,10 @@ const haveChromium = (() => {
   }
 })();
 
-Deno.test("notebooks: there is at least the tour", () => {
-  assert.ok(notebooks.includes("00-tour.ipynb"), `found ${notebooks.join(", ")}`);
+Deno.test("notebooks: there are at least the tour and the mixing matrices", () => {
+  for (const name of ["00-tour.ipynb", "02-mixing-matrices.ipynb"]) {
+    assert.ok(notebooks.includes(name), `${name} missing; found ${notebooks.join(", ")}`);
+  }
 });
 
 Deno.test("notebooks: the speculative decoding notebook is there", () => {
