@@ -3,6 +3,8 @@
 // of itsdaniele/speculative_mamba keep a checkpoint plus the per-step inputs and replay them).
 //
 //   ssd_replay:   S ← S₀ (the checkpoint); for t < m:  S ← exp(A_t) · S + X_t B_tᵀ      (no output)
+//   selective_replay (Mamba-1): S ← S₀; for t < m, per channel d and state n, with δ = softplus(dt_t[d] + b[d]):
+//                 S[d, n] ← exp(δ · A[d, n]) · S[d, n] + δ · B_t[g(d), n] · x_t[d],   g(d) = ⌊d / (D/G)⌋
 //   conv_window:  w[b, c, i] = [s₀[b, c, :] | x[b, 0..m, c]][m + i],  i < W − 1
 //                 (the last W − 1 conv inputs once m of the round's inputs are kept)
 //
@@ -10,7 +12,9 @@
 // what `causal_conv1d_update` would hold after feeding those m inputs. Layouts (T = the round's capacity):
 // X (B, T, H, P) = x·dt, A (B, T, H) = A·dt, Bs (B, T, H, N): the SSD inputs of the round's steps;
 // checkpoint / state (B, H, P, N); conv inputs xs (B, T, C) before the conv; conv states (B, C, W − 1),
-// oldest first. One invocation owns one output element; f32 throughout, as the step kernel.
+// oldest first. Mamba-1: x (B, T, D) after the conv, dt (B, T, D) before the bias and softplus, Bs (B, T, G, N),
+// A (D, N), dt bias (D), states (B, D, N); selective_replay reuses the fields H = D, C = G.
+// One invocation owns one output element; f32 throughout, as the step kernels (softplus threshold 20).
 
 struct Params { n: u32, row: u32, B: u32, T: u32, H: u32, P: u32, N: u32, m: u32, C: u32, W1: u32 }
 
@@ -20,6 +24,8 @@ struct Params { n: u32, row: u32, B: u32, T: u32, H: u32, P: u32, N: u32, m: u32
 @group(0) @binding(3) var<storage, read> decay: array<f32>;    // A (B, T, H)
 @group(0) @binding(4) var<storage, read> bs: array<f32>;       // Bs (B, T, H, N)
 @group(0) @binding(5) var<storage, read_write> out: array<f32>; // state (B, H, P, N) or window (B, C, W − 1)
+@group(0) @binding(6) var<storage, read> a_mat: array<f32>;    // Mamba-1 A (D, N)
+@group(0) @binding(7) var<storage, read> dt_bias: array<f32>;  // Mamba-1 dt bias (D)
 
 fn idx(g: vec3u) -> u32 { return g.y * p.row + g.x; }
 
@@ -52,4 +58,22 @@ fn conv_window(@builtin(global_invocation_id) g: vec3u) {
   } else {
     out[i] = xs[(b * p.T + j - p.W1) * p.C + c];
   }
+}
+
+@compute @workgroup_size(256)
+fn selective_replay(@builtin(global_invocation_id) g: vec3u) {
+  let i = idx(g);
+  if (i >= p.n) { return; }
+  let n = i % p.N;
+  let d = (i / p.N) % p.H;
+  let b = i / (p.N * p.H);
+  let grp = d / (p.H / p.C);
+  let a = a_mat[d * p.N + n];
+  var s = ckpt[i];
+  for (var t = 0u; t < p.m; t++) {
+    let bt = b * p.T + t;
+    let delta = softplus(decay[bt * p.H + d] + dt_bias[d]);
+    s = exp(delta * a) * s + delta * bs[(bt * p.C + grp) * p.N + n] * xs[bt * p.H + d];
+  }
+  out[i] = s;
 }

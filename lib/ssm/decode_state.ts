@@ -94,3 +94,64 @@ export function convWindow(checkpoint: Tensor, xs: Tensor, steps: number, out: T
     W1,
   ]);
 }
+
+/** The cached inputs of a Mamba-1 round: x after the conv (B, T, D), raw dt (B, T, D), B (B, T, G, N). */
+export interface SelectiveReplayInputs {
+  x: Tensor;
+  dt: Tensor;
+  Bs: Tensor;
+  /** A (D, N) (negative) and the dt bias (D) added before the softplus. */
+  A: Tensor;
+  dtBias: Tensor;
+}
+
+/**
+ * Mamba-1: writes into `out` (B, D, N) the state after the first `steps` cached steps from
+ * `checkpoint` (B, D, N): S ← exp(δA) S + δ B x with δ = softplus(dt + bias). `out` must not be
+ * `checkpoint`.
+ */
+export function selectiveReplay(
+  checkpoint: Tensor,
+  inp: SelectiveReplayInputs,
+  steps: number,
+  out: Tensor,
+): void {
+  const op = "selectiveReplay";
+  if (checkpoint.shape.length !== 3) {
+    throw new ShapeError(op, `expected checkpoint (B, D, N), got ${fmtShape(checkpoint.shape)}`);
+  }
+  const [B, D, N] = checkpoint.shape;
+  if (inp.x.shape.length !== 3 || inp.Bs.shape.length !== 4) {
+    throw new ShapeError(
+      op,
+      `expected x (B, T, D) and Bs (B, T, G, N), got ${fmtShape(inp.x.shape)} and ${fmtShape(inp.Bs.shape)}`,
+    );
+  }
+  const T = inp.x.shape[1];
+  const G = inp.Bs.shape[2];
+  expectShape(op, "x (B, T, D)", inp.x, [B, T, D]);
+  expectShape(op, "dt (B, T, D)", inp.dt, [B, T, D]);
+  expectShape(op, "Bs (B, T, G, N)", inp.Bs, [B, T, G, N]);
+  expectShape(op, "A (D, N)", inp.A, [D, N]);
+  expectShape(op, "dtBias (D)", inp.dtBias, [D]);
+  expectShape(op, "out (B, D, N)", out, [B, D, N]);
+  if (D % G !== 0) throw new ShapeError(op, `D = ${D} is not a multiple of the groups G = ${G}`);
+  if (!Number.isInteger(steps) || steps < 0 || steps > T) {
+    throw new ShapeError(op, `steps must be a whole number in [0, ${T}], got ${steps}`);
+  }
+  if (out === checkpoint) throw new ShapeError(op, "out must be a different tensor from the checkpoint");
+  launch(
+    "selective_replay",
+    [
+      checkpoint.buffer,
+      inp.x.buffer,
+      inp.dt.buffer,
+      inp.Bs.buffer,
+      out.buffer,
+      inp.A.buffer,
+      inp.dtBias.buffer,
+    ],
+    out.size,
+    [B, T, D, 1, N, steps, G, 0],
+  );
+}

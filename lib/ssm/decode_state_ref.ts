@@ -63,3 +63,36 @@ export function convWindowRef(
   }
   return out;
 }
+
+/**
+ * Mamba-1: S = checkpoint (B, D, N); for t < steps, δ = softplus(dt_t[d] + bias[d]) (threshold 20):
+ * S[d, n] ← exp(δ A[d, n]) S[d, n] + δ B_t[g(d), n] x_t[d]. x, dt (B, T, D); Bs (B, T, G, N).
+ */
+export function selectiveReplayRef(
+  checkpoint: ArrayLike<number>,
+  x: ArrayLike<number>,
+  dt: ArrayLike<number>,
+  Bs: ArrayLike<number>,
+  A: ArrayLike<number>,
+  dtBias: ArrayLike<number>,
+  steps: number,
+  d: { B: number; T: number; D: number; G: number; N: number },
+): Float64Array {
+  const { B, T, D, G, N } = d;
+  const S = Float64Array.from(checkpoint);
+  const softplus = (v: number) => (v > 20 ? v : Math.log1p(Math.exp(v)));
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < steps; t++) {
+      const bt = b * T + t;
+      for (let c = 0; c < D; c++) {
+        const delta = softplus(dt[bt * D + c] + dtBias[c]);
+        const g = Math.floor(c / (D / G));
+        for (let n = 0; n < N; n++) {
+          const i = (b * D + c) * N + n;
+          S[i] = Math.exp(delta * A[c * N + n]) * S[i] + delta * Bs[(bt * G + g) * N + n] * x[bt * D + c];
+        }
+      }
+    }
+  }
+  return S;
+}

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { ShapeError } from "../../lib/errors.ts";
 import { initGpu } from "../../lib/gpu/device.ts";
-import { convWindow, ssdReplay } from "../../lib/ssm/decode_state.ts";
-import { convWindowRef, ssdReplayRef } from "../../lib/ssm/decode_state_ref.ts";
+import { convWindow, selectiveReplay, ssdReplay } from "../../lib/ssm/decode_state.ts";
+import { convWindowRef, selectiveReplayRef, ssdReplayRef } from "../../lib/ssm/decode_state_ref.ts";
+import { selectiveStateUpdateRef } from "../../lib/ssm/selective_scan_ref.ts";
 import { causalConv1dRef } from "../../lib/ssm/conv1d_ref.ts";
 import { ssdRecurrentRef } from "../../lib/ssm/ssd_ref.ts";
 import { Tensor } from "../../lib/tensor/tensor.ts";
@@ -74,4 +75,51 @@ Deno.test("decode_state.wgsl conv_window: the conv state after m kept inputs equ
   }
   using wrong = Tensor.zeros([d.B, d.C, d.W]);
   assert.throws(() => convWindow(ck, tx, 1, wrong), ShapeError);
+});
+
+Deno.test("decode_state.wgsl selective_replay: the Mamba-1 state after m cached steps equals m token steps", async () => {
+  const d = { B: 2, T: 4, D: 6, G: 3, N: 4 };
+  const s0 = randomArray(d.B * d.D * d.N, 7);
+  const x = randomArray(d.B * d.T * d.D, 8);
+  const dt = randomArray(d.B * d.T * d.D, 9);
+  const Bs = randomArray(d.B * d.T * d.G * d.N, 10);
+  const A = randomArray(d.D * d.N, 11).map((a) => -0.2 - Math.abs(a));
+  const bias = randomArray(d.D, 12, 0.5);
+  using ck = Tensor.from(s0, [d.B, d.D, d.N]);
+  const inp = {
+    x: Tensor.from(x, [d.B, d.T, d.D]),
+    dt: Tensor.from(dt, [d.B, d.T, d.D]),
+    Bs: Tensor.from(Bs, [d.B, d.T, d.G, d.N]),
+    A: Tensor.from(A, [d.D, d.N]),
+    dtBias: Tensor.from(bias, [d.D]),
+  };
+  try {
+    for (const m of [0, 1, 3, d.T]) {
+      using out = Tensor.from(new Float32Array(s0.length).fill(NaN), [d.B, d.D, d.N]);
+      selectiveReplay(ck, inp, m, out);
+      const want = selectiveReplayRef(s0, x, dt, Bs, A, bias, m, d);
+      assertAllclose(await out.toArray(), want, { ...TOL, name: `replay m=${m}` });
+      // The same state from m one-token steps of selective_state_update's reference.
+      let state: ArrayLike<number> = s0;
+      for (let t = 0; t < m; t++) {
+        const row = (a: Float32Array, w: number) =>
+          Float32Array.from({ length: d.B * w }, (_, i) => a[(Math.floor(i / w) * d.T + t) * w + (i % w)]);
+        state = selectiveStateUpdateRef({
+          dims: { batch: d.B, D: d.D, N: d.N, G: d.G },
+          state,
+          x: row(x, d.D),
+          dt: row(dt, d.D),
+          A,
+          B: row(Bs, d.G * d.N),
+          C: new Float32Array(d.B * d.G * d.N),
+          dtBias: bias,
+        }, { dtSoftplus: true }).state;
+      }
+      assertAllclose(want, state, { atol: 1e-12, rtol: 1e-12, name: `ref vs steps m=${m}` });
+    }
+    using wrong = Tensor.zeros([d.B, d.D, d.N + 1]);
+    assert.throws(() => selectiveReplay(ck, inp, 1, wrong), ShapeError);
+  } finally {
+    for (const t of Object.values(inp)) t.dispose();
+  }
 });
