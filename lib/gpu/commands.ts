@@ -108,7 +108,7 @@ export function dispatch(
     if (bytes > maxBindingBytes) {
       throw new GpuError(
         `${spec.file}:${spec.entry ?? "main"}`,
-        `binding ${i + 1} is ${bytes} bytes; the device's maxStorageBufferBindingSize is ` +
+        `binding ${i + 1} is a buffer of ${bytes} bytes; the device's maxStorageBufferBindingSize is ` +
           `${maxBindingBytes} bytes (split the tensor or use a smaller batch)`,
       );
     }

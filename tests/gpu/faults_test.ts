@@ -85,7 +85,7 @@ Deno.test("limits: binding a tensor larger than maxStorageBufferBindingSize is a
     assert.ok(e instanceof GpuError, `${e.constructor.name}: ${e.message}`);
     assert.match(
       e.message,
-      /^elementwise\.wgsl:scale: binding 1 is \d+ bytes; the device's maxStorageBufferBindingSize/,
+      /^elementwise\.wgsl:scale: binding 1 is a buffer of \d+ bytes; the device's maxStorageBufferBindingSize/,
     );
     assert.ok(e.message.includes(`${maxBindingBytes} bytes`), e.message);
     return true;
