@@ -6,7 +6,12 @@
 import assert from "node:assert/strict";
 import { CheckpointError, type LabError, SafetensorsError } from "../../lib/errors.ts";
 import { initGpu } from "../../lib/gpu/device.ts";
-import { SafetensorsFile, writeSafetensors } from "../../lib/io/safetensors.ts";
+import {
+  encodeSafetensors,
+  type HostTensor,
+  SafetensorsFile,
+  writeSafetensors,
+} from "../../lib/io/safetensors.ts";
 import { Rng } from "../../lib/random.ts";
 import { CHECKPOINT_FILE, loadCheckpoint } from "../../lib/train/checkpoint.ts";
 import { train, type TrainResult } from "../../lib/train/loop.ts";
@@ -209,6 +214,14 @@ Deno.test("fault: a damaged checkpoint.safetensors is refused on resume with a t
   }
   const good = await Deno.readFile(path);
   const headerEnd = 8 + Number(new DataView(good.buffer).getBigUint64(0, true));
+  const { tensors, meta } = await (async () => {
+    using f = await SafetensorsFile.open(path);
+    const tensors: Record<string, HostTensor> = {};
+    for (const name of f.names()) tensors[name] = await f.read(name);
+    return { tensors, meta: f.metadata };
+  })();
+  /** The good checkpoint's tensors with some metadata replaced. */
+  const withMeta = (m: Record<string, string>) => encodeSafetensors(tensors, { ...meta, ...m });
   const damage: [string, (b: Uint8Array) => Uint8Array, typeof LabError][] = [
     ["empty", () => new Uint8Array(0), SafetensorsError],
     ["cut in the prefix", (b) => b.slice(0, 5), SafetensorsError],
@@ -226,6 +239,15 @@ Deno.test("fault: a damaged checkpoint.safetensors is refused on resume with a t
       return c;
     }, CheckpointError],
     ["zeros over a tensor", (b) => b.fill(0, b.length - 256), CheckpointError],
+    ["RNG state all zeros", () => withMeta({ rng: "[0,0,0,0]" }), CheckpointError],
+    ["RNG state not JSON", () => withMeta({ rng: "[1,2," }), CheckpointError],
+    ["negative step", () => withMeta({ step: "-1" }), CheckpointError],
+    ["checksums not a map", () => withMeta({ checksums: "[]" }), CheckpointError],
+    ["a checksum changed", () => {
+      const sums = JSON.parse(meta.checksums);
+      sums["model.norm.weight"] = "00000000";
+      return withMeta({ checksums: JSON.stringify(sums) });
+    }, CheckpointError],
   ];
   for (const [what, edit, type] of damage) {
     await Deno.writeFile(path, edit(good.slice()));
