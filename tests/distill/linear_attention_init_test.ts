@@ -1,7 +1,9 @@
 // The `linear-attention` init of the Mamba-2 port (lib/distill/convert_mamba2.ts): the converted layer,
 // loaded and run by the hybrid model on the GPU (kernels/conv1d.wgsl, ssd.wgsl, gated_norm.wgsl,
 // mamba2_glue.wgsl), equals o_proj(silu(z_t) ⊙ Σ_{s≤t} (q_t·k_s) v_s) computed in float64 from the
-// teacher's q, k, v, o (no softmax, no 1/√d, no RoPE) — on Brown text and on random hidden states.
+// teacher's q, k, v, o (no softmax, no 1/√d, no RoPE) — on Brown text and on random hidden states;
+// and its SSD stage (everything before the gate) is the teacher's plain linear attention: mixing matrix
+// (α_q α_k / 4)·q_t·k_s and values (α_v / 2)·v, through the layer's real conv and SiLU (lib/mixing).
 import assert from "node:assert/strict";
 import { initGpu } from "../../lib/gpu/device.ts";
 import { Checkpoint } from "../../lib/io/checkpoint.ts";
@@ -12,6 +14,13 @@ import { LINEAR_ATTENTION_TAU, linearAttentionScales, mamba2Dims } from "../../l
 import { LlamaModel } from "../../lib/models/llama.ts";
 import { embeddingRef, rmsNormRef } from "../../lib/tensor/ops_ref.ts";
 import { Tensor } from "../../lib/tensor/tensor.ts";
+import {
+  linearAttentionMixingRef,
+  linearRef,
+  mamba2InputsRef,
+  readMamba2HostWeights,
+  ssdMixingRef,
+} from "../../lib/mixing/mod.ts";
 import { assertAllclose, randomArray } from "../_assert.ts";
 
 await initGpu();
@@ -128,3 +137,61 @@ function gatedLinearAttentionInputs(u: Float64Array, T: number, W: Float32Array,
   }
   return y;
 }
+
+Deno.test("linear-attention init: the SSD stage's mixing matrix and values are the teacher's plain linear attention", async () => {
+  const out = await Deno.makeTempDir();
+  const layers = [0, 1, 2, 3, 4, 5].filter((i) => i !== LAYER);
+  await convertTeacher(teacherDir, out, { attentionLayers: layers, init: "linear-attention", seed: 1 });
+  using teacher = await Checkpoint.open(teacherDir);
+  using student = await Checkpoint.open(out);
+  const c = teacher.config;
+  const [D, H, Hkv, P] = [c.hiddenSize, c.numHeads, c.numKvHeads, c.headDim];
+  const a = `model.layers.${LAYER}.self_attn`;
+  const q = await teacher.readF32(`${a}.q_proj.weight`);
+  const k = await teacher.readF32(`${a}.k_proj.weight`);
+  const v = await teacher.readF32(`${a}.v_proj.weight`);
+  const o = await teacher.readF32(`${a}.o_proj.weight`);
+  const norm = await teacher.readF32(`model.layers.${LAYER}.input_layernorm.weight`);
+  const s = linearAttentionScales({ q, k, v, o, inputNorm: norm }, mamba2Dims(c), c.rmsNormEps);
+  const T = 24;
+  const u = rmsNormRef(randomArray(T * D, 5, 2), norm, D, c.rmsNormEps);
+  const ops = mamba2InputsRef(u, await readMamba2HostWeights(student, LAYER), mamba2Dims(c), {
+    batch: 1,
+    T,
+    kvHeads: Hkv,
+  });
+  const M = ssdMixingRef({
+    dims: { batch: 1, T, H, N: P },
+    A: ops.A,
+    B: ops.B,
+    C: ops.C,
+    dt: ops.dt,
+    D: ops.D,
+  });
+  const la = linearAttentionMixingRef(linearRef(u, q, D, H * P), linearRef(u, k, D, Hkv * P), {
+    batch: 1,
+    T,
+    H,
+    Hkv,
+    P,
+  });
+  const want = la.map((m) => m * s.alphaQ * s.alphaK / 4);
+  const scale = Math.max(...want.map(Math.abs));
+  assertAllclose(M, want, {
+    rtol: 1e-5,
+    atol: 1e-5 * scale,
+    name: "M = (α_q α_k / 4) q_t·k_s (s ≤ t), 0 above",
+  });
+  // x of head h is (α_v / 2)·v of its kv head ⌊h·H_kv/H⌋.
+  const vh = linearRef(u, v, D, Hkv * P);
+  const wantX = new Float64Array(T * H * P);
+  for (let t = 0; t < T; t++) {
+    for (let h = 0; h < H; h++) {
+      const g = Math.floor(h * Hkv / H);
+      for (let p = 0; p < P; p++) wantX[(t * H + h) * P + p] = vh[(t * Hkv + g) * P + p] * s.alphaV / 2;
+    }
+  }
+  assertAllclose(ops.x, wantX, { rtol: 1e-5, atol: 1e-5 * Math.max(...wantX.map(Math.abs)), name: "x" });
+  assert.ok(ops.dt.every((x) => Math.abs(x - 1) < 1e-6), "dt = 1");
+  await Deno.remove(out, { recursive: true });
+});
