@@ -103,7 +103,7 @@ export interface LinearAttentionScales {
  * 2. SSD with dt = 1, decay 1, D = 0: y_t = Σ_{s≤t} (C_t·B_s) x_s = (α_v α_k α_q / 8)·LA_t, with
  *    LA_t = Σ_{s≤t} (q_t·k_s) v_s per head (query head h with kv head ⌊h·H_kv/H_q⌋).
  * 3. Gated RMSNorm, g = y ⊙ silu(z), out = weight ⊙ g / √(mean_group g² + ε). By 1 and 2,
- *    |y_t| ≤ t·P·τ³/8 ≈ 1e-19·t·P, so for any sequence a model takes mean g² is below ε·2^-24 and
+ *    |y_t| ≤ (t + 1)·P·τ³/8 ≈ 1e-19·(t + 1)·P, so for any sequence a model takes mean g² is below ε·2^-24 and
  *    ε + mean g² rounds to ε in f32: the norm is the linear map g ↦ g/√ε, and the weight undoes
  *    every scale.
  *

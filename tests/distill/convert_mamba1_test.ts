@@ -255,5 +255,27 @@ Deno.test("lab convert --mamba 1: MambaInLlama's Mamba-1 layout loads, its mixer
   ]);
   assert.equal(bl.code, 2);
   assert.match(bl.stderr, /--mamba 1 only/);
+  // Stepwise: a Mamba-1 student converts further with --mamba 1 (its Mamba layers kept), not with Mamba-2.
+  const step = await runLab([
+    "convert",
+    "--teacher",
+    out,
+    "--out",
+    again,
+    "--attention-share",
+    "0",
+    "--mamba",
+    "1",
+  ]);
+  assert.equal(step.code, 0, step.stderr);
+  using sf = await SafetensorsFile.open(`${again}/model.safetensors`);
+  assert.deepEqual(await sf.readF32("model.layers.0.mamba.C_proj.weight"), host["C_proj.weight"]);
+  assert.deepEqual(
+    await sf.readF32("model.layers.1.mamba.C_proj.weight"),
+    await st.readF32("model.layers.1.self_attn.q_proj.weight"),
+  );
+  const mixed = await runLab(["convert", "--teacher", out, "--out", again, "--attention-share", "0"]);
+  assert.equal(mixed.code, 2);
+  assert.match(mixed.stderr, /layer 0 of .* is a Mamba-1 layer: convert further layers with --mamba 1/);
   for (const dir of [out, again]) await Deno.remove(dir, { recursive: true });
 });
