@@ -2,14 +2,13 @@
  * A model's decoding state across its layers, with rounds for speculative decoding (method.md §3.9):
  * {@linkcode DecodeState.begin} marks a checkpoint, then any number of forward calls consume tokens,
  * then {@linkcode DecodeState.commit} keeps the first `kept` of them. Attention layers truncate their
- * KV cache; Mamba-2 layers replay the kept steps from their checkpoint (`Mamba2Cache`).
+ * KV cache; Mamba layers replay the kept steps from their checkpoint (`Mamba2Cache`, `Mamba1Cache`).
  *
  * @module
  */
 import { ShapeError } from "../errors.ts";
 import { KVCache } from "./kv_cache.ts";
 import type { LayerCache } from "./llama.ts";
-import { Mamba2Cache } from "./mamba2_decode.ts";
 
 /** Per-layer caches plus the round bookkeeping. Pass `layers` as `forward(ids, { cache })`. */
 export class DecodeState implements Disposable {
@@ -28,7 +27,7 @@ export class DecodeState implements Disposable {
   begin(steps: number): void {
     if (this.#open) throw new ShapeError("decodeState", "a round is already open (commit it first)");
     this.#length0 = this.length;
-    for (const l of this.layers) if (l instanceof Mamba2Cache) l.begin(steps);
+    for (const l of this.layers) if (!(l instanceof KVCache)) l.begin(steps);
     this.#open = true;
   }
 

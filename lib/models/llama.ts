@@ -23,6 +23,7 @@ import { RopeTable } from "../tensor/rope.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { KVCache } from "./kv_cache.ts";
 import { Mamba2Cache, mamba2Decode } from "./mamba2_decode.ts";
+import { Mamba1Cache, mamba1Decode } from "./mamba1_decode.ts";
 import { loadMamba2Weights, mamba2DimsOf, readMambaConfig } from "./hybrid.ts";
 import { isMamba1Layer, loadMamba1Weights, mamba1DimsOf } from "./hybrid.ts";
 import { mamba1Forward, type Mamba1Weights } from "./mamba1_layer.ts";
@@ -82,8 +83,8 @@ export interface LlamaLayer {
   mlp: MlpWeights;
 }
 
-/** One layer's decoding state: a KV cache (attention layers) or a conv + SSM state (Mamba-2 layers). */
-export type LayerCache = KVCache | Mamba2Cache;
+/** One layer's decoding state: a KV cache (attention layers) or a conv + SSM state (Mamba layers). */
+export type LayerCache = KVCache | Mamba2Cache | Mamba1Cache;
 
 /** Options of {@linkcode LlamaModel.forward}. */
 export interface ForwardOptions {
@@ -310,7 +311,9 @@ export class LlamaModel implements Disposable {
   createCache(batch: number, capacity: number): LayerCache[] {
     const c = this.config;
     return this.layers.map((l) =>
-      l.mamba
+      l.mamba1
+        ? new Mamba1Cache(batch, this.hybrid!.mamba1Dims!, l.mamba1)
+        : l.mamba
         ? new Mamba2Cache(batch, this.hybrid!.dims)
         : new KVCache(batch, capacity, c.numKvHeads, c.headDim)
     );
@@ -348,16 +351,24 @@ export class LlamaModel implements Disposable {
       let a: { out: Tensor; probs?: Tensor };
       if (layer.mamba1) {
         if (opts.cache) {
-          throw new ShapeError("llama.forward", "decoding with Mamba-1 layers is not implemented yet");
+          const lc = opts.cache[i];
+          if (!(lc instanceof Mamba1Cache)) {
+            throw new ShapeError(
+              "llama.forward",
+              `layer ${i} is a Mamba-1 layer but its cache is not a Mamba-1 state`,
+            );
+          }
+          a = { out: mamba1Decode(x, layer.mamba1, this.hybrid!.mamba1Dims!, lc) };
+        } else {
+          a = { out: this.mixerForward(i, x) };
         }
-        a = { out: this.mixerForward(i, x) };
       } else if (layer.mamba) {
         if (opts.cache) {
           const lc = opts.cache[i];
           if (!(lc instanceof Mamba2Cache)) {
             throw new ShapeError(
               "llama.forward",
-              `layer ${i} is a Mamba-2 layer but its cache is a KV cache`,
+              `layer ${i} is a Mamba-2 layer but its cache is not a Mamba-2 state`,
             );
           }
           const o = { dims: this.hybrid!.dims, kvHeads: c.numKvHeads, eps: c.rmsNormEps };

@@ -14,4 +14,5 @@ export { mamba1Forward, type Mamba1Weights } from "./mamba1_layer.ts";
 export { mamba1ForwardRef, type Mamba1HostWeights } from "./mamba1_layer_ref.ts";
 export { mamba2Forward, type Mamba2Options, type Mamba2Weights, sliceColumns } from "./mamba2_layer.ts";
 export { Mamba2Cache, mamba2Decode } from "./mamba2_decode.ts";
+export { Mamba1Cache, mamba1Decode } from "./mamba1_decode.ts";
 export { DecodeState } from "./decode_state.ts";
