@@ -88,29 +88,48 @@ Deno.test("mamba1 mixer: GPU forward matches the float64 reference (GQA repeat 2
   });
 });
 
-Deno.test("mamba1 mixer: taped gradients of u, in_proj_x, A_log and dt_proj.bias match finite differences", async () => {
+Deno.test("mamba1 mixer: taped gradients of u and of every parameter match finite differences", async () => {
   const d: Mamba1Dims = { dModel: 8, dInner: 8, dXb: 4, dState: 2, dtRank: 1, convWidth: 4 };
   const h = hostMixer(d, 21);
   const L = 5;
-  const names = ["in_proj_x.weight", "A_log", "dt_proj.bias"];
-  const shapes = [[1, L, d.dModel], [d.dXb, d.dModel], [d.dInner, d.dState], [d.dInner]];
-  const values = [
-    Float64Array.from(randomArray(L * d.dModel, 3)),
-    ...names.map((n) => Float64Array.from(h[n])),
+  const { dModel: M, dInner: D, dXb: X, dState: N, dtRank: R } = d;
+  const params: [string, number[]][] = [
+    ["in_proj_x.weight", [X, M]],
+    ["in_proj_z.weight", [D, M]],
+    ["conv1d.weight", [D, 1, 4]],
+    ["conv1d.bias", [D]],
+    ["B_proj.weight", [X, M]],
+    ["C_proj.weight", [D, M]],
+    ["dt_proj_down.weight", [R, M]],
+    ["dt_proj.weight", [D, R]],
+    ["dt_proj.bias", [D]],
+    ["A_log", [D, N]],
+    ["D", [D]],
+    ["out_proj.weight", [M, D]],
   ];
+  const values = [Float64Array.from(randomArray(L * M, 3)), ...params.map(([n]) => Float64Array.from(h[n]))];
+  const asWeight = (t: Tensor) => ({ parts: [t], shape: [t.shape[0], t.shape[1]] as [number, number] });
   await checkOp(
     "mamba1",
-    shapes,
-    [0, 1, 2, 3],
-    ([u, x, aLog, dtBias]) => {
-      const w = upload(h, d);
-      w.inProjX = { parts: [x], shape: [d.dXb, d.dModel] };
-      w.aLog = aLog;
-      w.dtBias = dtBias;
-      return mamba1Forward(u, w, d);
-    },
-    ([u, x, aLog, dtBias]) =>
-      mamba1ForwardRef(u, { B: 1, L }, { ...h, [names[0]]: x, [names[1]]: aLog, [names[2]]: dtBias }, d),
+    [[1, L, M], ...params.map(([, s]) => s)],
+    values.map((_, i) => i),
+    ([u, x, z, cw, cb, b, c, dd, dp, db, aLog, skip, o]) =>
+      mamba1Forward(u, {
+        inProjX: asWeight(x),
+        inProjZ: asWeight(z),
+        convWeight: cw,
+        convBias: cb,
+        bProj: asWeight(b),
+        cProj: asWeight(c),
+        dtDown: asWeight(dd),
+        dtProj: asWeight(dp),
+        dtBias: db,
+        aLog,
+        D: skip,
+        outProj: asWeight(o),
+      }, d),
+    ([u, ...ps]) =>
+      mamba1ForwardRef(u, { B: 1, L }, Object.fromEntries(params.map(([n], i) => [n, ps[i]])), d),
     { values, atol: 2e-3 },
   );
 });
