@@ -189,6 +189,15 @@ Deno.test("lab convert --mamba 1: MambaInLlama's Mamba-1 layout loads, its mixer
   const logits = await lf.readF32("logits");
   assert.equal(logits.length, 8 * 4096);
   assert.ok(logits.every(Number.isFinite));
+  // lab grads: a gradient for every Mamba-1 parameter, in the checkpoint's shapes.
+  const gr = await runLab(["grads", "--model", out, "--input", ids, "--out", `${out}/grads.safetensors`]);
+  assert.equal(gr.code, 0, gr.stderr);
+  using gf = await SafetensorsFile.open(`${out}/grads.safetensors`);
+  for (const n of NAMES) {
+    const name = `model.layers.0.mamba.${n}`;
+    assert.deepEqual(gf.info(name).shape, st.info(name).shape, name);
+    assert.ok((await gf.readF32(name)).some((g) => g !== 0), `${name} gets a gradient`);
+  }
   // Seeded; --init random replaces the copies; linear-attention and --blocks have their own scopes.
   const again = await Deno.makeTempDir();
   await runLab([
