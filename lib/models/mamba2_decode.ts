@@ -19,7 +19,6 @@
  * @module
  */
 import { ShapeError } from "../errors.ts";
-import { dispatch, groupsFor, Params } from "../gpu/commands.ts";
 import { causalConv1d, causalConv1dStep } from "../ssm/conv1d.ts";
 import { convWindow, ssdReplay } from "../ssm/decode_state.ts";
 import { gatedRmsNorm } from "../ssm/gated_norm.ts";
@@ -28,7 +27,8 @@ import { linear } from "../autograd/ops.ts";
 import { copyElements } from "../tensor/copy.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import type { Mamba2Dims } from "../distill/convert_mamba2.ts";
-import { type Mamba2Options, type Mamba2Weights, sliceColumns } from "./mamba2_layer.ts";
+import { addSkip, sliceColumns, ssdInputs } from "../ssm/mamba2_glue.ts";
+import type { Mamba2Options, Mamba2Weights } from "./mamba2_layer.ts";
 
 interface Round {
   /** Capacity T: the most steps the round can cache. */
@@ -162,11 +162,6 @@ function disposeRound(r: Round): void {
   for (const t of [r.ckConv, r.ckSsm, r.xs, r.X, r.A, r.Bs]) t.dispose();
 }
 
-function glue(entry: string, buffers: (GPUBuffer | null)[], n: number, extra: number[]): void {
-  const [gx, gy] = groupsFor(n, 256);
-  dispatch({ file: "mamba2_glue.wgsl", entry }, buffers, new Params().u32(n, gx * 256, ...extra), [gx, gy]);
-}
-
 /**
  * The mixer's output (B, L, d_model) for u (B, L, d_model), continuing from `cache` and advancing it by
  * L tokens; the same maths as `mamba2Forward` (which it equals on an empty cache).
@@ -178,7 +173,6 @@ export function mamba2Decode(u: Tensor, w: Mamba2Weights, o: Mamba2Options, cach
   if (Bt !== cache.batch) {
     throw new ShapeError("mamba2Decode", `input batch ${Bt} ≠ the cache's batch ${cache.batch}`);
   }
-  const R = Bt * L;
   const C = 2 * dXb + dInner;
   const cols = 2 * dInner + 2 * dXb + H;
   using zxbcdt = linear(u, w.inProj);
@@ -193,17 +187,16 @@ export function mamba2Decode(u: Tensor, w: Mamba2Weights, o: Mamba2Options, cach
     cache.conv = r.finalState;
     xbc = r.y;
   }
-  using X = Tensor.empty([Bt, L, H, P]);
-  using A = Tensor.empty([Bt, L, H]);
-  using Bh = Tensor.empty([Bt, L, H, N]);
-  using Ch = Tensor.empty([Bt, L, H, N]);
-  const shape = [R, H, o.kvHeads, P, N, cols, cols - H, 0];
-  glue(
-    "ssd_inputs",
-    [xbc.buffer, X.buffer, zxbcdt.buffer, w.dtBias.buffer, w.aLog.buffer, A.buffer, Bh.buffer, Ch.buffer],
-    R * H * Math.max(P, N),
-    shape,
+  const glueDims = { H, Hkv: o.kvHeads, P, N };
+  const si = ssdInputs(
+    xbc.view([Bt, L, C]),
+    { dtRaw: zxbcdt, dtColumn: cols - H, dtBias: w.dtBias, aLog: w.aLog },
+    glueDims,
   );
+  using X = si.X;
+  using A = si.A;
+  using Bh = si.B;
+  using Ch = si.C;
   cache.record(L, xbcIn, X, A, Bh);
   let Y: Tensor;
   if (L === 1) {
@@ -221,7 +214,7 @@ export function mamba2Decode(u: Tensor, w: Mamba2Weights, o: Mamba2Options, cach
     Y = r.Y;
   }
   cache.length += L;
-  glue("add_skip", [xbc.buffer, Y.buffer, null, w.D.buffer], R * H * P, shape);
+  addSkip(Y, xbc.view([Bt, L, C]), w.D, glueDims, true);
   xbc.dispose();
   using z = sliceColumns(zxbcdt, 0, dInner);
   using y = Y.view([Bt, L, dInner]);
