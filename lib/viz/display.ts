@@ -129,8 +129,11 @@ export interface TokenStream {
   readonly text: string;
   /** Appends a piece of text; the display catches up asynchronously (updates coalesce). */
   push: (piece: string) => void;
-  /** Waits until the display shows all pushed text; marks it finished. Returns the text. */
-  done: () => Promise<string>;
+  /**
+   * Marks the stream finished and waits until the display shows all of it (resolves to nothing, so
+   * that a cell ending with `await s.done()` shows no second copy; the text is in `s.text`).
+   */
+  done: () => Promise<void>;
 }
 
 let streams = 0;
@@ -140,7 +143,8 @@ let streams = 0;
  * new output per token). `push` is synchronous, so it fits `generate`'s `onText`:
  *
  * ```ts
- * const s = tokenStream({ title: "The jury said" });
+ * const s = tokenStream({ title: "greedy" });
+ * s.push("The jury said");
  * await generate(model, tok, "The jury said", { onText: s.push });
  * await s.done();
  * ```
@@ -196,7 +200,6 @@ export function tokenStream(opts: TokenStreamOptions = {}): TokenStream {
       schedule();
       await chain;
       if (failure) throw failure;
-      return text;
     },
   };
 }
