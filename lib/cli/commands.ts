@@ -20,6 +20,8 @@ import { convertTeacher } from "../distill/convert.ts";
 import { attentionLayersByShare, parseLayerList } from "../distill/plan.ts";
 import { Checkpoint } from "../io/checkpoint.ts";
 import { progressBar } from "./progress.ts";
+import { runDistillation } from "../distill/run.ts";
+import { terminalProgress } from "../train/listeners.ts";
 
 /** Reads a flattened integer tensor: the only one in the file, or `names[i]` for the first present. */
 async function readIds(path: string, names: string[]): Promise<HostTensor & { name: string }> {
@@ -144,33 +146,65 @@ export { generateCommand } from "./generate_command.ts";
  * windows are scored: the full split takes the better part of an hour there.
  */
 export async function demoCommand(args: string[]): Promise<void> {
-  const f = parseFlags("lab demo", args, { model: "string", windows: "number" });
+  const cmd = "lab demo";
+  const f = parseFlags(cmd, args, { model: "string", out: "string", tokens: "number", windows: "number" });
   const dir = typeof f.model === "string" ? f.model : DEFAULT_MODEL_DIR;
+  const root = fileURLToPath(new URL("../../", import.meta.url));
+  const out = typeof f.out === "string" ? f.out : `${root}out/demo`;
   const ctx = await initGpu();
+  const software = ctx.isFallback;
   console.log(`adapter: ${adapterName(ctx)}`);
-  console.log(`teacher: ${dir.replace(fileURLToPath(new URL("../../", import.meta.url)), "")}`);
-  const ids = await brownValidation(dir);
-  using model = await LlamaModel.load(dir);
-  const windows = intFlag("lab demo", f, "windows", ctx.isFallback ? 4 : 327);
-  if (ctx.isFallback) {
-    console.log(`software adapter: scoring the first ${windows} validation windows (a GPU runs all 327)`);
-  }
-  const bar = progressBar("eval", "windows");
-  const r = await evaluateLoss(model, ids.subarray(0, windows * 256 + 1), { onProgress: bar.update });
-  bar.done();
-  printEval(r, false, "teacher validation: ");
-  const tok = await loadTokenizer(dir);
+  console.log(`teacher: ${dir.replace(root, "")}`);
+  const layers = await (async () => {
+    using c = await Checkpoint.open(dir);
+    return c.config.numLayers;
+  })();
+  const attention = attentionLayersByShare(layers, 0.5);
+  // A small budget: a minute or two on the software adapter, a few seconds' worth on a GPU.
+  const batch = software ? 4 : 8;
+  const seqLen = software ? 128 : 256;
+  const tokens = intFlag(cmd, f, "tokens", software ? 3 * 24 * batch * seqLen : 2 ** 21);
+  const windows = intFlag(cmd, f, "windows", software ? 4 : 327);
+  console.log(
+    `distilling into a 50% hybrid (attention kept at [${attention.join(", ")}], the other layers Mamba-2 ` +
+      `initialised from attention), MambaInLlama's stepwise recipe, ${
+        tokens.toLocaleString("en-US")
+      } tokens` +
+      (software ? " (software adapter: a small budget; a GPU runs 2M tokens)" : ""),
+  );
+  // The demo's directory is scratch space: start it afresh each time.
+  await Deno.remove(out, { recursive: true }).catch(() => {});
+  const r = await runDistillation({
+    teacherDir: dir,
+    outDir: out,
+    recipe: "stepwise",
+    attentionLayers: attention,
+    tokens,
+    batch,
+    seqLen,
+    evalWindows: windows,
+    listeners: (stage, i, n) => [terminalProgress(`${i + 1}/${n} ${stage.name}`)],
+    log: (line) => console.log(line),
+  });
+  console.log(`teacher validation perplexity ${r.teacherPpl.toFixed(2)} (${windows} windows of 256 tokens)`);
+  console.log(`student validation perplexity ${r.studentPpl.toFixed(2)}`);
+  console.log(`report: ${r.reportPath}`);
+  using student = await LlamaModel.load(out);
+  const tok = await loadTokenizer(out);
   const prompt = "The jury said";
-  console.log(`sample (temperature 0.8, seed 0):`);
+  console.log(`student sample (temperature 0.8, seed 0):`);
   const enc = new TextEncoder();
   await Deno.stdout.write(enc.encode(prompt));
-  await generate(model, tok, prompt, {
-    maxTokens: 40,
+  await generate(student, tok, prompt, {
+    maxTokens: 32,
     temperature: 0.8,
     topP: 0.95,
     onText: (t) => Deno.stdout.writeSync(enc.encode(t)),
   });
-  console.log("\nnext: distillation into a Mamba hybrid is in progress (see README)");
+  console.log(
+    `\nnext: deno task lab distill --teacher ${dir.replace(root, "")} --out DIR --recipe mohawk ` +
+      "--attention-share 0.5 (see README)",
+  );
 }
 
 /**

@@ -50,7 +50,7 @@ const commands: Record<string, { run: (args: string[]) => Promise<void>; usage: 
     run: mixingCommand,
     usage: "mixing --model DIR --input FILE --layer L --out FILE [--html FILE]",
   },
-  demo: { run: demoCommand, usage: "demo [--model DIR] [--windows N]" },
+  demo: { run: demoCommand, usage: "demo [--model DIR] [--out DIR] [--tokens N] [--windows N]" },
 };
 
 /** Usage text listing every command. */

@@ -10,11 +10,8 @@ import type { TextTokenizer } from "../io/tokenizer.ts";
 import type { LlamaModel } from "../models/llama.ts";
 import { heatmap, lines } from "../viz/figures.ts";
 import { type Figure, standaloneHtml } from "../viz/plotly.ts";
-// deno-lint-ignore no-explicit-any
-const layerMixingMatrices = (..._a: any[]): Promise<{ values: Float32Array; kind: string }> => {
-  throw new Error("pending");
-};
-import { Tensor } from "../tensor/tensor.ts";
+import { layerMixing } from "../mixing/layer_mixing.ts";
+import { readTensors, Tensor } from "../tensor/tensor.ts";
 import type { RunState } from "./run.ts";
 
 /** What {@linkcode writeReport} draws from. */
@@ -73,23 +70,29 @@ export async function mixingSnapshot(
   ids: Int32Array,
   tokens = 32,
 ): Promise<{ layer: number; figures: Figure[] } | null> {
-  const layer = student.layers.findIndex((l) => !l.attn);
+  const layer = student.layers.findIndex((l) => l.mamba);
   if (layer < 0) return null;
   const T = Math.min(tokens, ids.length);
   using x = Tensor.from(ids.subarray(0, T), [1, T], "i32");
-  const t = await layerMixingMatrices(teacher, x, layer);
-  const s = await layerMixingMatrices(student, x, layer);
+  const t = await layerMixing(teacher, x, layer);
+  const s = await layerMixing(student, x, layer);
+  const [tm, sm] = await readTensors([t.M, s.M]);
+  t.M.dispose();
+  s.M.dispose();
   const head = (m: Float32Array) => m.subarray(0, T * T);
-  const range = Math.max(...head(t.values).map(Math.abs), ...head(s.values).map(Math.abs));
+  const range = Math.max(...head(tm as Float32Array).map(Math.abs));
   return {
     layer,
     figures: [
-      heatmap(head(t.values), T, T, {
+      heatmap(head(tm as Float32Array), T, T, {
         title: `teacher attention, layer ${layer}, head 0`,
         zmin: 0,
         zmax: range,
       }),
-      heatmap(head(s.values), T, T, { title: `student ${s.kind}, layer ${layer}, head 0`, signed: true }),
+      heatmap(head(sm as Float32Array), T, T, {
+        title: `student ${s.kind}, layer ${layer}, head 0`,
+        signed: true,
+      }),
     ],
   };
 }
@@ -101,7 +104,7 @@ export async function writeReport(path: string, r: ReportInputs): Promise<void> 
     { title: "Loss curves", fig: await lossFigure(r.metricsPath) },
     { title: "Perplexity", fig: perplexityFigure(st) },
   ];
-  const snap = await mixingSnapshot(r.teacher, r.student, r.sample, r.snapshotTokens).catch(() => null); // TEMP
+  const snap = await mixingSnapshot(r.teacher, r.student, r.sample, r.snapshotTokens);
   if (snap) {
     figures.push(
       { title: `Mixing matrices at layer ${snap.layer}: teacher`, fig: snap.figures[0] },
