@@ -10,7 +10,6 @@ import { LlamaModel } from "../../lib/models/llama.ts";
 import { runDistillation } from "../../lib/distill/run.ts";
 import { SafetensorsFile } from "../../lib/io/safetensors.ts";
 import { UsageError } from "../../lib/errors.ts";
-import { readTensors } from "../../lib/tensor/tensor.ts";
 import { assertAllclose } from "../_assert.ts";
 
 await initGpu();
