@@ -2,10 +2,14 @@
  * A stand-in for `Deno.jupyter` when a notebook's cells run as a plain module (level 1 of notebook
  * CI, see extract.ts): the same API and types, but every MIME bundle is checked (an object of strings
  * and objects, JSON mimetypes objects, serialisable) and counted instead of being sent to a front end.
- * A bundle the kernel could not send fails the run here, naming the cell.
+ * A bundle the kernel could not send fails the run here, naming the cell. The stub also takes the
+ * library's display slot (`DISPLAY_HOOK`), so that displays made by library code (`notebookChart`,
+ * `tokenStream`) are checked too.
  *
  * @module
  */
+
+import { DISPLAY_HOOK } from "../../lib/viz/display.ts";
 
 /** What the stub saw, printed by `report()` after this prefix as one JSON line. */
 export const REPORT_PREFIX = "__notebook_report__ ";
@@ -108,5 +112,6 @@ export function jupyterStub(): JupyterStub {
       console.log(REPORT_PREFIX + JSON.stringify({ displays, mimetypes: [...mimetypes].sort() }));
     },
   };
+  (globalThis as Record<symbol, unknown>)[DISPLAY_HOOK] = stub.display;
   return stub as unknown as JupyterStub;
 }

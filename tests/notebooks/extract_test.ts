@@ -7,6 +7,7 @@ import {
   splitLastExpression,
 } from "./extract.ts";
 import { jupyterStub, REPORT_PREFIX } from "./_jupyter_stub.ts";
+import { DISPLAY_HOOK, tokenStream } from "../../lib/viz/display.ts";
 
 Deno.test("extract: the last expression of a cell is found, multi-line ones included", () => {
   assert.deepEqual(splitLastExpression("const a = 1;\na + 1"), { body: "const a = 1;", expr: "a + 1" });
@@ -104,6 +105,10 @@ Deno.test("extract: the Jupyter stub formats displayables and rejects bundles th
     () => j.show(5, { [Symbol.for("Jupyter.display")]: () => ({ "text/plain": 1n }) }),
     /cell 5/,
   );
+  // library code that displays (notebookChart, tokenStream) reaches the stub through the display slot
+  const s = tokenStream({ title: "t" });
+  s.push("abc");
+  await s.done();
   const logged: string[] = [];
   const log = console.log;
   console.log = (s: string) => logged.push(s);
@@ -114,8 +119,9 @@ Deno.test("extract: the Jupyter stub formats displayables and rejects bundles th
   }
   assert.equal(logged.length, 1);
   assert.ok(logged[0].startsWith(REPORT_PREFIX));
+  delete (globalThis as Record<symbol, unknown>)[DISPLAY_HOOK];
   assert.deepEqual(JSON.parse(logged[0].slice(REPORT_PREFIX.length)), {
-    displays: 3,
+    displays: 4, // three above, and the stream's one display (its pieces coalesced before it was sent)
     mimetypes: ["application/vnd.plotly.v1+json", "text/html", "text/markdown", "text/plain"],
   });
 });
