@@ -77,35 +77,40 @@ export function mixingComparison(
     { name: nameA, z: rowsOf(teacher, T), axis: "coloraxis" },
     { name: nameB, z: rowsOf(student, T), axis: "coloraxis" },
   ];
+  const diff = opts.difference
+    ? Float64Array.from({ length: T * T }, (_, i) => student[i] - teacher[i])
+    : null;
+  if (diff) panels.push({ name: `${nameB} − ${nameA}`, z: rowsOf(diff, T), axis: "coloraxis2" });
+  const n = panels.length;
+  // Panels side by side; the shared colour bar sits right of the second panel, the difference's
+  // right of the third. Only the first panel carries y tick labels (the rows are the same).
+  const gap = n === 3 ? 0.1 : 0.06;
+  const w = (1 - gap * (n - 1) - (n === 3 ? 0.04 : 0)) / n;
+  const left = (i: number) => i * (w + gap);
   const layout: Record<string, unknown> = {
     title: { text: opts.title ?? "" },
-    coloraxis: colorAxis([teacher, student], opts.signed, opts.difference ? 0.63 : 1.02),
-    height: 420,
-    width: opts.difference ? 1180 : 820,
+    coloraxis: colorAxis([teacher, student], opts.signed, left(1) + w + 0.01),
+    height: 440,
+    width: n === 3 ? 1240 : 860,
+    margin: { l: opts.labels ? 100 : 60, b: opts.labels ? 100 : 60 },
     annotations: [] as unknown[],
   };
-  if (opts.difference) {
-    const diff = Float64Array.from({ length: T * T }, (_, i) => student[i] - teacher[i]);
-    panels.push({ name: `${nameB} − ${nameA}`, z: rowsOf(diff, T), axis: "coloraxis2" });
-    layout.coloraxis2 = colorAxis([diff], true, 1.02);
-  }
-  const n = panels.length;
-  const gap = 0.08;
-  const w = (1 - gap * (n - 1)) / n;
+  if (diff) layout.coloraxis2 = colorAxis([diff], true, left(2) + w + 0.01);
   const data = panels.map((p, i) => {
     const k = i === 0 ? "" : String(i + 1);
-    layout[`xaxis${k}`] = { domain: [i * (w + gap), i * (w + gap) + w], title: { text: "source s" } };
+    layout[`xaxis${k}`] = { domain: [left(i), left(i) + w], title: { text: "source s" } };
     layout[`yaxis${k}`] = {
       autorange: "reversed",
       anchor: `x${k}`,
       title: { text: i === 0 ? "output t" : "" },
+      showticklabels: i === 0,
     };
     (layout.annotations as unknown[]).push({
       text: p.name,
       showarrow: false,
       xref: "paper",
       yref: "paper",
-      x: i * (w + gap) + w / 2,
+      x: left(i) + w / 2,
       y: 1.06,
     });
     return {
@@ -164,6 +169,8 @@ export interface GridOptions {
   title?: string;
   /** Row labels (default "layer i"). */
   rowNames?: string[];
+  /** Column labels (default "head h"). */
+  colNames?: string[];
   /** Force a signed (diverging) shared scale. */
   signed?: boolean;
   /** Pixel size of one cell (default 150). */
@@ -183,10 +190,10 @@ export function mixingGrid(rows: ArrayLike<number>[], H: number, T: number, opts
   const layout: Record<string, unknown> = {
     title: { text: opts.title ?? "" },
     coloraxis: colorAxis(rows, opts.signed),
-    width: 80 + H * (opts.cell ?? 150),
-    height: 80 + nr * (opts.cell ?? 150),
+    width: 190 + H * (opts.cell ?? 150),
+    height: 100 + nr * (opts.cell ?? 150),
     annotations: [] as unknown[],
-    margin: { l: 90, t: 70 },
+    margin: { l: 90, t: 70, b: 30, r: 100 },
   };
   const data: Record<string, unknown>[] = [];
   rows.forEach((r, i) => {
@@ -226,7 +233,7 @@ export function mixingGrid(rows: ArrayLike<number>[], H: number, T: number, opts
   });
   for (let h = 0; h < H; h++) {
     (layout.annotations as unknown[]).push({
-      text: `head ${h}`,
+      text: opts.colNames?.[h] ?? `head ${h}`,
       showarrow: false,
       xref: "paper",
       yref: "paper",

@@ -78,6 +78,9 @@ Deno.test("mixingGrid: layers × heads small heatmaps, each on its own axes, one
       assert.ok(ax.domain[0] >= 0 && ax.domain[1] <= 1 && ax.domain[0] < ax.domain[1], `axis ${n} domain`);
     }
   }
+  const named = mixingGrid(rows, H, T, { colNames: ["a", "b", "c", "d"] });
+  const texts = (named.layout!.annotations as { text: string }[]).map((a) => a.text);
+  assert.deepEqual(texts, ["layer 0", "layer 1", "a", "b", "c", "d"]);
   assert.throws(() => mixingGrid([rows[0].subarray(1)], H, T), /row 0 \(H, T, T\)/);
 });
 
