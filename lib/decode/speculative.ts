@@ -132,6 +132,15 @@ export async function speculativeGenerate(
   const ids = encodePrompt(target, tokenizer, prompt);
   const eos = stopTokens(target, tokenizer);
   const room = Math.min(target.config.maxPositionEmbeddings, draft.config.maxPositionEmbeddings);
+  if (ids.length === 0) {
+    throw new ShapeError("speculative", "the prompt is empty and the model has no BOS token to start from");
+  }
+  if (ids.length + K + 1 > room) {
+    throw new ShapeError(
+      "speculative",
+      `a prompt of ${ids.length} tokens and lookahead ${K} exceed max_position_embeddings ${room}`,
+    );
+  }
   const steps = Math.max(0, Math.min(opts.maxTokens ?? 64, room - ids.length - K - 1));
   const capacity = ids.length + steps + K + 1;
   using tState = new DecodeState(target.createCache(1, capacity));

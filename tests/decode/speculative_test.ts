@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { ShapeError } from "../../lib/errors.ts";
 import { initGpu } from "../../lib/gpu/device.ts";
 import { loadTokenizer } from "../../lib/io/tokenizer.ts";
 import { convertTeacher } from "../../lib/distill/convert.ts";
@@ -201,4 +202,23 @@ Deno.test("speculative decoding, sampled: with the target as its own draft nearl
   assert.deepEqual(a.tokens, b.tokens);
   assert.equal(a.tokens.length, 12);
   assert.ok(a.acceptanceRate > 0.8, `acceptance ${a.acceptanceRate}`);
+});
+
+Deno.test("speculative decoding: bad lookaheads and mismatched vocabularies are ShapeErrors that say why", async () => {
+  using target = await LlamaModel.load(hybridDir);
+  const tok = await loadTokenizer(hybridDir);
+  const tooFar = target.config.maxPositionEmbeddings;
+  await assert.rejects(
+    () => speculativeGenerate(target, target, tok, "The jury", { lookahead: tooFar }),
+    (e) => e instanceof ShapeError && /exceed max_position_embeddings/.test(e.message),
+  );
+  await assert.rejects(
+    () => speculativeGenerate(target, target, tok, "The jury", { lookahead: 0 }),
+    (e) => e instanceof ShapeError && /lookahead must be ≥ 1/.test(e.message),
+  );
+  using small = LlamaModel.random({ ...target.config, vocabSize: 64 }, 0);
+  await assert.rejects(
+    () => speculativeGenerate(target, small, tok, "The jury"),
+    (e) => e instanceof ShapeError && /vocabulary/.test(e.message),
+  );
 });
