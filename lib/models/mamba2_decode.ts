@@ -15,6 +15,9 @@
  * m steps ({@linkcode Mamba2Cache.commit}) replays them from the checkpoint (`ssdReplay`) and takes the
  * conv window they leave (`convWindow`); no per-step state is stored. The reference release replays
  * lazily inside its next fused verification kernel; here the replay is its own small dispatch at commit.
+ * The conv part plays the role of the reference's ring buffer of W − 1 + K slots, laid out per round
+ * instead of circularly: the checkpoint's W − 1 inputs, then the round's; rolling back picks the window
+ * that ends at the kept position (same memory, and no cost outside speculative rounds).
  *
  * @module
  */
