@@ -2,8 +2,9 @@
  * `lab mixing --model DIR --input FILE --layer L --out FILE [--html FILE]`: the mixing matrices of one
  * layer for the first sequence of `input_ids` (I32 (B, T)) in FILE, written as `mixing` F32 [H, T, T]
  * (rows = output t, columns = source s): softmax probabilities for attention layers, the SSD matrix
- * (C_t·B_s)·exp(Σ_{s<r≤t} A_r)·dt_s + D on the diagonal for Mamba-2 layers (lib/mixing). `--html`
- * also writes an offline page (plotly.js inlined) with the heads' heatmaps.
+ * (C_t·B_s)·exp(Σ_{s<r≤t} A_r)·dt_s + D on the diagonal for Mamba-2 layers, and for Mamba-1 layers one
+ * matrix per channel (H = d_inner) (lib/mixing). The metadata `mixer` names which. `--html` also writes
+ * an offline page (plotly.js inlined) with the heads' heatmaps.
  *
  * @module
  */
@@ -84,14 +85,25 @@ export async function mixingCommand(args: string[]): Promise<void> {
     mixer: kind,
   });
   if (typeof f.html === "string") {
-    const what = kind === "attention" ? "softmax attention probabilities" : "Mamba-2 (SSD) mixing matrices";
+    const what = {
+      attention: "softmax attention probabilities",
+      mamba2: "Mamba-2 (SSD) mixing matrices",
+      mamba1: "Mamba-1 mixing matrices, one per channel",
+    }[kind];
+    const unit = kind === "mamba1" ? "channel" : "head";
     const figures = [
       {
         title: `all heads`,
-        fig: mixingGrid([values], H, T, { rowNames: [`layer ${layer}`], signed: kind !== "attention" }),
+        fig: mixingGrid([values], H, T, {
+          rowNames: [`layer ${layer}`],
+          colNames: Array.from({ length: H }, (_, h) => `${unit} ${h}`),
+          signed: kind !== "attention",
+          cell: H > 16 ? 60 : 150,
+        }),
       },
-      ...Array.from({ length: H }, (_, h) => ({
-        title: `head ${h}`,
+      // One large heatmap per head (the first 16 channels of a Mamba-1 layer).
+      ...Array.from({ length: Math.min(H, 16) }, (_, h) => ({
+        title: `${unit} ${h}`,
         fig: heatmap(values.subarray(h * T * T, (h + 1) * T * T), T, T, { signed: kind !== "attention" }),
       })),
     ];

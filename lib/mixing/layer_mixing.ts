@@ -8,6 +8,9 @@
  *                     normaliser, method.md §1), which is the SSD matrix with zero decay, B = k, C = q
  *   Mamba-2 layer     (C_t·B_s)·exp(Σ_{s<r≤t} A_r)·dt_s + D_h·[t = s] from the layer's in_proj, conv,
  *                     dt and A (`mamba2_inputs.ts`), materialised by `kernels/mixing.wgsl`
+ *   Mamba-1 layer     one matrix per channel d (H = d_inner "heads"):
+ *                     Σ_n C_t[n] B_s[n] exp(Σ_{s<r≤t} Δ_r A[d,n]) Δ_s + D[d]·[t = s] (`mamba1_inputs.ts`;
+ *                     projections on the GPU, the matrices in float64 on the host)
  *
  * Under GQA both have H = the query heads: query head h reads kv head ⌊h·H_kv/H⌋.
  *
@@ -20,6 +23,9 @@ import { rmsNorm } from "../tensor/rmsnorm.ts";
 import { readTensors, Tensor } from "../tensor/tensor.ts";
 import { mamba2InputsFromProjection, type Mamba2MixerInputs } from "./mamba2_inputs.ts";
 import { ssdMixingMatrixForward } from "./ssd_mixing.ts";
+import { mamba1InputsFromProjections, type Mamba1LayerOperands } from "./mamba1_inputs.ts";
+import { mamba1MixingRef } from "./mixing_ref.ts";
+import { gpu } from "../gpu/device.ts";
 
 /** The kind of mixer a layer holds. */
 export type MixerKind = "attention" | "mamba2" | "mamba1";
@@ -99,6 +105,37 @@ export async function mamba2LayerOperands(
   });
 }
 
+/**
+ * The selective-scan operands (float64, scan layouts) of Mamba-1 layer `layer` for `ids` (B, T):
+ * Δ (raw), A, B, C, D, the δ bias, the scan input u and the gate z. Projections run on the GPU.
+ */
+export async function mamba1LayerOperands(
+  model: LlamaModel,
+  ids: Tensor,
+  layer: number,
+): Promise<Mamba1LayerOperands> {
+  const [batch, T] = checkIds(ids);
+  if (layerKind(model, layer) !== "mamba1") {
+    throw new ShapeError("mamba1LayerOperands", `layer ${layer} is not a Mamba-1 layer`);
+  }
+  const w = model.layers[layer].mamba1!;
+  using x = layerInput(model, ids, layer);
+  using x0 = linear(x, w.inProjX);
+  using z = linear(x, w.inProjZ);
+  using b0 = linear(x, w.bProj);
+  using c0 = linear(x, w.cProj);
+  using low = linear(x, w.dtDown);
+  using dt = linear(low, w.dtProj, w.dtBias);
+  const host = await readTensors([x0, z, b0, c0, dt, w.convWeight, w.convBias, w.dtBias, w.aLog, w.D]);
+  const [hx, hz, hb, hc, hdt, convWeight, convBias, dtBias, aLog, D] = host;
+  return mamba1InputsFromProjections(
+    { x0: hx, z: hz, b0: hb, c0: hc, dt: hdt },
+    { convWeight, convBias, dtBias, aLog, D },
+    model.hybrid!.mamba1Dims!,
+    { batch, T },
+  );
+}
+
 /** Options of {@linkcode ssdMixingFromOperands}: what-if knobs for teaching (defaults: the layer as is). */
 export interface SsdOperandOptions {
   /** Multiply every log-decay A by this (0: no decay, linear attention with B, C; > 1: faster forgetting). */
@@ -166,10 +203,15 @@ export async function layerMixing(
   checkIds(ids);
   const kind = layerKind(model, layer);
   if (kind === "mamba1") {
-    throw new ShapeError(
-      "layerMixing",
-      `layer ${layer} is a Mamba-1 layer: its per-channel matrices are not wired here yet`,
-    );
+    const ops = await mamba1LayerOperands(model, ids, layer);
+    const { batch, D, T } = ops.dims;
+    if (batch * D * T * T * 4 > gpu().maxBindingBytes) {
+      throw new ShapeError(
+        "layerMixing",
+        `Mamba-1 matrices (B, D, T, T) = (${batch}, ${D}, ${T}, ${T}) exceed one GPU binding: use fewer tokens`,
+      );
+    }
+    return { kind, M: Tensor.from(Float32Array.from(mamba1MixingRef(ops)), [batch, D, T, T]) };
   }
   if (kind === "mamba2") {
     return { kind, M: ssdMixingFromOperands(await mamba2LayerOperands(model, ids, layer)) };

@@ -10,3 +10,4 @@ export * from "./mixing_ref.ts";
 export * from "./ssd_mixing.ts";
 export * from "./mamba2_inputs.ts";
 export * from "./layer_mixing.ts";
+export * from "./mamba1_inputs.ts";

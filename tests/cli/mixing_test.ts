@@ -131,3 +131,32 @@ Deno.test("lab mixing: a layer out of range and a file without input_ids are one
   assertOneLineError(await runLab([...base, "--input", `${dir}/ids.safetensors`]), /--layer is required/);
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("lab mixing: a Mamba-1 layer writes one matrix per channel [d_inner, T, T]", async () => {
+  const { dir } = await inputs();
+  const student = `${dir}/student`;
+  const { convertTeacher } = await import("../../lib/distill/convert.ts");
+  await convertTeacher(new URL("../fixtures/tiny-llama", import.meta.url).pathname, student, {
+    attentionLayers: [1],
+    mamba: 1,
+    seed: 0,
+  });
+  const r = await runLab([
+    "mixing",
+    "--model",
+    student,
+    "--input",
+    `${dir}/ids.safetensors`,
+    "--layer",
+    "0",
+    "--out",
+    `${dir}/m.safetensors`,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const got = await readMixing(`${dir}/m.safetensors`);
+  assert.deepEqual(got.shape, [64, T, T]);
+  assert.equal(got.meta.mixer, "mamba1");
+  assert.ok(got.data.some((v) => v !== 0) && got.data.every(Number.isFinite));
+  for (let t = 0; t < T; t++) for (let s = t + 1; s < T; s++) assert.equal(got.data[t * T + s], 0, "causal");
+  await Deno.remove(dir, { recursive: true });
+});
