@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { ShapeError } from "../../lib/errors.ts";
 import { initGpu } from "../../lib/gpu/device.ts";
-import { loadTokenizer } from "../../lib/io/tokenizer.ts";
+import { loadTokenizer, type TextTokenizer } from "../../lib/io/tokenizer.ts";
 import { convertTeacher } from "../../lib/distill/convert.ts";
 import { encodePrompt, generate } from "../../lib/decode/generate.ts";
-import { argmax } from "../../lib/decode/sampling.ts";
+import { argmax, samplingDistribution } from "../../lib/decode/sampling.ts";
 import { gpuUniform } from "../../lib/decode/gpu_sampler.ts";
 import { roundSeed, speculativeAccept, speculativeGenerate } from "../../lib/decode/speculative.ts";
 import { drawIndexOrder, speculativeAcceptRef } from "../../lib/decode/speculative_ref.ts";
@@ -36,7 +36,15 @@ function chiSquare(counts: number[], p: ArrayLike<number>, n: number): number {
 }
 
 // χ² critical values at α = 0.001 by degrees of freedom.
-const CHI2_999: Record<number, number> = { 3: 16.27, 4: 18.47, 5: 20.52, 6: 22.46, 7: 24.32 };
+const CHI2_999: Record<number, number> = {
+  1: 10.83,
+  2: 13.82,
+  3: 16.27,
+  4: 18.47,
+  5: 20.52,
+  6: 22.46,
+  7: 24.32,
+};
 const dof = (p: ArrayLike<number>) => Array.from(p).filter((x) => x > 0).length - 1;
 
 /** The first token a round emits, d_1 when accepted, else the resampled one. */
@@ -221,4 +229,77 @@ Deno.test("speculative decoding: bad lookaheads and mismatched vocabularies are 
     () => speculativeGenerate(target, small, tok, "The jury"),
     (e) => e instanceof ShapeError && /vocabulary/.test(e.message),
   );
+});
+
+/** Pearson's χ² with the cells whose expected count is below 5 merged into one. */
+function chiSquareMerged(counts: number[], p: ArrayLike<number>, n: number): { x2: number; dof: number } {
+  let x2 = 0, cells = 0, restC = 0, restE = 0;
+  counts.forEach((c, v) => {
+    const e = n * p[v];
+    if (e >= 5) {
+      x2 += (c - e) ** 2 / e;
+      cells++;
+    } else {
+      restC += c;
+      restE += e;
+    }
+  });
+  if (restE > 0) {
+    x2 += (restC - restE) ** 2 / restE;
+    cells++;
+  } else if (restC > 0) x2 = Infinity;
+  return { x2, dof: cells - 1 };
+}
+
+Deno.test("speculative decoding, sampled, end to end: the first token over 200 seeds follows the target's distribution, not the draft's (χ²)", async () => {
+  const base = (await LlamaModel.load(llamaDir)).config;
+  // Two unrelated random models over a 5-token vocabulary, with peaked distributions (std 1).
+  const cfg = {
+    ...base,
+    vocabSize: 5,
+    hiddenSize: 16,
+    intermediateSize: 32,
+    numLayers: 1,
+    numHeads: 2,
+    numKvHeads: 1,
+    headDim: 8,
+    bosTokenId: 0,
+    eosTokenIds: [],
+    maxPositionEmbeddings: 16,
+  };
+  using target = LlamaModel.random(cfg, 1, 1);
+  using draft = LlamaModel.random(cfg, 2, 1);
+  const tok = {
+    encode: () => [0, 3],
+    decode: () => "",
+    bosTokenId: 0,
+    eosTokenId: null,
+  } as unknown as TextTokenizer;
+  const dist = async (m: LlamaModel) => {
+    using x = Tensor.from([0, 3], [1, 2], "i32");
+    const { logits } = m.forward(x, { lastOnly: true });
+    const p = samplingDistribution((await logits.toArray()) as Float32Array, { temperature: 1 });
+    logits.dispose();
+    return p;
+  };
+  const [p, q] = [await dist(target), await dist(draft)];
+  const n = 200;
+  const counts = Array(5).fill(0);
+  for (let seed = 0; seed < n; seed++) {
+    const r = await speculativeGenerate(target, draft, tok, "", {
+      temperature: 1,
+      maxTokens: 1,
+      stopAtEos: false,
+      lookahead: 2,
+      seed,
+    });
+    counts[r.tokens[0]]++;
+  }
+  const vsP = chiSquareMerged(counts, p, n);
+  const vsQ = chiSquareMerged(counts, q, n);
+  assert.ok(
+    vsP.x2 < (CHI2_999[vsP.dof] ?? 13.82),
+    `χ² ${vsP.x2.toFixed(1)} (dof ${vsP.dof}) against p; counts ${counts}`,
+  );
+  assert.ok(vsQ.x2 > 50, `χ² ${vsQ.x2.toFixed(1)} against the draft's q should be large; counts ${counts}`);
 });
