@@ -87,8 +87,11 @@ export interface SpeculativeOptions extends GenerateOptions {
 
 /** One round: the K drafts, how many were accepted, and the resampled or bonus token. */
 export interface RoundRecord {
+  /** d_1..d_K as the draft proposed them. */
   drafts: number[];
+  /** How many of them the target accepted (0..K). */
   accepted: number;
+  /** The target's own token: resampled at the first rejection, or the bonus token. */
   token: number;
 }
 

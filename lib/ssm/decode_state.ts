@@ -25,8 +25,11 @@ function launch(entry: string, buffers: (GPUBuffer | null)[], n: number, words: 
 
 /** The cached SSD inputs of a round: X (B, T, H, P), A (B, T, H), Bs (B, T, H, N). */
 export interface ReplayInputs {
+  /** X = x·dt (B, T, H, P). */
   X: Tensor;
+  /** Log-decays A·dt (B, T, H). */
   A: Tensor;
+  /** B per head (B, T, H, N). */
   Bs: Tensor;
 }
 
@@ -97,11 +100,15 @@ export function convWindow(checkpoint: Tensor, xs: Tensor, steps: number, out: T
 
 /** The cached inputs of a Mamba-1 round: x after the conv (B, T, D), raw dt (B, T, D), B (B, T, G, N). */
 export interface SelectiveReplayInputs {
+  /** x after the conv (B, T, D). */
   x: Tensor;
+  /** dt before the bias and the softplus (B, T, D). */
   dt: Tensor;
+  /** B (B, T, G, N). */
   Bs: Tensor;
-  /** A (D, N) (negative) and the dt bias (D) added before the softplus. */
+  /** A (D, N), negative. */
   A: Tensor;
+  /** The dt bias (D), added before the softplus. */
   dtBias: Tensor;
 }
 

@@ -8,10 +8,15 @@
 
 /** Sizes: batch B, round capacity T, heads H, head dim P, state N. */
 export interface ReplayDims {
+  /** Batch. */
   B: number;
+  /** Round capacity (steps cached). */
   T: number;
+  /** Heads. */
   H: number;
+  /** Head dim. */
   P: number;
+  /** State size. */
   N: number;
 }
 

@@ -11,6 +11,7 @@ import type { Figure } from "./plotly.ts";
 export interface RoundsFigureOptions {
   /** Text of a token id (for the hover labels); default the id. */
   label?: (token: number) => string;
+  /** Figure title (default: "speculative rounds (K = …)"). */
   title?: string;
 }
 
