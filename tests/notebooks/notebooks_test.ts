@@ -84,7 +84,9 @@ for (const name of notebooks) {
     const last = r.stdout.trim().split("\n").at(-1) ?? "";
     assert.ok(last.startsWith("{"), `runner failed (exit ${r.code}):\n${r.stderr.slice(-2000)}`);
     const report = JSON.parse(last);
-    console.log(`${name}: ${report.cells} cells in ${report.seconds} s in the kernel`);
+    const slowest = Object.entries(report.cell_seconds as Record<string, number>).sort((a, b) => b[1] - a[1])
+      .slice(0, 3).map(([cell, s]) => `cell ${cell} ${s} s`).join(", ");
+    console.log(`${name}: ${report.cells} cells in ${report.seconds} s in the kernel (slowest: ${slowest})`);
     assert.deepEqual(report.errors, [], `cell errors in ${name}`);
     const source = await Deno.readTextFile(`${NOTEBOOK_DIR}/${name}`);
     const charts = drawsCharts(source);

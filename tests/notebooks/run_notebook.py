@@ -7,7 +7,8 @@ them. This runner keeps draining IOPub for a grace period after `idle` and files
 the cell it belongs to.
 
 Usage: /usr/bin/python3 tests/notebooks/run_notebook.py NOTEBOOK.ipynb OUT.ipynb [--timeout S] [--grace S]
-Prints one JSON line: {"cells": N, "errors": [...], "mimetypes": [...], "seconds": T}; exit 1 on a cell error.
+Prints one JSON line: {"cells": N, "errors": [...], "mimetypes": [...], "seconds": T, "cell_seconds": {index: s}};
+exit 1 on a cell error. `cell_seconds` holds each code cell's wall time (grace period included).
 """
 import asyncio, json, sys, time
 
@@ -21,6 +22,18 @@ class GracefulClient(NotebookClient):
     """NotebookClient that keeps reading IOPub for `grace` seconds after a cell's idle message."""
 
     grace = 0.4
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cell_seconds = {}
+
+    async def async_execute_cell(self, cell, cell_index, *args, **kwargs):
+        start = time.monotonic()
+        try:
+            return await super().async_execute_cell(cell, cell_index, *args, **kwargs)
+        finally:
+            if cell.cell_type == "code":
+                self.cell_seconds[cell_index] = round(time.monotonic() - start, 2)
 
     async def _async_poll_output_msg(self, parent_msg_id, cell, cell_index):
         assert self.kc is not None
@@ -61,7 +74,7 @@ def main():
             for k in o.get("data", {}):
                 mimetypes.add(k)
     print(json.dumps({"cells": len(nb.cells), "errors": errors, "mimetypes": sorted(mimetypes),
-                      "seconds": round(time.time() - start, 1)}))
+                      "seconds": round(time.time() - start, 1), "cell_seconds": client.cell_seconds}))
     sys.exit(1 if errors else 0)
 
 
