@@ -68,6 +68,8 @@ export interface DistillRunOptions {
   listeners?: (stage: StagePlan, index: number, count: number) => TrainListener[];
   /** Status lines (default: none). */
   log?: (line: string) => void;
+  /** Write `report.html` at the end (default true). */
+  report?: boolean;
 }
 
 /** What a finished stage reports. */
@@ -368,16 +370,19 @@ export async function runDistillation(o: DistillRunOptions): Promise<DistillRunR
   const studentPpl = state.done.at(-1)?.ppl ?? (await evaluateLoss(final, validation)).ppl;
   state.finished = true;
   await writeState(o.outDir, state);
-  const reportPath = `${o.outDir}/report.html`;
-  await writeReport(reportPath, {
-    state,
-    metricsPath,
-    teacher,
-    student: final,
-    tokenizer: tok,
-    sample: validation,
-  });
-  log(`student written to ${o.outDir}; report ${reportPath}`);
+  let reportPath: string | undefined;
+  if (o.report ?? true) {
+    reportPath = `${o.outDir}/report.html`;
+    await writeReport(reportPath, {
+      state,
+      metricsPath,
+      teacher,
+      student: final,
+      tokenizer: tok,
+      sample: validation,
+    });
+  }
+  log(`student written to ${o.outDir}${reportPath ? `; report ${reportPath}` : ""}`);
   return {
     reason: "done",
     teacherPpl: state.teacherPpl,
