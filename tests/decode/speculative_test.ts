@@ -251,7 +251,7 @@ function chiSquareMerged(counts: number[], p: ArrayLike<number>, n: number): { x
   return { x2, dof: cells - 1 };
 }
 
-Deno.test("speculative decoding, sampled, end to end: the first token over 200 seeds follows the target's distribution, not the draft's (χ²)", async () => {
+Deno.test("speculative decoding, sampled, end to end: the first token over 100 seeds follows the target's distribution, not the draft's (χ²)", async () => {
   const base = (await LlamaModel.load(llamaDir)).config;
   // Two unrelated random models over a 5-token vocabulary, with peaked distributions (std 1).
   const cfg = {
@@ -283,7 +283,7 @@ Deno.test("speculative decoding, sampled, end to end: the first token over 200 s
     return p;
   };
   const [p, q] = [await dist(target), await dist(draft)];
-  const n = 200;
+  const n = 100;
   const counts = Array(5).fill(0);
   for (let seed = 0; seed < n; seed++) {
     const r = await speculativeGenerate(target, draft, tok, "", {
