@@ -1,5 +1,6 @@
 /**
- * Distillation: layer plans and the attention → Mamba weight transfer (recipes land with their issue).
+ * Distillation: layer plans, the attention → Mamba weight transfer, the recipes (MOHAWK, MambaInLlama's
+ * stepwise replacement, KD, SFT, DPO) and resumable runs with metrics and an HTML report.
  *
  * @module
  */
@@ -27,4 +28,40 @@ export {
   mamba1Dims,
   type Mamba1Init,
 } from "./convert_mamba1.ts";
-export { type ConvertOptions, convertTeacher, type MambaConfigJson } from "./convert.ts";
+export { type ConvertOptions, convertTeacher, copyCheckpointFiles, type MambaConfigJson } from "./convert.ts";
+export { attentionLayersOf, convertAndLoad, saveStudent, type StudentInit } from "./student.ts";
+export {
+  brownIdsForModel,
+  loadPreferenceData,
+  loadTextData,
+  MAX_DATA_BYTES,
+  type PreferencePair,
+} from "./data.ts";
+export {
+  type AlignmentTaskOptions,
+  distillTask,
+  type DistillTaskOptions,
+  dpoTask,
+  type DpoTaskOptions,
+  hiddenAlignmentTask,
+  type TrainableSpec,
+} from "./tasks.ts";
+export { concatColumns, mamba2MixingMatrix, matrixOrientationTask } from "./matrix_task.ts";
+export {
+  MOHAWK_SPLIT,
+  parseRecipe,
+  type PlanOptions,
+  planRecipe,
+  type RecipeName,
+  RECIPES,
+  type StageKind,
+  type StagePlan,
+} from "./recipes.ts";
+export {
+  type DistillRunOptions,
+  type DistillRunResult,
+  runDistillation,
+  type RunState,
+  type StageResult,
+} from "./run.ts";
+export { lossFigure, mixingSnapshot, perplexityFigure, type ReportInputs, writeReport } from "./report.ts";

@@ -8,7 +8,8 @@
  */
 import type { TextTokenizer } from "../io/tokenizer.ts";
 import type { LlamaModel } from "../models/llama.ts";
-import { heatmap, lines } from "../viz/figures.ts";
+import { lines } from "../viz/figures.ts";
+import { mixingComparison } from "../viz/mixing_figures.ts";
 import { type Figure, standaloneHtml } from "../viz/plotly.ts";
 import { layerMixing } from "../mixing/layer_mixing.ts";
 import { readTensors, Tensor } from "../tensor/tensor.ts";
@@ -69,7 +70,7 @@ export async function mixingSnapshot(
   student: LlamaModel,
   ids: Int32Array,
   tokens = 32,
-): Promise<{ layer: number; figures: Figure[] } | null> {
+): Promise<{ layer: number; figure: Figure } | null> {
   const layer = student.layers.findIndex((l) => l.mamba);
   if (layer < 0) return null;
   const T = Math.min(tokens, ids.length);
@@ -80,20 +81,12 @@ export async function mixingSnapshot(
   t.M.dispose();
   s.M.dispose();
   const head = (m: Float32Array) => m.subarray(0, T * T);
-  const range = Math.max(...head(tm as Float32Array).map(Math.abs));
   return {
     layer,
-    figures: [
-      heatmap(head(tm as Float32Array), T, T, {
-        title: `teacher attention, layer ${layer}, head 0`,
-        zmin: 0,
-        zmax: range,
-      }),
-      heatmap(head(sm as Float32Array), T, T, {
-        title: `student ${s.kind}, layer ${layer}, head 0`,
-        signed: true,
-      }),
-    ],
+    figure: mixingComparison(head(tm as Float32Array), head(sm as Float32Array), T, {
+      title: `layer ${layer}, head 0: teacher attention vs student ${s.kind} (first ${T} validation tokens)`,
+      difference: true,
+    }),
   };
 }
 
@@ -106,10 +99,7 @@ export async function writeReport(path: string, r: ReportInputs): Promise<void> 
   ];
   const snap = await mixingSnapshot(r.teacher, r.student, r.sample, r.snapshotTokens);
   if (snap) {
-    figures.push(
-      { title: `Mixing matrices at layer ${snap.layer}: teacher`, fig: snap.figures[0] },
-      { title: `Mixing matrices at layer ${snap.layer}: student`, fig: snap.figures[1] },
-    );
+    figures.push({ title: `Mixing matrices at layer ${snap.layer}`, fig: snap.figure });
   }
   const title = `Distillation report: ${st.recipe}, attention kept at [${st.attentionLayers.join(", ")}], ` +
     `${st.tokens.toLocaleString("en-US")} tokens`;

@@ -17,7 +17,6 @@
  * @module
  */
 import { UsageError } from "../errors.ts";
-import { gpu } from "../gpu/device.ts";
 import { loadTokenizer } from "../io/tokenizer.ts";
 import { evaluateLoss } from "../models/evaluate.ts";
 import { readMambaConfig } from "../models/hybrid.ts";
@@ -396,9 +395,4 @@ export async function runDistillation(o: DistillRunOptions): Promise<DistillRunR
 /** The Mamba layers of a student. */
 function mambaLayers(m: LlamaModel): number[] {
   return m.layers.flatMap((l, i) => l.mamba ? [i] : []);
-}
-
-/** Whether the adapter is a software one (small default budgets there). */
-export function softwareAdapter(): boolean {
-  return gpu().isFallback;
 }
