@@ -34,12 +34,15 @@ export interface Mamba1Projections {
 
 /** The small host tensors the glue needs (names as under `mamba.`). */
 export interface Mamba1SmallWeights {
+  /** conv1d weight (d_inner, W). */
   convWeight: ArrayLike<number>;
+  /** conv1d bias (d_inner). */
   convBias: ArrayLike<number>;
   /** dt_proj.bias (d_inner), the scan's δ bias. */
   dtBias: ArrayLike<number>;
   /** A_log (d_inner, N). */
   aLog: ArrayLike<number>;
+  /** Skip D (d_inner). */
   D: ArrayLike<number>;
 }
 

@@ -44,12 +44,19 @@ export interface Mamba2HostWeights {
 export interface Mamba2MixerInputs {
   /** Batch, length T, heads H, head dim P, state size N. */
   dims: { batch: number; T: number; H: number; P: number; N: number };
+  /** x per head (B, T, H, P), repeated from its kv head. */
   x: Float64Array;
+  /** The gate z (B, T, d_inner). */
   z: Float64Array;
+  /** Log-decay A = −exp(A_log)·dt (B, T, H). */
   A: Float64Array;
+  /** Step dt = softplus(dt_raw + dt_bias) (B, T, H). */
   dt: Float64Array;
+  /** B per head (B, T, H, N), repeated from its kv head. */
   B: Float64Array;
+  /** C per head (B, T, H, N). */
   C: Float64Array;
+  /** Skip D (H). */
   D: Float64Array;
 }
 

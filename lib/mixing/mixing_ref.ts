@@ -25,24 +25,33 @@ import { softplus } from "./_numerics.ts";
 
 /** Sizes of attention-style inputs: batch, length T, query heads H, kv heads, head dim P. */
 export interface AttentionMixDims {
+  /** Batch size. */
   batch: number;
+  /** Sequence length T. */
   T: number;
+  /** Query heads H. */
   H: number;
   /** Key/value heads (H must be a multiple); default H. */
   Hkv?: number;
+  /** Head dimension P. */
   P: number;
 }
 
 /** Sizes of SSD-style inputs: batch, length T, heads H, state size N. */
 export interface SsdMixDims {
+  /** Batch size. */
   batch: number;
+  /** Sequence length T. */
   T: number;
+  /** Heads H. */
   H: number;
+  /** State size N. */
   N: number;
 }
 
 /** Inputs of the Mamba-2 / SSD mixing matrix (layouts in the module doc). */
 export interface SsdMixInputs {
+  /** Sizes. */
   dims: SsdMixDims;
   /** Per-step log-decay A (B, T, H), already times dt. */
   A: ArrayLike<number>;
@@ -58,8 +67,11 @@ export interface SsdMixInputs {
 
 /** Gradients of Σ M · dM with respect to the inputs of {@linkcode ssdMixingRef}. */
 export interface SsdMixGrads {
+  /** dA (B, T, H). */
   A: Float64Array;
+  /** dB (B, T, H, N). */
   B: Float64Array;
+  /** dC (B, T, H, N). */
   C: Float64Array;
   /** Present when dt was given. */
   dt?: Float64Array;

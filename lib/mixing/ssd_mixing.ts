@@ -35,10 +35,15 @@ export interface SsdMixingInputs {
 
 /** Gradients of Σ M · dM; dt and D are present when they were inputs. */
 export interface SsdMixingGrads {
+  /** dA (B, T, H). */
   A: Tensor;
+  /** dB (B, T, H, N). */
   B: Tensor;
+  /** dC (B, T, H, N). */
   C: Tensor;
+  /** d dt (B, T, H). */
   dt?: Tensor;
+  /** dD (H). */
   D?: Tensor;
 }
 

@@ -166,6 +166,7 @@ export function headDistanceBars(
 
 /** Options of {@linkcode mixingGrid}. */
 export interface GridOptions {
+  /** Figure title. */
   title?: string;
   /** Row labels (default "layer i"). */
   rowNames?: string[];

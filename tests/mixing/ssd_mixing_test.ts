@@ -7,7 +7,12 @@ import assert from "node:assert/strict";
 import { ShapeError } from "../../lib/errors.ts";
 import { initGpu } from "../../lib/gpu/device.ts";
 import { ssdMixingMatrix } from "../../lib/autograd/mixing_ops.ts";
-import { ssdMixingBackwardRef, ssdMixingRef, type SsdMixInputs } from "../../lib/mixing/mixing_ref.ts";
+import {
+  discreteMamba2MixingRef,
+  ssdMixingBackwardRef,
+  ssdMixingRef,
+  type SsdMixInputs,
+} from "../../lib/mixing/mixing_ref.ts";
 import { ssdMixingMatrixBackward, ssdMixingMatrixForward } from "../../lib/mixing/ssd_mixing.ts";
 import { readTensors, Tensor } from "../../lib/tensor/tensor.ts";
 import { assertAllclose, randomArray } from "../_assert.ts";
@@ -128,6 +133,21 @@ Deno.test("ssdMixingMatrix: long strong decays stay exact (a direct sum per entr
     want[(T - 1) * T + T - 2] !== 0 && want[(T - 1) * T] === 0,
     "the test spans nonzero and underflowed entries",
   );
+  dispose(g);
+});
+
+Deno.test("ssdMixingMatrix: MOHAWK's discrete Mamba-2 matrix is the kernel with A = −softplus(Â), no dt, D on the diagonal", async () => {
+  const [batch, T, H, N] = [2, 19, 3, 4];
+  const c = randomCase(batch, T, H, N, 50);
+  const Ahat = Float64Array.from(randomArray(batch * T * H, 51, 3));
+  const A = Float32Array.from(Ahat, (a) => -Math.log1p(Math.exp(a)));
+  const g = upload({ ...c, A }, false, true);
+  using M = ssdMixingMatrixForward(g);
+  const [got] = await readTensors([M]);
+  assertAllclose(got, discreteMamba2MixingRef(Ahat, c.B, c.C, c.dims, c.D), {
+    ...TOL,
+    name: "discrete Mamba-2 M",
+  });
   dispose(g);
 });
 
