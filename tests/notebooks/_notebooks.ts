@@ -9,8 +9,35 @@
 /** The repository root, with a trailing slash. */
 export const ROOT = new URL("../../", import.meta.url).pathname;
 
-/** The notebooks directory. */
-export const NOTEBOOK_DIR = `${ROOT}notebooks`;
+/**
+ * The notebooks directory: `notebooks/`, or `LAB_NOTEBOOK_DIR` (to try the tests on other notebooks,
+ * e.g. a broken one, without touching the shared folder; their `../mod.ts` imports must still resolve).
+ */
+export const NOTEBOOK_DIR = Deno.env.get("LAB_NOTEBOOK_DIR") ?? `${ROOT}notebooks`;
+
+/** Debian's Chromium, or the browser `LAB_CHROMIUM` names. */
+export const CHROMIUM = Deno.env.get("LAB_CHROMIUM") ?? "/usr/bin/chromium";
+
+/** Chromium's flags in these tests: headless, no sandbox (CI runs as root), no GPU, no network chatter. */
+export const CHROMIUM_FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+/** Whether `path` is an existing file. */
+export function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
 
 /** File names of every notebook under notebooks/, sorted. */
 export function listNotebooks(): string[] {

@@ -7,36 +7,27 @@
  * `files/` route, no CDN). A full-page screenshot of each notebook is kept under the folder this
  * test prints (`out/screens/` by default; `LAB_SCREENS_DIR` moves it).
  *
- * Needs /usr/bin/chromium and /usr/bin/jupyter-notebook (`sh setup.sh` installs both). Without them
- * the test is skipped, except under CI=true, where it fails.
+ * Needs /usr/bin/chromium (`LAB_CHROMIUM` names another) and /usr/bin/jupyter-notebook (`sh setup.sh`
+ * installs both). Without them the test is skipped, except under CI=true, where it fails.
  */
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
-import { childEnv, drawsCharts, listNotebooks, NOTEBOOK_DIR, ROOT } from "./_notebooks.ts";
+import {
+  childEnv,
+  CHROMIUM,
+  CHROMIUM_FLAGS,
+  drawsCharts,
+  isFile,
+  listNotebooks,
+  NOTEBOOK_DIR,
+  ROOT,
+} from "./_notebooks.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const JUPYTER = "/usr/bin/jupyter-notebook";
-const CHROMIUM_FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 /** Kernel time allowed per notebook (lavapipe is slow; the tour takes about a minute). */
 const RUN_TIMEOUT_MS = 10 * 60_000;
 
-const exists = (p: string) => {
-  try {
-    return Deno.statSync(p).isFile;
-  } catch {
-    return false;
-  }
-};
-const missing = [CHROMIUM, JUPYTER].filter((p) => !exists(p));
+const missing = [CHROMIUM, JUPYTER].filter((p) => !isFile(p));
 const inCI = Deno.env.get("CI") === "true";
 
 /** The page-side state of a running notebook (classic Notebook 6 front end). */

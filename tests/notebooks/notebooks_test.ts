@@ -14,18 +14,20 @@
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 import { exportNotebookHtml } from "../../lib/viz/nbconvert.ts";
-import { drawsCharts, listNotebooks, NOTEBOOK_DIR, ROOT, runCommand } from "./_notebooks.ts";
+import {
+  CHROMIUM,
+  CHROMIUM_FLAGS,
+  drawsCharts,
+  isFile,
+  listNotebooks,
+  NOTEBOOK_DIR,
+  ROOT,
+  runCommand,
+} from "./_notebooks.ts";
 
 const runner = `${ROOT}tests/notebooks/run_notebook.py`;
 const notebooks = listNotebooks();
-const CHROMIUM = "/usr/bin/chromium";
-const haveChromium = (() => {
-  try {
-    return Deno.statSync(CHROMIUM).isFile;
-  } catch {
-    return false;
-  }
-})();
+const haveChromium = isFile(CHROMIUM);
 
 Deno.test("notebooks: there are at least the tour and the mixing matrices", () => {
   for (const name of ["00-tour.ipynb", "02-mixing-matrices.ipynb"]) {
@@ -42,13 +44,7 @@ async function chartsOffline(htmlPath: string): Promise<{ id: string; drew: bool
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-    ],
+    args: CHROMIUM_FLAGS,
   });
   try {
     const page = await browser.newPage();
