@@ -208,3 +208,22 @@ export function notebookToModule(cells: NotebookCell[], opts: ModuleOptions): st
   out.push(`__nbJupyter.report();`, ``);
   return out.join("\n");
 }
+
+/** The notebook cell (its index) that line `line` (1-based) of a generated module belongs to. */
+export function cellAtLine(moduleSource: string, line: number): number | undefined {
+  const lines = moduleSource.split("\n");
+  for (let i = Math.min(line, lines.length) - 1; i >= 0; i--) {
+    const m = /^\/\/ cell (\d+)$/.exec(lines[i]);
+    if (m) return Number(m[1]);
+  }
+  return undefined;
+}
+
+/** `text` with every `<module URL or path>:LINE:COL` position followed by ` (cell N)`. */
+export function annotateCells(text: string, modulePath: string, moduleSource: string): string {
+  const esc = modulePath.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return text.replace(new RegExp(`((?:file://)?${esc}):(\\d+):(\\d+)`, "g"), (m, _p, l: string) => {
+    const cell = cellAtLine(moduleSource, Number(l));
+    return cell === undefined ? m : `${m} (cell ${cell})`;
+  });
+}

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import {
   absolutizeImports,
+  annotateCells,
+  cellAtLine,
   NotebookExtractError,
   notebookToModule,
   parseNotebook,
@@ -124,4 +126,22 @@ Deno.test("extract: the Jupyter stub formats displayables and rejects bundles th
     displays: 4, // three above, and the stream's one display (its pieces coalesced before it was sent)
     mimetypes: ["application/vnd.plotly.v1+json", "text/html", "text/markdown", "text/plain"],
   });
+});
+
+Deno.test("extract: positions in the generated module are mapped back to notebook cells", () => {
+  const nb = JSON.stringify({
+    cells: [
+      { cell_type: "code", source: "const a = 1;" },
+      { cell_type: "markdown", source: "text" },
+      { cell_type: "code", source: "const a = 2;\nconsole.log(a);" },
+    ],
+  });
+  const src = notebookToModule(parseNotebook(nb, "r.ipynb"), { notebookUrl: new URL("file:///r.ipynb") });
+  const line = src.split("\n").indexOf("const a = 2;") + 1;
+  assert.equal(cellAtLine(src, line), 2);
+  assert.equal(cellAtLine(src, 1), undefined);
+  assert.equal(
+    annotateCells(`error at file:///tmp/x/r.ts:${line}:7 and /tmp/x/r.ts:${line + 1}:1`, "/tmp/x/r.ts", src),
+    `error at file:///tmp/x/r.ts:${line}:7 (cell 2) and /tmp/x/r.ts:${line + 1}:1 (cell 2)`,
+  );
 });

@@ -5,7 +5,7 @@
  * notebook that draws charts yields the Plotly mimetype.
  */
 import assert from "node:assert/strict";
-import { notebookToModule, parseNotebook } from "./extract.ts";
+import { annotateCells, notebookToModule, parseNotebook } from "./extract.ts";
 import { REPORT_PREFIX } from "./_jupyter_stub.ts";
 import { drawsCharts, listNotebooks, NOTEBOOK_DIR, ROOT, runCommand } from "./_notebooks.ts";
 
@@ -20,12 +20,15 @@ for (const name of listNotebooks()) {
     const dir = await Deno.makeTempDir({ prefix: "mdl-notebook-ts-" });
     const module = `${dir}/${name.replace(/\.ipynb$/, "")}.ts`;
     await Deno.writeTextFile(module, source);
+    // positions in the module are followed by the notebook cell they are in
+    const where = (s: string) => annotateCells(tail(s), module, source);
+    let passed = false;
     try {
       const check = await runCommand(deno, ["check", "--quiet", "--config", `${ROOT}deno.json`, module]);
       assert.equal(
         check.code,
         0,
-        `deno check of ${name}'s cells (as ${module}) failed:\n${tail(check.stderr)}`,
+        `deno check of ${name}'s cells (kept as ${module}) failed:\n${where(check.stderr)}`,
       );
 
       const t0 = performance.now();
@@ -43,7 +46,7 @@ for (const name of listNotebooks()) {
       assert.equal(
         run.code,
         0,
-        `${name}'s cells failed as a script (exit ${run.code}):\n${tail(run.stderr)}`,
+        `${name}'s cells (kept as ${module}) failed as a script (exit ${run.code}):\n${where(run.stderr)}`,
       );
       const line = run.stdout.split("\n").find((l) => l.startsWith(REPORT_PREFIX));
       assert.ok(line, `${name}: the module ended without its report line:\n${tail(run.stdout)}`);
@@ -62,8 +65,9 @@ for (const name of listNotebooks()) {
           })`,
         );
       }
+      passed = true;
     } finally {
-      await Deno.remove(dir, { recursive: true });
+      if (passed) await Deno.remove(dir, { recursive: true }); // a failing module stays for a look
     }
   });
 }
