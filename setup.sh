@@ -101,8 +101,10 @@ fi
 DENO=$(readlink -f "$DENO")
 
 # 3. WebGPU adapter ---------------------------------------------------------------------------
+# Vulkan only: Deno's GL backend (Mesa's llvmpipe GL, found on machines without libvulkan1) cannot compile
+# every kernel (the selective scan's WGSL fails there), so a GL-only adapter counts as none.
 probe_gpu() {
-  timeout 120 "$DENO" eval --quiet '
+  DENO_WEBGPU_BACKEND=vulkan timeout 120 "$DENO" eval --quiet '
     const a = await navigator.gpu?.requestAdapter();
     if (!a) Deno.exit(3);
     const i = a.info;
