@@ -11,7 +11,7 @@
  * installs both). Without them the test is skipped, except under CI=true, where it fails.
  */
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
+import { type BrowserContext, chromium } from "playwright-core";
 import {
   childEnv,
   CHROMIUM,
@@ -24,6 +24,8 @@ import {
 } from "./_notebooks.ts";
 
 const JUPYTER = "/usr/bin/jupyter-notebook";
+/** Notebooks run at the same time (`LAB_BROWSER_LANES`, default 2). */
+const LANES = Math.max(1, Number(Deno.env.get("LAB_BROWSER_LANES") ?? 2) || 1);
 /** Kernel time allowed per notebook (lavapipe is slow; the tour takes about a minute). */
 const RUN_TIMEOUT_MS = 10 * 60_000;
 
@@ -83,6 +85,95 @@ async function notebookRoot(): Promise<string> {
   return dir;
 }
 
+/** What one notebook's run needs: the browser, the server's address and token, where shots go. */
+interface BrowserRun {
+  context: BrowserContext;
+  base: string;
+  token: string;
+  screens: string;
+  api: (path: string, init?: RequestInit) => Promise<Response>;
+}
+
+/**
+ * Opens one notebook, runs all its cells from the Cell menu, waits for the kernel to finish, checks
+ * errors and charts, keeps a screenshot, and stops the notebook's kernel. Returns the failures.
+ */
+async function runInBrowser(name: string, run: BrowserRun): Promise<string[]> {
+  const t1 = performance.now();
+  const failures: string[] = [];
+  const page = await run.context.newPage();
+  page.on("pageerror", (e) => failures.push(`${name}: page error: ${e.message}`));
+  const shot = `${run.screens}/${name.replace(/\.ipynb$/, "")}.png`;
+  try {
+    await page.goto(`${run.base}/notebooks/notebooks/${encodeURIComponent(name)}?token=${run.token}`);
+    // the kernel is up when it has answered kernel_info
+    await page.waitForFunction(
+      "window.Jupyter?.notebook?.kernel?.is_connected?.() && !!Jupyter.notebook.kernel.info_reply?.implementation",
+      undefined,
+      { timeout: 60_000 },
+    );
+    // Cell → Run All, through the menu as a user would
+    await page.click("#celllink");
+    await page.click("#run_all_cells > a");
+    await page.waitForFunction(
+      `(() => { const s = ${STATE_JS}; return s.running > 0 || s.numbered > 0 || s.errors.length > 0; })()`,
+      undefined,
+      { timeout: 30_000 },
+    );
+    // finished: nothing queued or running, the kernel idle (or dead)
+    const state = await page.waitForFunction(
+      `(() => { const s = ${STATE_JS};
+        const over = s.kernel.includes("kernel_dead") ||
+          (s.running === 0 && s.kernel.includes("kernel_idle") && (s.numbered === s.codeCells || s.errors.length > 0));
+        return over ? s : false; })()`,
+      undefined,
+      { timeout: RUN_TIMEOUT_MS, polling: 250 },
+    ).then((h) => h.jsonValue() as Promise<RunState>);
+    // outputs may arrive just after idle (ecosystem.md §2.2); the front end still files them
+    await page.waitForTimeout(1000);
+    const charts = await page.waitForFunction(
+      `(() => { const c = ${CHARTS_JS}; return c.every((x) => x.drew) ? c : false; })()`,
+      undefined,
+      { timeout: 30_000, polling: 250 },
+    ).then((h) => h.jsonValue() as Promise<{ id: string; drew: boolean }[]>)
+      .catch(async () => await page.evaluate(CHARTS_JS) as { id: string; drew: boolean }[]);
+    const final = await page.evaluate(STATE_JS) as RunState;
+
+    const json = await Deno.readTextFile(`${NOTEBOOK_DIR}/${name}`);
+    console.log(
+      `${name}: ${final.numbered}/${final.codeCells} cells ran, ${final.errors.length} errors, ` +
+        `${charts.filter((c) => c.drew).length}/${charts.length} charts drew, ` +
+        `${((performance.now() - t1) / 1000).toFixed(1)} s → ${shot}`,
+    );
+    if (state.kernel.includes("kernel_dead")) failures.push(`${name}: the kernel died`);
+    for (const e of final.errors) failures.push(`${name} cell ${e.cell}: ${e.ename}: ${e.evalue}`);
+    if (final.numbered !== final.codeCells && final.errors.length === 0) {
+      failures.push(`${name}: only ${final.numbered} of ${final.codeCells} code cells ran`);
+    }
+    for (const c of charts.filter((c) => !c.drew)) failures.push(`${name}: chart ${c.id} did not draw`);
+    if (drawsCharts(json) && charts.length === 0) {
+      failures.push(`${name}: draws charts, but none is on the page`);
+    }
+  } catch (e) {
+    failures.push(`${name}: ${(e as Error).message.split("\n")[0]}`);
+  } finally {
+    // the notebook's whole length in one picture: let the page grow instead of #site scrolling
+    await page.addStyleTag({
+      content:
+        "html,body,#site{height:auto!important;overflow:visible!important}#header{position:static!important}",
+    }).then(() => page.screenshot({ path: shot, fullPage: true })).catch((e) =>
+      failures.push(`${name}: no screenshot (${(e as Error).message.split("\n")[0]})`)
+    );
+    // stop this notebook's kernel: its memory and threads are not needed any more
+    const sessions = await (await run.api("/api/sessions")).json() as { id: string; path: string }[];
+    for (const s of sessions.filter((s) => s.path === `notebooks/${name}`)) {
+      await (await run.api(`/api/sessions/${s.id}`, { method: "DELETE" })).body?.cancel();
+    }
+    await page.close();
+  }
+  return failures;
+}
+
 Deno.test({
   name: "notebooks in a real browser: Jupyter Notebook + headless Chromium run every notebook without errors",
   ignore: missing.length > 0 && !inCI,
@@ -131,7 +222,7 @@ Deno.test({
     const api = (path: string, init: RequestInit = {}) =>
       fetch(`${base}${path}`, { ...init, headers: { Authorization: `token ${token}` } });
 
-    let context: Awaited<ReturnType<typeof chromium.launchPersistentContext>> | undefined;
+    let context: BrowserContext | undefined;
     try {
       // the server is up when its REST API answers
       for (let i = 0;; i++) {
@@ -156,78 +247,16 @@ Deno.test({
       });
       console.log(`server and browser up in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
+      const ctx = { context, base, token, screens, api };
+      // notebooks in LANES parallel pages (each with its own kernel): part of a notebook's time is
+      // single-threaded (kernel start, JS, page work); on 2 shared cores, 6 notebooks took 328 s in one
+      // lane and 282 s in two
+      const queue = listNotebooks();
       const failures: string[] = [];
-      for (const name of listNotebooks()) {
-        const t1 = performance.now();
-        const page = await context.newPage();
-        const consoleErrors: string[] = [];
-        page.on("pageerror", (e) => consoleErrors.push(e.message));
-        await page.goto(`${base}/notebooks/notebooks/${encodeURIComponent(name)}?token=${token}`);
-        // the kernel is up when it has answered kernel_info
-        await page.waitForFunction(
-          "window.Jupyter?.notebook?.kernel?.is_connected?.() && !!Jupyter.notebook.kernel.info_reply?.implementation",
-          undefined,
-          { timeout: 60_000 },
-        );
-        // Cell → Run All, through the menu as a user would
-        await page.click("#celllink");
-        await page.click("#run_all_cells > a");
-        await page.waitForFunction(
-          `(() => { const s = ${STATE_JS}; return s.running > 0 || s.numbered > 0 || s.errors.length > 0; })()`,
-          undefined,
-          { timeout: 30_000 },
-        );
-        // finished: nothing queued or running, the kernel idle (or dead)
-        const state = await page.waitForFunction(
-          `(() => { const s = ${STATE_JS};
-            const over = s.kernel.includes("kernel_dead") ||
-              (s.running === 0 && s.kernel.includes("kernel_idle") && (s.numbered === s.codeCells || s.errors.length > 0));
-            return over ? s : false; })()`,
-          undefined,
-          { timeout: RUN_TIMEOUT_MS, polling: 250 },
-        ).then((h) => h.jsonValue() as Promise<RunState>);
-        // outputs may arrive just after idle (ecosystem.md §2.2); the front end still files them
-        await page.waitForTimeout(1000);
-        const charts = await page.waitForFunction(
-          `(() => { const c = ${CHARTS_JS}; return c.every((x) => x.drew) ? c : false; })()`,
-          undefined,
-          { timeout: 30_000, polling: 250 },
-        ).then((h) => h.jsonValue() as Promise<{ id: string; drew: boolean }[]>)
-          .catch(async () => await page.evaluate(CHARTS_JS) as { id: string; drew: boolean }[]);
-        const final = await page.evaluate(STATE_JS) as RunState;
-
-        // the notebook's whole length in one picture: let the page grow instead of #site scrolling
-        await page.addStyleTag({
-          content: "html,body,#site{height:auto!important;overflow:visible!important}" +
-            "#header{position:static!important}",
-        });
-        const shot = `${screens}/${name.replace(/\.ipynb$/, "")}.png`;
-        await page.screenshot({ path: shot, fullPage: true });
-
-        const json = await Deno.readTextFile(`${NOTEBOOK_DIR}/${name}`);
-        const seconds = ((performance.now() - t1) / 1000).toFixed(1);
-        console.log(
-          `${name}: ${final.numbered}/${final.codeCells} cells ran, ${final.errors.length} errors, ` +
-            `${charts.filter((c) => c.drew).length}/${charts.length} charts drew, ${seconds} s → ${shot}`,
-        );
-        if (state.kernel.includes("kernel_dead")) failures.push(`${name}: the kernel died`);
-        for (const e of final.errors) failures.push(`${name} cell ${e.cell}: ${e.ename}: ${e.evalue}`);
-        if (final.numbered !== final.codeCells && final.errors.length === 0) {
-          failures.push(`${name}: only ${final.numbered} of ${final.codeCells} code cells ran`);
-        }
-        for (const c of charts.filter((c) => !c.drew)) failures.push(`${name}: chart ${c.id} did not draw`);
-        if (drawsCharts(json) && charts.length === 0) {
-          failures.push(`${name}: draws charts, but none is on the page`);
-        }
-        for (const e of consoleErrors) failures.push(`${name}: page error: ${e}`);
-
-        // stop this notebook's kernel before the next one starts
-        const sessions = await (await api("/api/sessions")).json() as { id: string; path: string }[];
-        for (const s of sessions.filter((s) => s.path === `notebooks/${name}`)) {
-          await (await api(`/api/sessions/${s.id}`, { method: "DELETE" })).body?.cancel();
-        }
-        await page.close();
-      }
+      const lane = async () => {
+        for (let name; (name = queue.shift()) !== undefined;) failures.push(...await runInBrowser(name, ctx));
+      };
+      await Promise.all(Array.from({ length: LANES }, lane));
       console.log(`browser test: ${((performance.now() - t0) / 1000).toFixed(1)} s in all`);
       assert.deepEqual(failures, [], `failures in the browser (screenshots in ${screens}/)`);
     } finally {
