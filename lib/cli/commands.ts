@@ -161,9 +161,9 @@ export async function demoCommand(args: string[]): Promise<void> {
   })();
   const attention = attentionLayersByShare(layers, 0.5);
   // A small budget: a minute or two on the software adapter, a few seconds' worth on a GPU.
-  const batch = software ? 4 : 8;
-  const seqLen = software ? 128 : 256;
-  const tokens = intFlag(cmd, f, "tokens", software ? 3 * 24 * batch * seqLen : 2 ** 21);
+  const batch = software ? 2 : 8;
+  const seqLen = software ? 64 : 256;
+  const tokens = intFlag(cmd, f, "tokens", software ? 3 * 12 * batch * seqLen : 2 ** 21);
   const windows = intFlag(cmd, f, "windows", software ? 4 : 327);
   console.log(
     `distilling into a 50% hybrid (attention kept at [${attention.join(", ")}], the other layers Mamba-2 ` +
