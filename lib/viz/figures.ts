@@ -19,14 +19,17 @@ export function show(fig: Figure, summary = "Plotly figure"): Displayable {
 
 /** Options of {@linkcode heatmap}. */
 export interface HeatmapOptions {
+  /** The chart's title. */
   title?: string;
-  /** Axis titles; default "source s" (x) and "output t" (y), the mixing-matrix convention. */
+  /** The x axis title; default "source s" (the mixing-matrix convention: columns are sources). */
   xTitle?: string;
+  /** The y axis title; default "output t" (rows are outputs). */
   yTitle?: string;
   /** A signed, zero-centred colour scale (SSM matrices) instead of a sequential one (probabilities). */
   signed?: boolean;
-  /** Fixed colour range (shared scales across panels). */
+  /** Lower end of a fixed colour range (shared scales across panels). */
   zmin?: number;
+  /** Upper end of a fixed colour range. */
   zmax?: number;
   /** Tick labels (e.g. tokens) for both axes. */
   labels?: string[];

@@ -15,6 +15,9 @@ export {
 } from "./plotly.ts";
 export { type Displayable, heatmap, type HeatmapOptions, lines, show } from "./figures.ts";
 export {
+  DISPLAY_HOOK,
+  type DisplayFn,
+  jupyterDisplay,
   table,
   tableBundle,
   type TableOptions,

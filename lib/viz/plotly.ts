@@ -16,8 +16,11 @@ import { fileURLToPath } from "node:url";
 
 /** A Plotly figure: traces, layout and config, as plotly.js takes them. */
 export interface Figure {
+  /** The traces (`{ type: "heatmap", z, … }`, `{ type: "scatter", x, y, … }`). */
   data: Record<string, unknown>[];
+  /** Titles, axes, size (`title: { text }`: plotly.js 3+ has no string titles). */
   layout?: Record<string, unknown>;
+  /** plotly.js options (`responsive`, `displayModeBar`, …). */
   config?: Record<string, unknown>;
 }
 
