@@ -1,7 +1,9 @@
 /**
  * `lab distill --teacher DIR --out DIR --recipe mohawk|stepwise|kd|sft|dpo (--attention-share S |
  * --attention-layers LIST) [--tokens N] [--data FILE] [--resume] [--seed N]`, plus
- * `[--student DIR] [--init attention|random] [--stages 1,2,3] [--batch B] [--seq T] [--eval-windows N]`.
+ * `[--student DIR] [--init attention|random] [--stages 1,2,3] [--pseudo-labels P] [--batch B] [--seq T]
+ * [--eval-windows N]`. `--pseudo-labels P`: the teacher continues the first P tokens of each window and
+ * the student trains on those sequences (sequence-level KD).
  *
  * A progress bar per stage (ETA, current losses), `metrics.jsonl`, `report.html` and the student in
  * MambaInLlama's layout in `--out`. Ctrl-C stops at the next step boundary after writing a
@@ -21,7 +23,8 @@ import { intFlag, parseFlags, required } from "./args.ts";
 /** Usage line of `lab distill`. */
 export const DISTILL_USAGE = "distill --teacher DIR --out DIR --recipe mohawk|stepwise|kd|sft|dpo " +
   "(--attention-share S | --attention-layers LIST) [--tokens N] [--data FILE] [--resume] [--seed N] " +
-  "[--student DIR] [--init attention|random] [--stages LIST] [--batch B] [--seq T] [--eval-windows N]";
+  "[--student DIR] [--init attention|random] [--stages LIST] [--pseudo-labels P] [--batch B] [--seq T] " +
+  "[--eval-windows N]";
 
 /** Layers that keep attention, from exactly one of the two flags. */
 export function attentionLayersFromFlags(
@@ -55,6 +58,7 @@ export async function distillCommand(args: string[]): Promise<DistillRunResult> 
     batch: "number",
     seq: "number",
     "eval-windows": "number",
+    "pseudo-labels": "number",
   });
   const teacher = required(cmd, f, "teacher");
   const out = required(cmd, f, "out");
@@ -79,6 +83,10 @@ export async function distillCommand(args: string[]): Promise<DistillRunResult> 
     return n;
   });
   if (stages && recipe !== "mohawk") throw new UsageError(cmd, "--stages applies to --recipe mohawk only");
+  const promptLen = f["pseudo-labels"] === undefined ? undefined : intFlag(cmd, f, "pseudo-labels", 1);
+  if (promptLen !== undefined && !["stepwise", "kd", "sft"].includes(recipe)) {
+    throw new UsageError(cmd, "--pseudo-labels applies to --recipe stepwise, kd and sft");
+  }
   const ctx = await initGpu();
   const software = ctx.isFallback;
   console.error(`adapter: ${adapterName(ctx)}`);
@@ -102,6 +110,7 @@ export async function distillCommand(args: string[]): Promise<DistillRunResult> 
       seed: intFlag(cmd, f, "seed", 0, 0),
       init,
       mohawkStages: stages,
+      pseudoLabels: promptLen === undefined ? undefined : { promptLen },
       batch: intFlag(cmd, f, "batch", software ? 4 : 8),
       seqLen: intFlag(cmd, f, "seq", software ? 128 : 256),
       evalWindows: intFlag(cmd, f, "eval-windows", software ? 8 : 327),

@@ -30,6 +30,7 @@ import { convertAndLoad, saveStudent } from "./student.ts";
 import { distillTask, dpoTask, hiddenAlignmentTask } from "./tasks.ts";
 import { matrixOrientationTask } from "./matrix_task.ts";
 import { writeReport } from "./report.ts";
+import type { PseudoLabelOptions } from "./pseudo_labels.ts";
 
 /** Options of {@linkcode runDistillation}. */
 export interface DistillRunOptions {
@@ -52,6 +53,11 @@ export interface DistillRunOptions {
   seed?: number;
   /** How converted layers start (default from attention). */
   init?: Mamba2Init;
+  /**
+   * Sequence-level KD for the distill stages (stepwise, kd, sft): the teacher continues the first
+   * `promptLen` tokens of each window and the student trains on that (default: off).
+   */
+  pseudoLabels?: PseudoLabelOptions;
   /** MOHAWK stages to run (default all three). */
   mohawkStages?: number[];
   /** Sequences per step and their length (defaults 8 × 256). */
@@ -97,6 +103,7 @@ export interface RunState {
   batch: number;
   seqLen: number;
   mohawkStages: number[] | null;
+  pseudoLabels: PseudoLabelOptions | null;
   stages: StagePlan[];
   done: StageResult[];
   teacherPpl: number | null;
@@ -204,6 +211,7 @@ export async function runDistillation(o: DistillRunOptions): Promise<DistillRunR
     batch: B,
     seqLen: T,
     mohawkStages: o.mohawkStages ?? null,
+    pseudoLabels: o.pseudoLabels ?? null,
     stages,
     done: [],
     teacherPpl: null,
@@ -221,6 +229,7 @@ export async function runDistillation(o: DistillRunOptions): Promise<DistillRunR
       "dataPath",
       "batch",
       "seqLen",
+      "pseudoLabels",
       "stages",
     ] as const)
       .filter((k) => !same(k));
@@ -297,13 +306,14 @@ export async function runDistillation(o: DistillRunOptions): Promise<DistillRunR
               layers: mambaLayers(student),
             });
           case "distill":
-            return distillTask(stage.klWeight ? teacher : null, student, trainIds, {
+            return distillTask(stage.klWeight || o.pseudoLabels ? teacher : null, student, trainIds, {
               batch: B,
               seqLen: T,
               train: stage.train,
               ceWeight: stage.ceWeight,
               klWeight: stage.klWeight,
               klReduction: stage.klReduction,
+              pseudoLabels: o.pseudoLabels,
             });
           case "dpo":
             return dpoTask(student, reference!, pairs, { batch: B, maxLen: T, padId: tok.eosTokenId ?? 0 });

@@ -24,6 +24,7 @@ import { Tensor } from "../tensor/tensor.ts";
 import type { TrainTask } from "../train/loop.ts";
 import { selectTrainable } from "../train/optim.ts";
 import type { PreferencePair } from "./data.ts";
+import { pseudoLabelBatch, type PseudoLabelOptions } from "./pseudo_labels.ts";
 
 /** Which student parameters train: name patterns (see `selectTrainable`). */
 export interface TrainableSpec {
@@ -46,6 +47,8 @@ export interface DistillTaskOptions extends TrainableSpec {
   klReduction?: "mean" | "batchmean";
   /** Softmax temperature of the KL (default 1). */
   temperature?: number;
+  /** Train on the teacher's continuations of the data's prompts (sequence-level KD) instead of the data. */
+  pseudoLabels?: PseudoLabelOptions;
 }
 
 /** A student's trainable parameters and its whole state, per the spec. */
@@ -64,7 +67,9 @@ export function distillTask(
   const { batch: B, seqLen: T } = opts;
   const ceW = opts.ceWeight ?? 1;
   const klW = opts.klWeight ?? 0;
-  if (klW > 0 && !teacher) throw new ShapeError("distill", "a KL term needs a teacher");
+  if ((klW > 0 || opts.pseudoLabels) && !teacher) {
+    throw new ShapeError("distill", "a KL term and pseudo-labels need a teacher");
+  }
   const V = student.config.vocabSize;
   if (teacher && teacher.config.vocabSize !== V) {
     throw new ShapeError("distill", `teacher vocabulary ${teacher.config.vocabSize} ≠ student ${V}`);
@@ -75,8 +80,15 @@ export function distillTask(
     state,
     step(_step: number, rng: Rng) {
       const w = randomWindows(ids, { batch: B, seqLen: T, rng });
-      using x = Tensor.from(w.input, [B, T], "i32");
-      using y = Tensor.from(w.target, [B * T], "i32");
+      const pl = opts.pseudoLabels;
+      const batch = pl
+        ? pseudoLabelBatch(teacher!, promptsOf(w.input, B, T, pl.promptLen), B, T, {
+          ...pl,
+          seed: rng.int(2 ** 31),
+        })
+        : { x: Tensor.from(w.input, [B, T], "i32"), y: Tensor.from(w.target, [B * T], "i32") };
+      using x = batch.x;
+      using y = batch.y;
       let teacherLogits: Tensor | null = null;
       if (klW > 0) teacherLogits = teacher!.forward(x).logits;
       using tape = new GradTape();
@@ -117,6 +129,13 @@ export function distillTask(
       return { loss, parts: Object.keys(parts).length > 1 ? parts : disposeAll(parts), tokens: B * T };
     },
   };
+}
+
+/** The first P ids of each of B rows of T. */
+function promptsOf(input: Int32Array, B: number, T: number, P: number): Int32Array {
+  const out = new Int32Array(B * P);
+  for (let b = 0; b < B; b++) out.set(input.subarray(b * T, b * T + P), b * P);
+  return out;
 }
 
 function disposeAll(parts: Record<string, Tensor>): undefined {

@@ -1,0 +1,70 @@
+/**
+ * Sequence-level pseudo-labels (MambaInLlama's stage-1 data, method.md §3.7): the teacher continues
+ * each training prompt, and the student learns the teacher's own sequences, with cross-entropy on
+ * the generated tokens only (the prompt is masked) and KL at every position.
+ *
+ * Everything stays on the GPU: the teacher samples with its KV cache into a token buffer and the
+ * batch's input and target tensors are assembled from it by buffer copies, so a training step with
+ * pseudo-labels needs no readback (a readback costs ≥ 11 ms in Deno).
+ *
+ *   prompt p (B, P) from the data; g = teacher continuation (B, T − P + 1)
+ *   input  x = [p | g₀ … g_{T−P−1}]            (B, T)
+ *   target y_t = x_{t+1}, y_{T−1} = g_{T−P}, and −100 for t < P − 1 (the prompt is not a target)
+ *
+ * @module
+ */
+import { ShapeError } from "../errors.ts";
+import { GpuSampler } from "../decode/gpu_sampler.ts";
+import type { LlamaModel } from "../models/llama.ts";
+import { copyElements } from "../tensor/copy.ts";
+import { Tensor } from "../tensor/tensor.ts";
+
+/** How the teacher continues the prompts. */
+export interface PseudoLabelOptions {
+  /** Prompt tokens P taken from the data (1 ≤ P < T). */
+  promptLen: number;
+  /** Sampling temperature (0: greedy; default 1). */
+  temperature?: number;
+  /** Nucleus sampling (default 1: off). */
+  topP?: number;
+}
+
+/**
+ * The teacher's pseudo-labelled batch for prompts (B·P ids): input x (B, T) and targets y (B·T) on
+ * the GPU (the caller owns both). `seed` fixes the teacher's draws.
+ */
+export function pseudoLabelBatch(
+  teacher: LlamaModel,
+  prompts: Int32Array,
+  B: number,
+  T: number,
+  opts: PseudoLabelOptions & { seed: number },
+): { x: Tensor; y: Tensor } {
+  const P = opts.promptLen;
+  if (!Number.isInteger(P) || P < 1 || P >= T) {
+    throw new ShapeError("pseudo-labels", `the prompt length must be in [1, ${T}), got ${P}`);
+  }
+  if (prompts.length !== B * P) throw new ShapeError("pseudo-labels", `expected ${B}×${P} prompt ids`);
+  const G = T - P + 1;
+  const caches = teacher.createCache(B, P + G);
+  using sampler = new GpuSampler(B, teacher.config.vocabSize, G);
+  try {
+    for (let step = 0; step < G; step++) {
+      using prompt = step === 0 ? Tensor.from(prompts, [B, P], "i32") : null;
+      const { logits } = teacher.forward(prompt ?? sampler.next, { cache: caches, lastOnly: true });
+      sampler.sample(logits, step, { temperature: opts.temperature ?? 1, topP: opts.topP, seed: opts.seed });
+      logits.dispose();
+    }
+  } finally {
+    for (const c of caches) c[Symbol.dispose]();
+  }
+  const hostX = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) hostX.set(prompts.subarray(b * P, (b + 1) * P), b * T);
+  const x = Tensor.from(hostX, [B, T], "i32");
+  const y = Tensor.from(new Int32Array(B * T).fill(-100), [B * T], "i32");
+  for (let b = 0; b < B; b++) {
+    copyElements(sampler.tokens, b * G, x, b * T + P, T - P);
+    copyElements(sampler.tokens, b * G, y, b * T + P - 1, G);
+  }
+  return { x, y };
+}
