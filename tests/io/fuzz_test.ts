@@ -31,7 +31,8 @@ import {
   MAX_HEADER_BYTES,
   SafetensorsFile,
 } from "../../lib/io/safetensors.ts";
-import { loadTokenizer } from "../../lib/io/tokenizer.ts";
+import { loadTokenizer, type TextTokenizer } from "../../lib/io/tokenizer.ts";
+import { loadPreferenceData, loadTextData } from "../../lib/distill/data.ts";
 import { Rng } from "../../lib/random.ts";
 
 const KERNEL_FIXTURE = "tests/fixtures/kernels/selective-scan.safetensors";
@@ -44,7 +45,7 @@ const REPLAY = Deno.env.get("FUZZ_REPLAY") ?? null;
 const ONLY = Deno.env.get("FUZZ_ONLY")?.split(",") ?? null;
 
 /** Cases per family (≥ 10,000 in all). */
-const COUNTS = { safetensors: 6400, index: 1600, config: 3600, tokenizer: 800 };
+const COUNTS = { safetensors: 6400, index: 1600, config: 3600, tokenizer: 800, jsonl: 1200 };
 /** Cases run at once (each in its own directory): hides file-system latency on a 2-core machine. */
 const CONCURRENCY = 4;
 /** A case slower than this (wall time, including waiting for its turn on the event loop) fails. */
@@ -1579,7 +1580,7 @@ function mutateTokenizerConfig(rng: Rng, base: TokBase, desc: string[]): string 
 // The test
 // ---------------------------------------------------------------------------------------------------
 
-Deno.test("fuzz: seeded mutations of safetensors, shard index, config.json and tokenizer files", async (t) => {
+Deno.test("fuzz: seeded mutations of safetensors, shard index, config.json, tokenizer and JSONL data files", async (t) => {
   const root = await Deno.makeTempDir({ prefix: "io_fuzz_" });
   const restore = instrumentReads();
   const t0 = performance.now();
@@ -1740,6 +1741,84 @@ Deno.test("fuzz: seeded mutations of safetensors, shard index, config.json and t
           },
         );
         finish("tokenizer", st);
+      },
+    );
+
+    await t.step(
+      "(e) JSONL data: training texts and DPO preference pairs (lines, fields, bytes)",
+      async () => {
+        const tok: TextTokenizer = await loadTokenizer(TINY);
+        const texts = ["The jury said it was fair.", "It was late .", "\u00e9t\u00e9 — ok", "42"];
+        const st = await runFamily(
+          "jsonl",
+          COUNTS.jsonl,
+          root,
+          async () => {},
+          async (rng, slot, desc) => {
+            const prefs = rng.int(2) === 1;
+            const raw = new RawJson();
+            const n = 1 + rng.int(6);
+            const rows: Record<string, unknown>[] = Array.from(
+              { length: n },
+              () =>
+                prefs
+                  ? { prompt: pick(rng, texts), chosen: pick(rng, texts), rejected: pick(rng, texts) }
+                  : { text: pick(rng, texts) },
+            );
+            const kind = rng.int(6);
+            let lines = rows.map((r) => JSON.stringify(r));
+            if (kind === 0) {
+              const i = rng.int(n);
+              const key = pick(rng, prefs ? ["prompt", "chosen", "rejected", "extra"] : ["text", "extra"]);
+              rows[i][key] = garbage(rng, raw);
+              desc.push(`line ${i + 1}: ${key} = ${short(rows[i][key])}`);
+              lines = rows.map((r) => raw.stringify(r));
+            } else if (kind === 1) {
+              const i = rng.int(n);
+              const key = Object.keys(rows[i])[rng.int(Object.keys(rows[i]).length)];
+              delete rows[i][key];
+              desc.push(`line ${i + 1}: drop ${key}`);
+              lines = rows.map((r) => JSON.stringify(r));
+            } else if (kind === 2) {
+              const i = rng.int(n);
+              lines[i] = pick(rng, [
+                ...ODD_LITERALS,
+                "[]",
+                "[1]",
+                "null",
+                '"text"',
+                "{",
+                "}",
+                deepArray(1 + rng.int(3000)),
+              ]);
+              desc.push(`line ${i + 1} = ${short(lines[i])}`);
+            } else if (kind === 3) {
+              desc.push("blank lines and CRLF");
+              lines = lines.flatMap((l) => [l + "\r", ""]);
+            }
+            let text = lines.join("\n");
+            if (kind === 4) text = truncateText(rng, text, desc);
+            const bytes = kind === 5 ? damageText(rng, text, desc) : encoder.encode(text);
+            const path = join(slot, "data.jsonl");
+            await Deno.writeFile(path, bytes);
+            return {
+              desc,
+              names: [path],
+              run: async () => {
+                if (prefs) {
+                  const pairs = await loadPreferenceData(path, tok);
+                  assert.ok(
+                    pairs.length > 0 && pairs.every((p) => p.chosen.length > 0 && p.rejected.length > 0),
+                  );
+                } else {
+                  const ids = await loadTextData(path, tok, 0);
+                  assert.ok(ids.length > 0 && ids.every((id) => id >= 0 && id < tok.vocabSize));
+                }
+              },
+            };
+          },
+        );
+        finish("jsonl", st);
       },
     );
   } finally {
