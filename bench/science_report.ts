@@ -9,15 +9,9 @@
  *
  * @module
  */
+import type { StageResult } from "../lib/distill/run.ts";
 
-interface StageOut {
-  name: string;
-  steps: number;
-  tokens: number;
-  loss: number;
-  ppl: number;
-  seconds: number;
-}
+/** One entry of `results.json` (see bench/distill_science.ts). */
 interface RunOut {
   name: string;
   recipe: string;
@@ -27,7 +21,7 @@ interface RunOut {
   attentionLayers: number[];
   teacherPpl: number;
   studentPpl: number;
-  stages: StageOut[];
+  stages: StageResult[];
   seconds: number;
   tokensPerSecond: number;
 }

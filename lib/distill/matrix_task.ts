@@ -14,20 +14,17 @@
  * @module
  */
 import { ShapeError } from "../errors.ts";
-import { add, linear, rmsNorm } from "../autograd/ops.ts";
+import { linear } from "../autograd/ops.ts";
 import { frobeniusDistance } from "../autograd/losses.ts";
 import { splitColumns, ssdInputs } from "../autograd/mamba2_ops.ts";
 import { causalConv1d } from "../autograd/ssm_ops.ts";
 import { ssdMixingMatrix } from "../autograd/mixing_ops.ts";
-import { GradTape, record } from "../autograd/tape.ts";
-import { randomWindows } from "../data/windows.ts";
+import { record } from "../autograd/tape.ts";
 import type { LlamaModel } from "../models/llama.ts";
 import { scatterColumns, sliceColumns } from "../ssm/mamba2_glue.ts";
-import type { Rng } from "../random.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import type { TrainTask } from "../train/loop.ts";
-import { selectTrainable } from "../train/optim.ts";
-import type { AlignmentTaskOptions } from "./tasks.ts";
+import { type AlignmentTaskOptions, layerAlignmentTask } from "./tasks.ts";
 
 /** Column blocks side by side: (…, w₀) | (…, w₁) | … → (…, Σ w); differentiable (the backward slices). */
 export function concatColumns(parts: Tensor[]): Tensor {
@@ -93,9 +90,7 @@ export function matrixOrientationTask(
   ids: Int32Array,
   opts: AlignmentTaskOptions,
 ): TrainTask {
-  const { batch: B, seqLen: T, layers } = opts;
-  const eps = student.config.rmsNormEps;
-  for (const l of layers) {
+  for (const l of opts.layers) {
     if (!student.layers[l]?.mamba) {
       throw new ShapeError("mohawk stage 1", `student layer ${l} is not Mamba-2`);
     }
@@ -103,42 +98,12 @@ export function matrixOrientationTask(
   if (teacher.config.numHeads !== student.config.numHeads) {
     throw new ShapeError("mohawk stage 1", "teacher and student must have the same number of heads");
   }
-  const state = student.namedParameters();
-  const params = selectTrainable(state, { train: layers.map((l) => `model.layers.${l}.mamba.*`) });
-  return {
-    params,
-    state,
-    step(_step: number, rng: Rng) {
-      const w = randomWindows(ids, { batch: B, seqLen: T, rng });
-      using x = Tensor.from(w.input, [B, T], "i32");
-      const t = teacher.forward(x, { hidden: true, attentions: true });
-      t.logits.dispose();
-      using tape = new GradTape();
-      const parts: Record<string, Tensor> = {};
-      const loss = tape.run(() => {
-        let total: Tensor | null = null;
-        for (const l of layers) {
-          using xn = rmsNorm(t.hidden![l], student.layers[l].inputNorm, eps);
-          using M = mamba2MixingMatrix(student, l, xn);
-          const term = frobeniusDistance(M, t.attentions![l]);
-          parts[`fro_layer${l}`] = term;
-          if (!total) total = term.retain();
-          else {
-            const sum: Tensor = add(total, term);
-            total.dispose();
-            total = sum;
-          }
-        }
-        return total!;
-      });
-      tape.backward(loss);
-      for (const h of t.hidden!) h.dispose();
-      for (const a of t.attentions!) a.dispose();
-      if (layers.length === 1) {
-        for (const p of Object.values(parts)) p.dispose();
-        return { loss, tokens: B * T };
-      }
-      return { loss, parts, tokens: B * T };
+  return layerAlignmentTask(teacher, student, ids, opts, {
+    part: "fro",
+    attentions: true,
+    term(l, xn, t) {
+      using M = mamba2MixingMatrix(student, l, xn);
+      return frobeniusDistance(M, t.attentions![l]);
     },
-  };
+  });
 }

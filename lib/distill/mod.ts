@@ -38,12 +38,15 @@ export {
   type PreferencePair,
 } from "./data.ts";
 export {
+  addLoss,
   type AlignmentTaskOptions,
   distillTask,
   type DistillTaskOptions,
   dpoTask,
   type DpoTaskOptions,
   hiddenAlignmentTask,
+  layerAlignmentTask,
+  type LayerObjective,
   type TrainableSpec,
 } from "./tasks.ts";
 export { concatColumns, mamba2MixingMatrix, matrixOrientationTask } from "./matrix_task.ts";

@@ -99,15 +99,8 @@ export function distillTask(
         let total: Tensor | null = null;
         const addTerm = (name: string, term: Tensor, weight: number) => {
           parts[name] = term;
-          const weighted = weight === 1 ? term.retain() : scale(term, weight);
-          if (!total) {
-            total = weighted;
-            return;
-          }
-          const sum = add(total, weighted);
-          total.dispose();
-          weighted.dispose();
-          total = sum;
+          using weighted = weight === 1 ? term.retain() : scale(term, weight);
+          total = addLoss(total, weighted);
         };
         if (ceW > 0) addTerm("ce", crossEntropy(flat, y), ceW);
         if (teacherLogits) {
@@ -143,7 +136,7 @@ function disposeAll(parts: Record<string, Tensor>): undefined {
   return undefined;
 }
 
-/** Options of {@linkcode hiddenAlignmentTask}. */
+/** Options of the per-layer alignment tasks (MOHAWK stages 1 and 2). */
 export interface AlignmentTaskOptions {
   batch: number;
   seqLen: number;
@@ -151,19 +144,44 @@ export interface AlignmentTaskOptions {
   layers: number[];
 }
 
+/** total + term (total null: the term itself); the caller keeps its own reference to `term`. */
+export function addLoss(total: Tensor | null, term: Tensor): Tensor {
+  if (!total) return term.retain();
+  const sum = add(total, term);
+  total.dispose();
+  return sum;
+}
+
+/** What one per-layer alignment objective compares. */
+export interface LayerObjective {
+  /** Name prefix of each layer's loss part (`<prefix>_layer<l>`). */
+  part: string;
+  /** The teacher's attention probabilities are needed (stage 1). */
+  attentions?: boolean;
+  /**
+   * Layer l's loss term (1) for the student's normalised input xn (B, T, D), given the teacher's run
+   * (hidden states entering each layer, and attention probabilities when asked).
+   */
+  term(
+    l: number,
+    xn: Tensor,
+    teacher: { hidden: Tensor[]; attentions?: Tensor[]; xnTeacher: Tensor },
+  ): Tensor;
+}
+
 /**
- * MOHAWK stage 2: each listed student layer's mixer, fed the teacher's hidden state entering that
- * layer (through the student's own input norm), against the teacher's attention output there.
- * Only the listed layers' mixers train; layers are independent (each term reaches one mixer).
+ * A MOHAWK alignment task: every listed student layer is fed the teacher's hidden state entering that
+ * layer (through the student's own input norm) and scored by `objective`; the loss is the sum over
+ * layers. Only the listed layers' mixers train, and each term reaches one mixer (layers independent).
  */
-export function hiddenAlignmentTask(
+export function layerAlignmentTask(
   teacher: LlamaModel,
   student: LlamaModel,
   ids: Int32Array,
   opts: AlignmentTaskOptions,
+  objective: LayerObjective,
 ): TrainTask {
   const { batch: B, seqLen: T, layers } = opts;
-  const D = student.config.hiddenSize;
   const eps = student.config.rmsNormEps;
   const { state, params } = studentParams(student, {
     train: layers.map((l) => `model.layers.${l}.mamba.*`),
@@ -174,37 +192,50 @@ export function hiddenAlignmentTask(
     step(_step: number, rng: Rng) {
       const w = randomWindows(ids, { batch: B, seqLen: T, rng });
       using x = Tensor.from(w.input, [B, T], "i32");
-      const t = teacher.forward(x, { hidden: true });
+      const t = teacher.forward(x, { hidden: true, attentions: objective.attentions });
       t.logits.dispose();
       const hidden = t.hidden!;
-      const targets = layers.map((l) => {
-        using xn = rmsNorm(hidden[l], teacher.layers[l].inputNorm, eps);
-        return teacher.mixerForward(l, xn);
-      });
       using tape = new GradTape();
       const parts: Record<string, Tensor> = {};
       const loss = tape.run(() => {
         let total: Tensor | null = null;
-        layers.forEach((l, k) => {
+        for (const l of layers) {
+          using xnTeacher = rmsNorm(hidden[l], teacher.layers[l].inputNorm, eps);
           using xn = rmsNorm(hidden[l], student.layers[l].inputNorm, eps);
-          using out = student.mixerForward(l, xn);
-          const term = tokenL2(out.view([B * T, D]), targets[k].view([B * T, D]));
-          parts[`l2_layer${l}`] = term;
-          if (!total) total = term.retain();
-          else {
-            const sum = add(total, term);
-            total.dispose();
-            total = sum;
-          }
-        });
-        return total as unknown as Tensor;
+          const term = objective.term(l, xn, { hidden, attentions: t.attentions, xnTeacher });
+          parts[`${objective.part}_layer${l}`] = term;
+          total = addLoss(total, term);
+        }
+        return total!;
       });
       tape.backward(loss);
       for (const h of hidden) h.dispose();
-      for (const tt of targets) tt.dispose();
+      for (const a of t.attentions ?? []) a.dispose();
       return { loss, parts: layers.length > 1 ? parts : disposeAll(parts), tokens: B * T };
     },
   };
+}
+
+/**
+ * MOHAWK stage 2: each listed student layer's mixer, fed the teacher's hidden state entering that
+ * layer, against the teacher's attention output there: mean over tokens of ‖y_S − y_T‖₂.
+ */
+export function hiddenAlignmentTask(
+  teacher: LlamaModel,
+  student: LlamaModel,
+  ids: Int32Array,
+  opts: AlignmentTaskOptions,
+): TrainTask {
+  const D = student.config.hiddenSize;
+  return layerAlignmentTask(teacher, student, ids, opts, {
+    part: "l2",
+    term(l, xn, t) {
+      using target = teacher.mixerForward(l, t.xnTeacher);
+      using out = student.mixerForward(l, xn);
+      const R = out.size / D;
+      return tokenL2(out.view([R, D]), target.view([R, D]));
+    },
+  });
 }
 
 /** Options of {@linkcode dpoTask}. */
