@@ -22,6 +22,8 @@ import { evaluateLoss } from "../models/evaluate.ts";
 import { readMambaConfig } from "../models/hybrid.ts";
 import { LlamaModel } from "../models/llama.ts";
 import { Checkpoint } from "../io/checkpoint.ts";
+import { SafetensorsFile } from "../io/safetensors.ts";
+import { CHECKPOINT_FILE } from "../train/checkpoint.ts";
 import { train, type TrainEvent, type TrainListener } from "../train/loop.ts";
 import type { Mamba2Init } from "./convert_mamba2.ts";
 import { brownIdsForModel, loadPreferenceData, loadTextData, type PreferencePair } from "./data.ts";
@@ -163,6 +165,37 @@ function metricsListener(path: string, stage: string, stepBase: number, tokenBas
   } satisfies TrainListener;
 }
 
+/** The step of `dir`'s training checkpoint (0 when there is none). */
+async function checkpointStep(dir: string): Promise<number> {
+  const path = `${dir}/${CHECKPOINT_FILE}`;
+  try {
+    await Deno.stat(path);
+  } catch {
+    return 0;
+  }
+  using f = await SafetensorsFile.open(path);
+  return Number(f.metadata.step ?? 0);
+}
+
+/**
+ * Drops the metrics a resumed stage will log again: its lines after step `keep` (a run killed after
+ * its last checkpoint logged steps that the resume repeats) and any line of a later stage.
+ */
+async function trimMetrics(path: string, stage: string, keep: number): Promise<void> {
+  const lines = (await Deno.readTextFile(path).catch(() => "")).split("\n").filter((l) => l.trim());
+  let seen = false;
+  const kept = lines.filter((l) => {
+    const e = JSON.parse(l) as { stage: string; stage_step: number };
+    if (e.stage === stage) seen = true;
+    else if (seen) return false; // a later stage
+    return e.stage !== stage || e.stage_step <= keep;
+  });
+  if (kept.length !== lines.length) {
+    await Deno.writeTextFile(`${path}.tmp`, kept.map((l) => l + "\n").join(""));
+    await Deno.rename(`${path}.tmp`, path);
+  }
+}
+
 /** Steps of a stage: its tokens over the tokens of one step, at least 1. */
 function stepsOf(stage: StagePlan, perStep: number): number {
   return Math.max(1, Math.floor(stage.tokens / perStep));
@@ -281,6 +314,7 @@ export async function runDistillation(o: DistillRunOptions): Promise<DistillRunR
       tokenBase += steps * perStep;
       continue;
     }
+    if (previous) await trimMetrics(metricsPath, stage.name, await checkpointStep(dir));
     const started = performance.now();
     log(
       `stage ${i + 1}/${stages.length} ${stage.name}: ${steps} steps × ${perStep} tokens` +

@@ -91,6 +91,10 @@ Deno.test("distill: an interrupted kd run resumed with --resume continues the un
     () => runDistillation({ ...base, tokens: 16 * 64, outDir: part, resume: true }),
     (e) => e instanceof UsageError && /different settings \(tokens/.test(e.message),
   );
+  // as if the process had been killed after logging a step past its last checkpoint (step 4)
+  await Deno.writeTextFile(`${part}/metrics.jsonl`, '{"step":5,"stage":"kd","stage_step":5,"loss":123}\n', {
+    append: true,
+  });
   const second = await runDistillation({ ...base, outDir: part, resume: true });
   assert.equal(second.reason, "done");
   const [a, b] = [await metrics(full), await metrics(part)];
