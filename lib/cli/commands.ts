@@ -193,8 +193,7 @@ export async function demoCommand(args: string[]): Promise<void> {
   console.log(`student validation perplexity ${r.studentPpl.toFixed(2)}`);
   if (software) {
     console.log(
-      "(a few hundred tokens leave the student far from the teacher; on a GPU the demo trains on 2M tokens,
-" +
+      "(a few hundred tokens leave the student far from the teacher; on a GPU the demo trains on 2M tokens,\n" +
         " and docs/results.md shows 50% hybrids within a few perplexity points of the teacher after 1M)",
     );
   }
