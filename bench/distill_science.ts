@@ -7,7 +7,9 @@
  *    out, under the same budget (the budget of a left-out stage goes to the others, in proportion).
  *
  *   deno run -A bench/distill_science.ts OUTDIR [--tokens N] [--batch B] [--seq T] [--seconds S]
- *     [--eval-windows N] [--only NAME]
+ *     [--eval-windows N] [--only NAME] [--set stepwise]
+ *
+ * `--set stepwise` runs MambaInLlama's stepwise recipe at 50% and 0% attention instead (docs/results.md §3).
  *
  * Writes OUTDIR/results.json (one entry per run: settings, teacher and student perplexity, per-stage
  * results, seconds, tokens/s) after every run, so a run cut short keeps what finished; runs that would
@@ -33,6 +35,7 @@ const f = parseFlags("distill_science", rest, {
   seconds: "number",
   "eval-windows": "number",
   only: "string",
+  set: "string",
 });
 const tokens = (f.tokens as number) ?? 2 ** 20;
 const batch = (f.batch as number) ?? 16;
@@ -44,7 +47,7 @@ await Deno.mkdir(outDir, { recursive: true });
 
 interface Run {
   name: string;
-  recipe: "kd" | "mohawk";
+  recipe: "kd" | "mohawk" | "stepwise";
   share: number;
   init: "attention" | "random";
   mohawkStages?: number[];
@@ -65,6 +68,13 @@ for (const stages of [[1, 2, 3], [2, 3], [1, 3], [1, 2]]) {
   });
 }
 
+for (const share of [0.5, 0]) {
+  runs.push({ name: `stepwise-${share * 100}pct-attention`, recipe: "stepwise", share, init: "attention" });
+}
+const selected = f.set === "stepwise"
+  ? runs.filter((r) => r.recipe === "stepwise")
+  : runs.filter((r) => r.recipe !== "stepwise" && (!f.only || r.name === f.only));
+
 const started = performance.now();
 const results: Record<string, unknown>[] = [];
 const skipped: string[] = [];
@@ -78,7 +88,7 @@ const save = () =>
       2,
     ),
   );
-for (const run of runs.filter((r) => !f.only || r.name === f.only)) {
+for (const run of selected) {
   const elapsed = (performance.now() - started) / 1000;
   if (elapsed + perRun * 1.2 > seconds) {
     skipped.push(run.name);
