@@ -19,7 +19,7 @@ const SLOTS = 2048;
 /** Packs a kernel's uniform parameters (u32, i32, f32 words in declaration order). */
 export class Params {
   /** The packed words. */
-  readonly words = new Uint32Array(SLOT / 4);
+  readonly words: Uint32Array = new Uint32Array(SLOT / 4);
   private readonly f32 = new Float32Array(this.words.buffer);
   private readonly i32 = new Int32Array(this.words.buffer);
   private n = 0;

@@ -97,7 +97,7 @@ export function softmaxAttentionMixingRef(
   q: ArrayLike<number>,
   k: ArrayLike<number>,
   dims: AttentionMixDims,
-  scale = 1 / Math.sqrt(dims.P),
+  scale: number = 1 / Math.sqrt(dims.P),
 ): Float64Array {
   const { batch, T, H, P } = dims;
   const Hkv = dims.Hkv ?? H;
