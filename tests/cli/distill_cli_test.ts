@@ -49,9 +49,9 @@ Deno.test("lab distill: bad flags are one-line errors with exit code 2", async (
   await Deno.remove(out, { recursive: true });
 });
 
-Deno.test("lab distill: Ctrl-C writes a checkpoint and --resume finishes the run", async () => {
-  const out = await Deno.makeTempDir();
-  const args = [
+/** The flags of a 40-step kd run of tiny-llama into `out`. */
+function kdArgs(out: string): string[] {
+  return [
     "distill",
     "--teacher",
     TEACHER,
@@ -70,21 +70,38 @@ Deno.test("lab distill: Ctrl-C writes a checkpoint and --resume finishes the run
     "--eval-windows",
     "1",
   ];
+}
+
+/** Starts `lab distill` and sends `signal` once its first losses are logged (step 10 of 40). */
+async function interrupted(out: string, signal: Deno.Signal): Promise<Deno.CommandOutput> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--cached-only", main, ...args],
+    args: ["run", "-A", "--cached-only", main, ...kdArgs(out)],
     env: { NO_COLOR: "1" },
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  // interrupt once the first losses were logged (step 10 of 40)
   const deadline = Date.now() + 240_000;
   while (Date.now() < deadline) {
     const text = await Deno.readTextFile(`${out}/metrics.jsonl`).catch(() => "");
     if (text.trim()) break;
     await new Promise((r) => setTimeout(r, 200));
   }
-  child.kill("SIGINT");
-  const first = await child.output();
+  child.kill(signal);
+  return await child.output();
+}
+
+/** The run-wide steps logged in `out/metrics.jsonl`. */
+async function loggedSteps(out: string): Promise<number[]> {
+  const text = await Deno.readTextFile(`${out}/metrics.jsonl`);
+  return text.trim().split("\n").map((l) => JSON.parse(l).step);
+}
+
+const ALL_STEPS = Array.from({ length: 40 }, (_, i) => i + 1);
+
+Deno.test("lab distill: Ctrl-C writes a checkpoint and --resume finishes the run", async () => {
+  const out = await Deno.makeTempDir();
+  const args = kdArgs(out);
+  const first = await interrupted(out, "SIGINT");
   const dec = new TextDecoder();
   assert.equal(first.code, 0, dec.decode(first.stderr));
   assert.match(dec.decode(first.stdout), /interrupted: run .*--resume/);
@@ -100,10 +117,21 @@ Deno.test("lab distill: Ctrl-C writes a checkpoint and --resume finishes the run
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.match(resumed.stderr, /resuming: 0 of 1 stages done/);
   assert.match(resumed.stdout, /student perplexity/);
-  const steps = (await Deno.readTextFile(`${out}/metrics.jsonl`)).trim().split("\n").map((l) =>
-    JSON.parse(l).step
-  );
-  assert.deepEqual(steps, Array.from({ length: 40 }, (_, i) => i + 1), "each step logged once, in order");
+  assert.deepEqual(await loggedSteps(out), ALL_STEPS, "each step logged once, in order");
   assert.ok((await Deno.stat(`${out}/report.html`)).isFile);
+  await Deno.remove(out, { recursive: true });
+});
+
+Deno.test("lab distill: kill -9 mid-run, then --resume: nothing lost, each step logged once", async () => {
+  const out = await Deno.makeTempDir();
+  const killed = await interrupted(out, "SIGKILL");
+  assert.notEqual(killed.code, 0);
+  const resumed = await runLab([...kdArgs(out), "--resume"]);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.match(resumed.stdout, /student perplexity/);
+  assert.deepEqual(await loggedSteps(out), ALL_STEPS, "each step logged once, in order");
+  assert.equal(JSON.parse(await Deno.readTextFile(`${out}/run.json`)).finished, true);
+  const left = [...Deno.readDirSync(`${out}/stages/01-kd`)].map((e) => e.name);
+  assert.ok(!left.some((n) => n.includes(".tmp")), `no temp files left: ${left}`);
   await Deno.remove(out, { recursive: true });
 });
