@@ -1,0 +1,132 @@
+/**
+ * Decoding speed on the GPU (issue #7): tokens/s of a distilled 50% hybrid generating greedily alone
+ * and with speculative decoding at K = 1..6, with two drafts: a Transformer (the teacher's first two
+ * layers, early exit) and a pure-Mamba student distilled from the same teacher. Both students are
+ * distilled in this run (end-to-end KD, `--tokens`), so nothing is carried to the GPU machine.
+ * `bench/pytorch_generate.py` times transformers on the same weights in the same run.
+ *
+ *   deno run -A bench/speculative.ts OUT.json [--tokens N] [--new N]
+ *
+ * Every speculative output is checked to equal the target's own greedy output token for token.
+ *
+ * @module
+ */
+import { parseFlags } from "../lib/cli/args.ts";
+import { generate } from "../lib/decode/generate.ts";
+import { speculativeGenerate } from "../lib/decode/speculative.ts";
+import { runDistillation } from "../lib/distill/run.ts";
+import { adapterName, initGpu } from "../lib/gpu/device.ts";
+import { SafetensorsFile, writeSafetensors } from "../lib/io/safetensors.ts";
+import { loadTokenizer } from "../lib/io/tokenizer.ts";
+import { DEFAULT_MODEL_DIR } from "../lib/models/default_model.ts";
+import { LlamaModel } from "../lib/models/llama.ts";
+
+const [outPath, ...rest] = Deno.args;
+if (!outPath) throw new Error("usage: speculative.ts OUT.json [--tokens N] [--new N]");
+const f = parseFlags("speculative", rest, { tokens: "number", new: "number" });
+const tokens = (f.tokens as number) ?? 2 ** 19;
+const N = (f.new as number) ?? 256;
+const ctx = await initGpu();
+const tmp = await Deno.makeTempDir();
+const log = (l: string) => console.error(l);
+
+/** The teacher's first `layers` layers as a checkpoint directory (an early-exit draft). */
+async function earlyExit(dir: string, layers: number): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  const cfg = JSON.parse(await Deno.readTextFile(`${DEFAULT_MODEL_DIR}/config.json`));
+  await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify({ ...cfg, num_hidden_layers: layers }));
+  for (const file of ["tokenizer.json", "tokenizer_config.json"]) {
+    await Deno.copyFile(`${DEFAULT_MODEL_DIR}/${file}`, `${dir}/${file}`).catch(() => {});
+  }
+  using st = await SafetensorsFile.open(`${DEFAULT_MODEL_DIR}/model.safetensors`);
+  const kept = st.names().filter((n) => !n.startsWith("model.layers.") || Number(n.split(".")[2]) < layers);
+  const tensors = Object.fromEntries(
+    await Promise.all(kept.map(async (n) => [n, await st.read(n)] as const)),
+  );
+  await writeSafetensors(`${dir}/model.safetensors`, tensors, { format: "pt" });
+}
+
+const distilled = async (name: string, attentionLayers: number[]) => {
+  const r = await runDistillation({
+    teacherDir: DEFAULT_MODEL_DIR,
+    outDir: `${tmp}/${name}`,
+    recipe: "kd",
+    attentionLayers,
+    tokens,
+    batch: 16,
+    seqLen: 256,
+    report: false,
+    log: (l) => log(`[${name}] ${l}`),
+  });
+  return { dir: `${tmp}/${name}`, ppl: r.studentPpl };
+};
+const hybridRun = await distilled("hybrid-50", [1, 3, 5]);
+const mambaRun = await distilled("mamba-0", []);
+await earlyExit(`${tmp}/early-2`, 2);
+
+const tok = await loadTokenizer(DEFAULT_MODEL_DIR);
+using teacher = await LlamaModel.load(DEFAULT_MODEL_DIR);
+using target = await LlamaModel.load(hybridRun.dir);
+using early = await LlamaModel.load(`${tmp}/early-2`);
+using mamba = await LlamaModel.load(mambaRun.dir);
+const prompt = "The jury said";
+const greedy = { temperature: 0, maxTokens: N, stopAtEos: false };
+// warm-up: pipelines and clocks
+for (const m of [teacher, target, early, mamba]) await generate(m, tok, prompt, { ...greedy, maxTokens: 32 });
+await speculativeGenerate(target, early, tok, prompt, { ...greedy, maxTokens: 32, lookahead: 3 });
+await speculativeGenerate(target, mamba, tok, prompt, { ...greedy, maxTokens: 32, lookahead: 3 });
+
+const best = async <T extends { tokensPerSecond: number }>(fn: () => Promise<T>): Promise<T> => {
+  let top: T | null = null;
+  for (let i = 0; i < 3; i++) {
+    const r = await fn();
+    if (!top || r.tokensPerSecond > top.tokensPerSecond) top = r;
+  }
+  return top!;
+};
+const plain = await best(() => generate(target, tok, prompt, greedy));
+const alone: Record<string, number> = {};
+for (
+  const [name, m] of [["teacher", teacher], ["hybrid", target], ["early-exit-2", early], [
+    "mamba-0",
+    mamba,
+  ]] as const
+) {
+  alone[name] = (await best(() => generate(m, tok, prompt, greedy))).tokensPerSecond;
+}
+const rows: Record<string, unknown>[] = [];
+for (const [draftName, draft] of [["early-exit-2", early], ["mamba-0", mamba]] as const) {
+  for (let K = 1; K <= 6; K++) {
+    const r = await best(() => speculativeGenerate(target, draft, tok, prompt, { ...greedy, lookahead: K }));
+    if (r.text !== plain.text) throw new Error(`${draftName} K=${K}: speculative output differs from greedy`);
+    rows.push({
+      draft: draftName,
+      K,
+      tokens_per_s: r.tokensPerSecond,
+      speedup: r.tokensPerSecond / plain.tokensPerSecond,
+      acceptance_rate: r.acceptanceRate,
+      mean_accepted: r.meanAccepted,
+      rounds: r.rounds.length,
+      ms_per_round: 1000 * (N / r.tokensPerSecond) / r.rounds.length,
+    });
+    log(
+      `${draftName} K=${K}: ${r.tokensPerSecond.toFixed(1)} tok/s (×${
+        (r.tokensPerSecond / plain.tokensPerSecond).toFixed(2)
+      }), acceptance ${r.acceptanceRate.toFixed(2)}`,
+    );
+  }
+}
+const out = {
+  date: new Date().toISOString(),
+  adapter: adapterName(ctx),
+  new_tokens: N,
+  distill_tokens: tokens,
+  students: { "hybrid-50": hybridRun.ppl, "mamba-0": mambaRun.ppl },
+  tokens_per_s_alone: alone,
+  ms_per_token_alone: Object.fromEntries(Object.entries(alone).map(([k, v]) => [k, 1000 / v])),
+  target_plain_tokens_per_s: plain.tokensPerSecond,
+  speculative: rows,
+};
+await Deno.writeTextFile(outPath, JSON.stringify(out, null, 2));
+await Deno.remove(tmp, { recursive: true });
+console.error(`wrote ${outPath}`);
