@@ -353,7 +353,10 @@ export async function runDistillation(o: DistillRunOptions): Promise<DistillRunR
             return dpoTask(student, reference!, pairs, { batch: B, maxLen: T, padId: tok.eosTokenId ?? 0 });
         }
       };
-      if (stage.kind === "dpo") reference = await LlamaModel.load(source);
+      // DPO's frozen reference is the policy as the stage starts (its converted form when it converts).
+      if (stage.kind === "dpo") {
+        reference = await LlamaModel.load(stage.newLayers.length ? `${dir}/start` : source);
+      }
       const logEvery = Math.min(o.logEvery ?? 10, steps);
       const result = await train(task(), {
         steps,
