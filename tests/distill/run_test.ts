@@ -127,7 +127,7 @@ Deno.test("distill: DPO on a preference file lowers its loss against the frozen 
     teacherDir: TEACHER,
     outDir: `${out}/run`,
     recipe: "dpo",
-    attentionLayers: [0, 1],
+    attentionLayers: [1], // layer 0 converted: the reference must be the converted student
     dataPath: data,
     tokens: 10 * 2 * 2 * 32,
   });
