@@ -17,10 +17,11 @@ import { readTensors, Tensor } from "../tensor/tensor.ts";
 import { intFlag, parseFlags, required } from "./args.ts";
 import { nextTokenBackward, nextTokenTargets } from "../train/next_token.ts";
 import { convertTeacher } from "../distill/convert.ts";
-import { attentionLayersByShare, parseLayerList } from "../distill/plan.ts";
+import { attentionLayersByShare } from "../distill/plan.ts";
 import { Checkpoint } from "../io/checkpoint.ts";
 import { progressBar } from "./progress.ts";
 import { runDistillation } from "../distill/run.ts";
+import { attentionLayersFromFlags, layerCount } from "./distill_command.ts";
 import { terminalProgress } from "../train/listeners.ts";
 
 /** Reads a flattened integer tensor: the only one in the file, or `names[i]` for the first present. */
@@ -157,11 +158,7 @@ export async function demoCommand(args: string[]): Promise<void> {
   const software = ctx.isFallback;
   console.log(`adapter: ${adapterName(ctx)}`);
   console.log(`teacher: ${dir.replace(root, "")}`);
-  const layers = await (async () => {
-    using c = await Checkpoint.open(dir);
-    return c.config.numLayers;
-  })();
-  const attention = attentionLayersByShare(layers, 0.5);
+  const attention = attentionLayersByShare(await layerCount(dir), 0.5);
   // A small budget: a few minutes on the software adapter, about half a minute on a GPU.
   // The software adapter runs the bundled teacher at roughly 30 tokens/s per forward on 2 cores.
   const batch = software ? 1 : 8;
@@ -275,9 +272,7 @@ export async function convertCommand(args: string[]): Promise<void> {
   });
   const teacher = required(cmd, f, "teacher");
   const out = required(cmd, f, "out");
-  if ((f["attention-share"] === undefined) === (f["attention-layers"] === undefined)) {
-    throw new UsageError(cmd, "give exactly one of --attention-share S and --attention-layers LIST");
-  }
+  const attention = await attentionLayersFromFlags(cmd, f, teacher);
   const init = (f.init as string | undefined) ?? "attention";
   if (!["attention", "random", "linear-attention"].includes(init)) {
     throw new UsageError(cmd, `--init must be attention, random or linear-attention, got "${init}"`);
@@ -288,13 +283,6 @@ export async function convertCommand(args: string[]): Promise<void> {
   if (blocks !== undefined && blocks !== "reference" && blocks !== "heads") {
     throw new UsageError(cmd, `--blocks must be reference or heads, got "${blocks}"`);
   }
-  const layers = await (async () => {
-    using c = await Checkpoint.open(teacher);
-    return c.config.numLayers;
-  })();
-  const attention = f["attention-layers"] !== undefined
-    ? parseLayerList(String(f["attention-layers"]), layers)
-    : attentionLayersByShare(layers, f["attention-share"] as number);
   const cfg = await convertTeacher(teacher, out, {
     attentionLayers: attention,
     mamba,

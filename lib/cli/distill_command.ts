@@ -18,7 +18,7 @@ import { attentionLayersByShare, parseLayerList } from "../distill/plan.ts";
 import { parseRecipe } from "../distill/recipes.ts";
 import { type DistillRunResult, runDistillation } from "../distill/run.ts";
 import { terminalProgress } from "../train/listeners.ts";
-import { intFlag, parseFlags, required } from "./args.ts";
+import { type Flags, intFlag, parseFlags, required } from "./args.ts";
 
 /** Usage line of `lab distill`. */
 export const DISTILL_USAGE = "distill --teacher DIR --out DIR --recipe mohawk|stepwise|kd|sft|dpo " +
@@ -26,17 +26,24 @@ export const DISTILL_USAGE = "distill --teacher DIR --out DIR --recipe mohawk|st
   "[--student DIR] [--init attention|random] [--stages LIST] [--pseudo-labels P] [--batch B] [--seq T] " +
   "[--eval-windows N]";
 
-/** Layers that keep attention, from exactly one of the two flags. */
-export function attentionLayersFromFlags(
-  cmd: string,
-  share: number | undefined,
-  list: string | undefined,
-  numLayers: number,
-): number[] {
+/** How many layers the checkpoint in `dir` has (reads its config only). */
+export async function layerCount(dir: string): Promise<number> {
+  using c = await Checkpoint.open(dir);
+  return c.config.numLayers;
+}
+
+/**
+ * Layers of `dir`'s model that keep attention, from exactly one of `--attention-share S` and
+ * `--attention-layers LIST` (checked before the checkpoint is opened).
+ */
+export async function attentionLayersFromFlags(cmd: string, f: Flags, dir: string): Promise<number[]> {
+  const share = f["attention-share"] as number | undefined;
+  const list = f["attention-layers"] as string | undefined;
   if ((share === undefined) === (list === undefined)) {
     throw new UsageError(cmd, "give exactly one of --attention-share S and --attention-layers LIST");
   }
-  return list !== undefined ? parseLayerList(list, numLayers) : attentionLayersByShare(numLayers, share!);
+  const n = await layerCount(dir);
+  return list !== undefined ? parseLayerList(String(list), n) : attentionLayersByShare(n, share!);
 }
 
 /** Runs `lab distill`. */
@@ -67,16 +74,7 @@ export async function distillCommand(args: string[]): Promise<DistillRunResult> 
   if (init !== "attention" && init !== "random") {
     throw new UsageError(cmd, `--init must be attention or random, got "${init}"`);
   }
-  const numLayers = await (async () => {
-    using c = await Checkpoint.open(teacher);
-    return c.config.numLayers;
-  })();
-  const attentionLayers = attentionLayersFromFlags(
-    cmd,
-    f["attention-share"] as number | undefined,
-    f["attention-layers"] as string | undefined,
-    numLayers,
-  );
+  const attentionLayers = await attentionLayersFromFlags(cmd, f, teacher);
   const stages = f.stages === undefined ? undefined : String(f.stages).split(",").map((s) => {
     const n = Number(s.trim());
     if (![1, 2, 3].includes(n)) throw new UsageError(cmd, `--stages takes MOHAWK stages 1, 2, 3, got "${s}"`);
