@@ -116,7 +116,7 @@ export async function train(
   if (opts.resume && opts.checkpointDir && await hasCheckpoint(opts.checkpointDir)) {
     const meta = await loadCheckpoint(opts.checkpointDir, stateOf());
     step = meta.step;
-    opt.step = meta.optimizerStep;
+    opt.setSteps(meta.optimizerStep);
     rng = Rng.fromState(meta.rng);
     checkpoint = `${opts.checkpointDir}/checkpoint.safetensors`;
   }
@@ -136,7 +136,7 @@ export async function train(
     if (!opts.checkpointDir) return;
     checkpoint = await saveCheckpoint(opts.checkpointDir, stateOf(), {
       step,
-      optimizerStep: opt.step,
+      optimizerStep: await opt.steps(),
       rng: rng.getState(),
       extra: opts.extra,
     });

@@ -70,9 +70,8 @@ export class AdamW implements Disposable {
   readonly #slots: Slot[];
   readonly #opts: Required<AdamWOptions>;
   readonly #partials: Tensor;
+  /** (norm, clip scale, t, 1 − β₁ᵗ, 1 − β₂ᵗ) on the GPU; t counts applied (not skipped) updates. */
   readonly #stats: Tensor;
-  /** Steps taken (t of the bias corrections). */
-  step = 0;
 
   /** An optimizer for `params` ([name, tensor] pairs, e.g. from `selectTrainable`). */
   constructor(params: [string, Tensor][], opts: AdamWOptions = {}) {
@@ -91,7 +90,23 @@ export class AdamW implements Disposable {
     }));
     const blocks = this.#slots.reduce((n, s) => n + Math.ceil(s.param.size / 4096), 0);
     this.#partials = Tensor.zeros([Math.max(1, blocks)]);
-    this.#stats = Tensor.zeros([2]);
+    this.#stats = Tensor.zeros([5]);
+  }
+
+  /**
+   * Updates applied so far (t of the bias corrections): steps skipped for non-finite gradients do
+   * not count. The count lives on the GPU (the skip is decided there), so this reads it back.
+   */
+  async steps(): Promise<number> {
+    return (await this.#stats.toArray())[2];
+  }
+
+  /** Sets the applied-update count (resuming from a checkpoint): t and its bias corrections. */
+  setSteps(t: number): void {
+    const [b1, b2] = this.#opts.betas;
+    const stats = new Float32Array(5);
+    stats.set([t, 1 - b1 ** t, 1 - b2 ** t], 2);
+    this.#stats.write(stats);
   }
 
   /** The moment tensors by parameter name (for checkpoints): `name.exp_avg`, `name.exp_avg_sq`. */
@@ -101,7 +116,7 @@ export class AdamW implements Disposable {
     );
   }
 
-  /** (global gradient norm before clipping, clip scale) of the last step, on the GPU. */
+  /** (global gradient norm before clipping, clip scale, …) of the last step, on the GPU. */
   gradNorm(): Tensor {
     return this.#stats;
   }
@@ -112,7 +127,6 @@ export class AdamW implements Disposable {
    */
   update(lr: number): void {
     const o = this.#opts;
-    this.step++;
     const [b1, b2] = o.betas;
     const live = this.#slots.filter((s) => s.param.grad);
     // 1. global norm → stats (norm, scale)
@@ -134,12 +148,10 @@ export class AdamW implements Disposable {
     dispatch(
       { file: "optim.wgsl", entry: "clip_scale" },
       [null, null, null, null, this.#partials.buffer, this.#stats.buffer],
-      new Params().u32(0, 0, 0, slot).f32v(0, 0, 0, 0, 0, 0, 0, o.maxGradNorm),
+      new Params().u32(0, 0, 0, slot).f32v(0, b1, b2, 0, 0, 1 - b1, 1 - b2, o.maxGradNorm),
       [1],
     );
-    // 2. the update
-    const bc1 = 1 - b1 ** this.step;
-    const bc2 = Math.sqrt(1 - b2 ** this.step);
+    // 2. the update (bias corrections from stats, as clip_scale left them)
     for (const s of live) {
       const [gx, gy] = groupsFor(s.param.size, 256);
       dispatch(
@@ -151,8 +163,8 @@ export class AdamW implements Disposable {
           b2,
           o.eps,
           s.decay ? o.weightDecay : 0,
-          bc1,
-          bc2,
+          0,
+          0,
           0,
         ),
         [gx, gy],

@@ -82,3 +82,35 @@ Deno.test("optim.wgsl: a NaN gradient skips the whole step (weights and moments 
   assert.equal(stats[1], 0, "scale 0 marks a skipped step");
   assertAllclose(w, init, { atol: 0, rtol: 0, name: "weights" });
 });
+
+Deno.test("optim.wgsl: a skipped step does not advance t (the bias corrections count applied updates)", async () => {
+  const init = randomArray(40, 3);
+  const opts = { betas: [0.9, 0.99] as [number, number], eps: 1e-8, weightDecay: 0.05, maxGradNorm: 0 };
+  using p = Tensor.from(init, [40]);
+  using opt = new AdamW([["w", p]], opts);
+  const ref: AdamWRefState[] = [{
+    param: Float64Array.from(init),
+    m: new Float64Array(40),
+    v: new Float64Array(40),
+    decay: true,
+  }];
+  let t = 0;
+  for (let k = 0; k < 4; k++) {
+    const g = randomArray(40, 20 + k);
+    if (k === 1) g[5] = Infinity; // skipped: the reference takes no step either
+    p.grad = Tensor.from(g, [40]);
+    opt.update(0.05);
+    if (k !== 1) adamwStepRef(ref, [g], { ...opts, lr: 0.05, t: ++t });
+  }
+  assert.equal(await opt.steps(), 3, "three applied updates");
+  assertAllclose(await p.toArray(), ref[0].param, { atol: 1e-6, rtol: 1e-5, name: "weights" });
+  // Resuming sets t and its corrections: with t = 7 set, the next update is the reference's step 8.
+  opt.setSteps(7);
+  assert.equal(await opt.steps(), 7);
+  const g = randomArray(40, 30);
+  p.grad = Tensor.from(g, [40]);
+  opt.update(0.05);
+  adamwStepRef(ref, [g], { ...opts, lr: 0.05, t: 8 });
+  assert.equal(await opt.steps(), 8);
+  assertAllclose(await p.toArray(), ref[0].param, { atol: 1e-6, rtol: 1e-5, name: "weights after resume" });
+});
