@@ -2,7 +2,8 @@
  * WGSL loading and the compute-pipeline cache.
  *
  * Kernels live in `kernels/<family>.wgsl`, one family per file; `kernels/_common.wgsl` (shared helpers:
- * `softplus`, `silu`, bf16 unpacking) is prepended to every file. Pipelines are cached by
+ * `softplus`, `silu`, bf16 unpacking) is prepended to every file, after the file's own `enable …;`
+ * directives (WGSL wants them before every declaration). Pipelines are cached by
  * (source, entry point, override constants), so a kernel specialised twice compiles twice and is then
  * reused. `precompile` builds a list of pipelines in parallel at start-up.
  *
@@ -25,12 +26,18 @@ const kernelDir = new URL("../../kernels/", import.meta.url);
 const sources = new Map<string, string>();
 const cache = new Map<string, GPUComputePipeline>();
 
-/** The full WGSL text of a kernel file: `_common.wgsl` followed by the file. */
+/**
+ * The full WGSL text of a kernel file: the file's `enable …;` directives (e.g. `enable f16;`), then
+ * `_common.wgsl`, then the rest of the file (each directive's line left as a comment).
+ */
 export function kernelSource(file: string): string {
   let src = sources.get(file);
   if (src === undefined) {
     const common = Deno.readTextFileSync(new URL("_common.wgsl", kernelDir));
-    src = `${common}\n${Deno.readTextFileSync(new URL(file, kernelDir))}`;
+    const body = Deno.readTextFileSync(new URL(file, kernelDir));
+    const directives = body.match(/^enable\s[^;]*;/gm) ?? [];
+    const rest = body.replace(/^enable\s[^;]*;/gm, (d) => `// ${d} (moved to the top)`);
+    src = `${directives.join("\n")}${directives.length ? "\n" : ""}${common}\n${rest}`;
     sources.set(file, src);
   }
   return src;

@@ -1,6 +1,7 @@
 /**
  * Uploading checkpoint tensors: f32 as is; bf16 and f16 as their raw 16-bit halves (half the bytes
- * over the bus), widened to f32 by `kernels/convert.wgsl` on the GPU. WGSL has no bf16 type.
+ * over the bus), widened to f32 by `kernels/convert.wgsl` on the GPU. WGSL has no bf16 type. And the
+ * other direction for f16 storage tensors: {@linkcode toF16} narrows an f32 tensor on the GPU.
  *
  * @module
  */
@@ -8,7 +9,7 @@ import { ShapeError } from "../errors.ts";
 import type { HostTensor } from "../io/safetensors.ts";
 import { acquireBuffer, releaseBuffer } from "../gpu/buffers.ts";
 import { uploadBytes } from "../gpu/transfer.ts";
-import { Tensor } from "./tensor.ts";
+import { fmtShape, Tensor } from "./tensor.ts";
 import { launchElements } from "./launch.ts";
 
 /**
@@ -43,4 +44,20 @@ export function uploadHost(t: HostTensor, r0 = 0, r1 = t.shape[0] ?? 1): Tensor 
     default:
       throw new ShapeError("upload", `cannot upload dtype ${t.dtype} as a float tensor`);
   }
+}
+
+/**
+ * An f16 storage tensor of the same shape holding `t`'s f32 values rounded to halves (`narrow_f16` of
+ * `kernels/convert.wgsl`; values beyond ±65504 are undefined in WGSL). Doc of the rounding: see the kernel.
+ */
+export function toF16(t: Tensor): Tensor {
+  if (t.dtype !== "f32") {
+    throw new ShapeError("toF16", `expected an f32 tensor ${fmtShape(t.shape)}, got ${t.dtype}`);
+  }
+  const out = Tensor.empty(t.shape, "f16");
+  const words = Math.ceil(t.size / 2);
+  if (words > 0) {
+    launchElements({ file: "convert.wgsl", entry: "narrow_f16" }, [t.buffer, out.buffer], words, [t.size]);
+  }
+  return out;
 }

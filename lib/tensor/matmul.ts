@@ -94,7 +94,7 @@ export const MATVEC_MAX_ROWS = 8;
  * Whether `main128v4` can read both operands as vec4: A with K contiguous, B with K or N contiguous,
  * every offset and row stride a multiple of 4, K (and N for an N-contiguous B) a multiple of 4.
  */
-function vec4Aligned(args: StridedMatmul): boolean {
+export function vec4Aligned(args: StridedMatmul): boolean {
   const { N, K, a, b } = args;
   const q = (...xs: (number | undefined)[]) => xs.every((x) => (x ?? 0) % 4 === 0);
   const aOk = a.colStride === 1 && q(a.rowStride, a.offset, a.s0, a.s1, K);
@@ -102,19 +102,29 @@ function vec4Aligned(args: StridedMatmul): boolean {
   return aOk && bOk && q(b.offset, b.s0, b.s1);
 }
 
-/** Records C = α·A·B (+ bias) (+ C) for arbitrary strides; the one primitive behind every product here. */
-export function matmulStrided(args: StridedMatmul): void {
+/**
+ * The uniform block of a strided product (the `Params` struct of `kernels/matmul.wgsl`, which
+ * `kernels/matmul_f16.wgsl` shares): sizes, each operand's offset and strides, α and the flags.
+ */
+export function matmulParams(args: StridedMatmul): Params {
   const { M, N, K, a, b, c } = args;
-  const [nb0, nb1] = args.batch ?? [1, 1];
-  if (M === 0 || N === 0 || nb0 * nb1 === 0) return;
-  if (nb0 * nb1 > 65535) throw new ShapeError("matmul", `batch ${nb0 * nb1} exceeds 65535`);
+  const nb1 = (args.batch ?? [1, 1])[1];
   const p = new Params().u32(M, N, K, nb1);
   // Each operand: offset, s0, s1, div, then its (row, column) strides; B's rows run along K.
   for (const op of [a, b]) {
     p.u32(op.offset ?? 0, op.s0 ?? 0, op.s1 ?? 0, op.div ?? 1, op.rowStride, op.colStride);
   }
   p.u32(c.offset ?? 0, c.s0 ?? 0, c.s1 ?? 0, c.rowStride, c.colStride);
-  p.f32v(args.alpha ?? 1).u32((args.bias ? 1 : 0) | (args.accumulate ? 2 : 0));
+  return p.f32v(args.alpha ?? 1).u32((args.bias ? 1 : 0) | (args.accumulate ? 2 : 0));
+}
+
+/** Records C = α·A·B (+ bias) (+ C) for arbitrary strides; the one primitive behind every product here. */
+export function matmulStrided(args: StridedMatmul): void {
+  const { M, N, a, b, c } = args;
+  const [nb0, nb1] = args.batch ?? [1, 1];
+  if (M === 0 || N === 0 || nb0 * nb1 === 0) return;
+  if (nb0 * nb1 > 65535) throw new ShapeError("matmul", `batch ${nb0 * nb1} exceeds 65535`);
+  const p = matmulParams(args);
   const buffers = [a.t.buffer, b.t.buffer, c.t.buffer, args.bias?.buffer ?? dummyBuffer()];
   if (M <= MATVEC_MAX_ROWS) {
     dispatch(MATVEC, buffers, p, [Math.ceil(N / 64), M, nb0 * nb1]);
@@ -143,8 +153,25 @@ export interface MatmulOptions {
  * must match, or B may have none (shared across the batch).
  */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  const { args, outShape } = batchedProduct("matmul", a, b, opts);
+  const out = Tensor.empty(outShape);
+  matmulStrided({ ...args, c: { t: out, s1: args.M * args.N, rowStride: args.N, colStride: 1 } });
+  return out;
+}
+
+/**
+ * The strided form of a batched product (…, M, K) × (…, K, N) (B with no batch dimensions is shared),
+ * without its output: the arguments for `matmulStrided` (or the f16 product) and the output shape.
+ * Throws a {@linkcode ShapeError} naming `op` when the shapes do not multiply.
+ */
+export function batchedProduct(
+  op: string,
+  a: Tensor,
+  b: Tensor,
+  opts: MatmulOptions = {},
+): { args: Omit<StridedMatmul, "c">; outShape: number[] } {
   if (a.shape.length < 2 || b.shape.length < 2) {
-    throw new ShapeError("matmul", `needs matrices, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
+    throw new ShapeError(op, `needs matrices, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
   }
   const [ar, ac] = a.shape.slice(-2);
   const [br, bc] = b.shape.slice(-2);
@@ -155,25 +182,24 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const shared = batchB.length === 0;
   if (K !== K2 || (!shared && batchA.join() !== batchB.join())) {
     throw new ShapeError(
-      "matmul",
+      op,
       `shapes ${fmtShape(a.shape)}${opts.transA ? "ᵀ" : ""} and ${fmtShape(b.shape)}${
         opts.transB ? "ᵀ" : ""
       } do not multiply`,
     );
   }
-  const batch = numel(batchA);
-  const out = Tensor.empty([...batchA, M, N]);
-  matmulStrided({
-    M,
-    N,
-    K,
-    batch: [1, batch],
-    a: { t: a, s1: ar * ac, rowStride: opts.transA ? 1 : ac, colStride: opts.transA ? ac : 1 },
-    b: { t: b, s1: shared ? 0 : br * bc, rowStride: opts.transB ? 1 : bc, colStride: opts.transB ? bc : 1 },
-    c: { t: out, s1: M * N, rowStride: N, colStride: 1 },
-    alpha: opts.alpha,
-  });
-  return out;
+  return {
+    args: {
+      M,
+      N,
+      K,
+      batch: [1, numel(batchA)],
+      a: { t: a, s1: ar * ac, rowStride: opts.transA ? 1 : ac, colStride: opts.transA ? ac : 1 },
+      b: { t: b, s1: shared ? 0 : br * bc, rowStride: opts.transB ? 1 : bc, colStride: opts.transB ? bc : 1 },
+      alpha: opts.alpha,
+    },
+    outShape: [...batchA, M, N],
+  };
 }
 
 /**

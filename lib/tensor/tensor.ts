@@ -1,5 +1,7 @@
 /**
- * The GPU tensor: a pooled storage buffer, a shape and a dtype. Compute is f32; i32 holds token ids.
+ * The GPU tensor: a pooled storage buffer, a shape and a dtype. Compute is f32; i32 holds token ids;
+ * f16 is a storage format only (IEEE half, two per 32-bit word, element 2w in the low half of word w),
+ * read by the kernels that take it (`kernels/matmul_f16.wgsl`) and shown to the host as f32 values.
  *
  * Tensors own their buffer: `dispose()` (or a `using` declaration) returns it to the pool. Values stay
  * on the GPU; `toArray()` reads back (≥ 11 ms each in Deno), and `readTensors` reads many at once.
@@ -15,10 +17,22 @@ import { acquireBuffer, releaseBuffer } from "../gpu/buffers.ts";
 import { readBuffers, uploadBytes } from "../gpu/transfer.ts";
 
 /** Element types held on the GPU. */
-export type DType = "f32" | "i32";
+export type DType = "f32" | "i32" | "f16";
 
-/** A host array of a dtype. */
-export type HostArray<D extends DType = DType> = D extends "f32" ? Float32Array : Int32Array;
+/** A host array of a dtype (f16 tensors are read back widened to f32, exactly). */
+export type HostArray<D extends DType = DType> = D extends "i32" ? Int32Array : Float32Array;
+
+/** Bytes of `n` elements of a dtype in a GPU buffer (f16: 2 each, padded to a whole 4-byte word). */
+export function bytesOf(n: number, dtype: DType): number {
+  return dtype === "f16" ? Math.ceil(n / 2) * 4 : n * 4;
+}
+
+/** `data` as a host array of the dtype's bits (f16: rounded to nearest, ties to even). */
+function hostBits(data: ArrayLike<number>, dtype: DType): Float32Array | Int32Array | Float16Array {
+  if (dtype === "f16") return data instanceof Float16Array ? data : Float16Array.from(data);
+  if (dtype === "i32") return data instanceof Int32Array ? data : Int32Array.from(data);
+  return data instanceof Float32Array ? data : Float32Array.from(data);
+}
 
 /** Number of elements of a shape. */
 export function numel(shape: readonly number[]): number {
@@ -65,7 +79,7 @@ export class Tensor implements Disposable {
     for (const d of shape) {
       if (!Number.isInteger(d) || d < 0) throw new ShapeError("tensor", `bad shape ${fmtShape(shape)}`);
     }
-    const bytes = numel(shape) * 4;
+    const bytes = bytesOf(numel(shape), dtype);
     const max = gpu().maxBufferBytes;
     if (bytes > max) {
       throw new GpuError(
@@ -78,15 +92,16 @@ export class Tensor implements Disposable {
     return new Tensor(acquireBuffer(bytes, label), shape, dtype);
   }
 
-  /** A tensor holding `data` (its length must equal the shape's element count). */
+  /**
+   * A tensor holding `data` (its length must equal the shape's element count); for f16 the values are
+   * rounded to the nearest half (ties to even) on the host.
+   */
   static from(data: ArrayLike<number>, shape: readonly number[], dtype: DType = "f32"): Tensor {
     if (data.length !== numel(shape)) {
       throw new ShapeError("tensor", `${data.length} values do not fill shape ${fmtShape(shape)}`);
     }
     const t = Tensor.empty(shape, dtype);
-    const host = dtype === "f32"
-      ? (data instanceof Float32Array ? data : Float32Array.from(data))
-      : (data instanceof Int32Array ? data : Int32Array.from(data));
+    const host = hostBits(data, dtype);
     if (host.length > 0) uploadBytes(t.buffer, host);
     return t;
   }
@@ -95,7 +110,7 @@ export class Tensor implements Disposable {
   static zeros(shape: readonly number[], dtype: DType = "f32"): Tensor {
     const t = Tensor.empty(shape, dtype); // checks the shape and the device's limit before any host array
     if (t.size > 0) {
-      uploadBytes(t.buffer, dtype === "f32" ? new Float32Array(t.size) : new Int32Array(t.size));
+      uploadBytes(t.buffer, new Uint8Array(t.byteLength));
     }
     return t;
   }
@@ -106,9 +121,9 @@ export class Tensor implements Disposable {
     return this.#buffer;
   }
 
-  /** Bytes of data (4 per element). */
+  /** Bytes of data (4 per element; f16: 2, padded to a whole word). */
   get byteLength(): number {
-    return this.size * 4;
+    return bytesOf(this.size, this.dtype);
   }
 
   /** Whether the tensor fits one storage binding of the device. */
@@ -146,12 +161,12 @@ export class Tensor implements Disposable {
     return this;
   }
 
-  /** Overwrites the contents with `data` (same element count). */
+  /** Overwrites the contents with `data` (same element count; f16 tensors round it to halves). */
   write(data: Float32Array | Int32Array): void {
     if (data.length !== this.size) {
       throw new ShapeError("tensor", `${data.length} values for ${fmtShape(this.shape)}`);
     }
-    uploadBytes(this.buffer, data);
+    uploadBytes(this.buffer, this.dtype === "f16" ? hostBits(data, "f16") : data);
   }
 
   /** Reads the values back (one GPU sync). */
@@ -220,7 +235,11 @@ class TensorView extends Tensor {
 /** Reads many tensors back with a single GPU sync. */
 export async function readTensors(tensors: Tensor[]): Promise<HostArray[]> {
   const bufs = await readBuffers(tensors.map((t) => ({ buffer: t.buffer, offset: 0, size: t.byteLength })));
-  return bufs.map((b, i) => tensors[i].dtype === "f32" ? new Float32Array(b) : new Int32Array(b));
+  return bufs.map((b, i) => {
+    const t = tensors[i];
+    if (t.dtype === "f16") return Float32Array.from(new Float16Array(b, 0, t.size));
+    return t.dtype === "f32" ? new Float32Array(b) : new Int32Array(b);
+  });
 }
 
 /** Throws a {@linkcode ShapeError} naming the op, the tensor and both shapes when `t` has the wrong shape. */
