@@ -5,6 +5,7 @@
  *
  * Layout of `outDir`:
  *   run.json                 the plan, each stage's status and results (written atomically)
+ *   run.lock                 while a process writes the run (lib/distill/run_lock.ts)
  *   metrics.jsonl            one JSON object per logged step: step, loss, tokens, stage, parts, lr, …
  *   stages/NN-name/          a stage's checkpoint while it runs; its trained student (`student/`) after
  *   model.safetensors, config.json, mamba_config.json, tokenizer files   the final student
@@ -16,6 +17,7 @@
  *
  * @module
  */
+import { acquireRunLock } from "./run_lock.ts";
 import { UsageError } from "../errors.ts";
 import { loadTokenizer } from "../io/tokenizer.ts";
 import { evaluateLoss } from "../models/evaluate.ts";
@@ -209,6 +211,7 @@ export async function runDistillation(o: DistillRunOptions): Promise<DistillRunR
   const seed = o.seed ?? 0;
   const init = o.init ?? "attention";
   await Deno.mkdir(`${o.outDir}/stages`, { recursive: true });
+  await using _lock = await acquireRunLock(o.outDir);
   const previous = await readState(o.outDir);
   if (previous && !o.resume) {
     throw new UsageError(
