@@ -37,6 +37,22 @@ async function readMixing(
   return { shape: f.info("mixing").shape, data: await f.readF32("mixing"), meta: f.metadata };
 }
 
+/** `lab mixing` on the fixture's ids for one layer, writing `dir/m<layer>.safetensors`, plus `extra`. */
+function mixingRun(dir: string, layer: number, extra: string[] = []) {
+  return runLab([
+    "mixing",
+    "--model",
+    HYBRID,
+    "--input",
+    `${dir}/ids.safetensors`,
+    "--layer",
+    String(layer),
+    "--out",
+    `${dir}/m${layer}.safetensors`,
+    ...extra,
+  ]);
+}
+
 function assertOneLineError(r: { code: number; stderr: string }, mention: RegExp) {
   assert.equal(r.code, 2, `exit code ${r.code}; stderr: ${r.stderr}`);
   const lines = r.stderr.trim().split("\n");
@@ -47,19 +63,7 @@ function assertOneLineError(r: { code: number; stderr: string }, mention: RegExp
 
 Deno.test("lab mixing: layer 1 (attention) is LlamaModel.forward's probabilities of the first sequence, with an offline HTML page", async () => {
   const { dir, ids } = await inputs();
-  const r = await runLab([
-    "mixing",
-    "--model",
-    HYBRID,
-    "--input",
-    `${dir}/ids.safetensors`,
-    "--layer",
-    "1",
-    "--out",
-    `${dir}/m1.safetensors`,
-    "--html",
-    `${dir}/m1.html`,
-  ]);
+  const r = await mixingRun(dir, 1, ["--html", `${dir}/m1.html`]);
   assert.equal(r.code, 0, r.stderr);
   const got = await readMixing(`${dir}/m1.safetensors`);
   assert.deepEqual(got.shape, [4, T, T]);
@@ -81,17 +85,7 @@ Deno.test("lab mixing: layer 1 (attention) is LlamaModel.forward's probabilities
 
 Deno.test("lab mixing: layer 0 (Mamba-2) equals the SSD mixing matrix computed on the CPU", async () => {
   const { dir, ids } = await inputs();
-  const r = await runLab([
-    "mixing",
-    "--model",
-    HYBRID,
-    "--input",
-    `${dir}/ids.safetensors`,
-    "--layer",
-    "0",
-    "--out",
-    `${dir}/m0.safetensors`,
-  ]);
+  const r = await mixingRun(dir, 0);
   assert.equal(r.code, 0, r.stderr);
   const got = await readMixing(`${dir}/m0.safetensors`);
   assert.deepEqual(got.shape, [4, T, T]);

@@ -198,50 +198,23 @@ Deno.test("lab convert --mamba 1: MambaInLlama's Mamba-1 layout loads, its mixer
     assert.deepEqual(gf.info(name).shape, st.info(name).shape, name);
     assert.ok((await gf.readF32(name)).some((g) => g !== 0), `${name} gets a gradient`);
   }
+  const convert = (teacher: string, to: string, flags: string[]) =>
+    runLab(["convert", "--teacher", teacher, "--out", to, ...flags]);
   // Seeded; --init random replaces the copies; linear-attention and --blocks have their own scopes.
   const again = await Deno.makeTempDir();
-  await runLab([
-    "convert",
-    "--teacher",
-    tiny,
-    "--out",
-    again,
-    "--attention-layers",
-    "1",
-    "--mamba",
-    "1",
-    "--seed",
-    "2",
-  ]);
+  await convert(tiny, again, ["--attention-layers", "1", "--mamba", "1", "--seed", "2"]);
   assert.deepEqual(
     await Deno.readFile(`${again}/model.safetensors`),
     await Deno.readFile(`${out}/model.safetensors`),
   );
-  const rnd = await runLab([
-    "convert",
-    "--teacher",
-    tiny,
-    "--out",
-    again,
-    "--attention-share",
-    "0",
-    "--mamba",
-    "1",
-    "--init",
-    "random",
-  ]);
+  const rnd = await convert(tiny, again, ["--attention-share", "0", "--mamba", "1", "--init", "random"]);
   assert.equal(rnd.code, 0, rnd.stderr);
   using rf = await SafetensorsFile.open(`${again}/model.safetensors`);
   assert.notDeepEqual(
     await rf.readF32("model.layers.1.mamba.C_proj.weight"),
     await st.readF32("model.layers.1.self_attn.q_proj.weight"),
   );
-  const la = await runLab([
-    "convert",
-    "--teacher",
-    tiny,
-    "--out",
-    again,
+  const la = await convert(tiny, again, [
     "--attention-share",
     "0",
     "--mamba",
@@ -251,31 +224,11 @@ Deno.test("lab convert --mamba 1: MambaInLlama's Mamba-1 layout loads, its mixer
   ]);
   assert.equal(la.code, 2);
   assert.match(la.stderr, /^error: .*linear-attention is for --mamba 2/);
-  const bl = await runLab([
-    "convert",
-    "--teacher",
-    tiny,
-    "--out",
-    again,
-    "--attention-share",
-    "0",
-    "--blocks",
-    "heads",
-  ]);
+  const bl = await convert(tiny, again, ["--attention-share", "0", "--blocks", "heads"]);
   assert.equal(bl.code, 2);
   assert.match(bl.stderr, /--mamba 1 only/);
   // Stepwise: a Mamba-1 student converts further with --mamba 1 (its Mamba layers kept), not with Mamba-2.
-  const step = await runLab([
-    "convert",
-    "--teacher",
-    out,
-    "--out",
-    again,
-    "--attention-share",
-    "0",
-    "--mamba",
-    "1",
-  ]);
+  const step = await convert(out, again, ["--attention-share", "0", "--mamba", "1"]);
   assert.equal(step.code, 0, step.stderr);
   using sf = await SafetensorsFile.open(`${again}/model.safetensors`);
   assert.deepEqual(await sf.readF32("model.layers.0.mamba.C_proj.weight"), host["C_proj.weight"]);
@@ -283,7 +236,7 @@ Deno.test("lab convert --mamba 1: MambaInLlama's Mamba-1 layout loads, its mixer
     await sf.readF32("model.layers.1.mamba.C_proj.weight"),
     await st.readF32("model.layers.1.self_attn.q_proj.weight"),
   );
-  const mixed = await runLab(["convert", "--teacher", out, "--out", again, "--attention-share", "0"]);
+  const mixed = await convert(out, again, ["--attention-share", "0"]);
   assert.equal(mixed.code, 2);
   assert.match(mixed.stderr, /layer 0 of .* is a Mamba-1 layer: convert further layers with --mamba 1/);
   for (const dir of [out, again]) await Deno.remove(dir, { recursive: true });
