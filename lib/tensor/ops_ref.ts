@@ -47,18 +47,20 @@ export function ropeRef(
 
 /**
  * Causal GQA attention: q (B, L, Hq, P), k and v (B, S, Hkv, P) with queries at the last L of S
- * positions. Returns out (B, L, Hq, P) and probs (B, Hq, L, S).
+ * positions. Returns out (B, L, Hq, P), probs (B, Hq, L, S) and lse (B, Hq, L), the natural-log
+ * logsumexp of each row's scaled scores.
  */
 export function attentionRef(
   q: ArrayLike<number>,
   k: ArrayLike<number>,
   v: ArrayLike<number>,
   dims: { B: number; L: number; S: number; Hq: number; Hkv: number; P: number },
-): { out: Float64Array; probs: Float64Array } {
+): { out: Float64Array; probs: Float64Array; lse: Float64Array } {
   const { B, L, S, Hq, Hkv, P } = dims;
   const group = Hq / Hkv;
   const out = new Float64Array(B * L * Hq * P);
   const probs = new Float64Array(B * Hq * L * S);
+  const lse = new Float64Array(B * Hq * L);
   const scale = 1 / Math.sqrt(P);
   const row = new Float64Array(S);
   for (let b = 0; b < B; b++) {
@@ -77,6 +79,7 @@ export function attentionRef(
         }
         let z = 0;
         for (let s = 0; s <= visible; s++) z += Math.exp(row[s] - m);
+        lse[(b * Hq + h) * L + t] = m + Math.log(z);
         for (let s = 0; s <= visible; s++) {
           const pr = Math.exp(row[s] - m) / z;
           probs[((b * Hq + h) * L + t) * S + s] = pr;
@@ -87,7 +90,58 @@ export function attentionRef(
       }
     }
   }
-  return { out, probs };
+  return { out, probs, lse };
+}
+
+/**
+ * Gradients of {@linkcode attentionRef} for dOut (B, L, Hq, P), from its probabilities:
+ * dV = Pᵀ dO, dP = dO Vᵀ, dS = P ⊙ (dP − rowsum(P ⊙ dP)), dQ = scale · dS K, dK = scale · dSᵀ Q,
+ * dK and dV summed over the query heads of each kv group. Returns dq like q, dk and dv like k and v.
+ */
+export function attentionBackwardRef(
+  q: ArrayLike<number>,
+  k: ArrayLike<number>,
+  v: ArrayLike<number>,
+  dOut: ArrayLike<number>,
+  dims: { B: number; L: number; S: number; Hq: number; Hkv: number; P: number },
+): { dq: Float64Array; dk: Float64Array; dv: Float64Array } {
+  const { B, L, S, Hq, Hkv, P } = dims;
+  const group = Hq / Hkv;
+  const scale = 1 / Math.sqrt(P);
+  const { probs } = attentionRef(q, k, v, dims);
+  const dq = new Float64Array(B * L * Hq * P);
+  const dk = new Float64Array(B * S * Hkv * P);
+  const dv = new Float64Array(B * S * Hkv * P);
+  const dP = new Float64Array(S);
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < Hq; h++) {
+      const g = Math.floor(h / group);
+      for (let t = 0; t < L; t++) {
+        const qi = ((b * L + t) * Hq + h) * P;
+        const pr = ((b * Hq + h) * L + t) * S;
+        let rowDot = 0;
+        for (let s = 0; s < S; s++) {
+          const kj = ((b * S + s) * Hkv + g) * P;
+          let x = 0;
+          for (let p = 0; p < P; p++) x += dOut[qi + p] * v[kj + p];
+          dP[s] = x;
+          rowDot += probs[pr + s] * x;
+        }
+        for (let s = 0; s < S; s++) {
+          const w = probs[pr + s];
+          if (w === 0) continue;
+          const kj = ((b * S + s) * Hkv + g) * P;
+          const ds = w * (dP[s] - rowDot);
+          for (let p = 0; p < P; p++) {
+            dv[kj + p] += w * dOut[qi + p];
+            dq[qi + p] += scale * ds * k[kj + p];
+            dk[kj + p] += scale * ds * q[qi + p];
+          }
+        }
+      }
+    }
+  }
+  return { dq, dk, dv };
 }
 
 /** log-softmax of rows (R, V). */
