@@ -4,7 +4,9 @@
  * 2.5 s of load), and every readback in Deno leaves the GPU idle for ≥ 11 ms. So each measurement here
  *
  * 1. records the work once (pipelines compiled, buffer pool filled) and counts its dispatches;
- * 2. warms up: batches of k back-to-back calls, each batch in its own timestamped pass, many batches
+ * 2. warms up: batches of k back-to-back calls, each batch timed from the start of its first compute
+ *    pass to the end of an empty pass recorded after it (so copies and submits inside the work are
+ *    timed too), many batches
  *    submitted before one readback, until ≥ `warmMs` of GPU time has elapsed (k is chosen so that a
  *    batch takes ≥ `sampleMs`, and stays below the uniform ring's 2048 dispatches per submit);
  * 3. measures `samples` such batches the same way and reports the median time per call;
@@ -75,8 +77,13 @@ async function timedBatches(fn: () => void, k: number, batches: number): Promise
   });
   for (let i = 0; i < batches; i++) {
     flush(); // each pass starts a fresh submit, so the ring cannot overflow inside it
-    beginTimedPass({ querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 });
+    // The start is the beginning of the pass the work's first dispatches go into; the end is an empty
+    // pass after all of it. Work that copies buffers (which ends the open pass), uploads or fills the
+    // ring (which submit) continues in later passes and submits, and is still inside the span.
+    beginTimedPass({ querySet, beginningOfPassWriteIndex: 2 * i });
     for (let j = 0; j < k; j++) fn();
+    endPass();
+    beginTimedPass({ querySet, endOfPassWriteIndex: 2 * i + 1 });
     endPass();
     flush();
   }

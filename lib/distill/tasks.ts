@@ -16,6 +16,7 @@
 import { ShapeError } from "../errors.ts";
 import { add, crossEntropy, rmsNorm, scale } from "../autograd/ops.ts";
 import { dpoLoss, klDivergence, sequenceLogProbs, tokenL2 } from "../autograd/losses.ts";
+import { LM_CHUNK_BYTES, lmHeadLoss } from "../autograd/lm_loss.ts";
 import { GradTape } from "../autograd/tape.ts";
 import { randomWindows } from "../data/windows.ts";
 import type { LlamaModel } from "../models/llama.ts";
@@ -49,6 +50,8 @@ export interface DistillTaskOptions extends TrainableSpec {
   temperature?: number;
   /** Train on the teacher's continuations of the data's prompts (sequence-level KD) instead of the data. */
   pseudoLabels?: PseudoLabelOptions;
+  /** LM head and loss in chunks of rows or as whole logits (default "auto": chunked when large). */
+  lmHead?: LmHeadMode;
 }
 
 /** A student's trainable parameters and its whole state, per the spec. */
@@ -65,7 +68,6 @@ export function distillTask(
   opts: DistillTaskOptions,
 ): TrainTask {
   const { batch: B, seqLen: T } = opts;
-  const ceW = opts.ceWeight ?? 1;
   const klW = opts.klWeight ?? 0;
   if ((klW > 0 || opts.pseudoLabels) && !teacher) {
     throw new ShapeError("distill", "a KL term and pseudo-labels need a teacher");
@@ -89,39 +91,85 @@ export function distillTask(
         : { x: Tensor.from(w.input, [B, T], "i32"), y: Tensor.from(w.target, [B * T], "i32") };
       using x = batch.x;
       using y = batch.y;
-      let teacherLogits: Tensor | null = null;
-      if (klW > 0) teacherLogits = teacher!.forward(x).logits;
       using tape = new GradTape();
-      const parts: Record<string, Tensor> = {};
-      const loss = tape.run(() => {
-        const { logits } = student.forward(x);
-        const flat = logits.view([B * T, V]);
-        let total: Tensor | null = null;
-        const addTerm = (name: string, term: Tensor, weight: number) => {
-          parts[name] = term;
-          using weighted = weight === 1 ? term.retain() : scale(term, weight);
-          total = addLoss(total, weighted);
-        };
-        if (ceW > 0) addTerm("ce", crossEntropy(flat, y), ceW);
-        if (teacherLogits) {
-          const reduction = opts.klReduction === "batchmean"
-            ? { kind: "sum-over" as const, divisor: B }
-            : { kind: "mean" as const };
-          addTerm(
-            "kl",
-            klDivergence(flat, teacherLogits.view([B * T, V]), { reduction, temperature: opts.temperature }),
-            klW,
-          );
-        }
-        logits.dispose();
-        if (!total) throw new ShapeError("distill", "both loss weights are 0");
-        return total as Tensor;
-      });
+      const { loss, parts } = tape.run(() => distillLoss(teacher, student, x, y, opts));
       tape.backward(loss);
-      teacherLogits?.dispose();
       return { loss, parts: Object.keys(parts).length > 1 ? parts : disposeAll(parts), tokens: B * T };
     },
   };
+}
+
+/** How {@linkcode distillLoss} computes the LM head: in chunks of rows (lmHeadLoss) or as whole logits. */
+export type LmHeadMode = "auto" | "chunked" | "full";
+
+/** Whether `auto` takes the chunked head: when one step's student logits exceed LM_CHUNK_BYTES. */
+export function chunkedHeadFor(mode: LmHeadMode | undefined, rows: number, vocab: number): boolean {
+  return mode === "chunked" || ((mode ?? "auto") === "auto" && rows * vocab * 4 > LM_CHUNK_BYTES);
+}
+
+/**
+ * One step's loss w_CE · CE + w_KL · KL of the student on x (B, T) against next tokens y (B·T), the
+ * teacher run without gradients; call it inside `tape.run` and back-propagate the returned loss.
+ * Returns the loss and its named parts ("ce", "kl"; the caller owns all of them). With large
+ * vocabularies (`lmHead` "auto" past LM_CHUNK_BYTES of logits, or "chunked") both models stop at
+ * their final hidden states and `lmHeadLoss` computes the heads and the loss chunk by chunk.
+ */
+export function distillLoss(
+  teacher: LlamaModel | null,
+  student: LlamaModel,
+  x: Tensor,
+  y: Tensor,
+  opts: Omit<DistillTaskOptions, "batch" | "seqLen"> & { lmHead?: LmHeadMode },
+): { loss: Tensor; parts: Record<string, Tensor> } {
+  const [B, T] = x.shape;
+  const V = student.config.vocabSize;
+  const ceW = opts.ceWeight ?? 1;
+  const klW = opts.klWeight ?? 0;
+  const reduction = opts.klReduction === "batchmean"
+    ? { kind: "sum-over" as const, divisor: B }
+    : { kind: "mean" as const };
+  const parts: Record<string, Tensor> = {};
+  if (chunkedHeadFor(opts.lmHead, B * T, V)) {
+    if (ceW === 0 && klW === 0) throw new ShapeError("distill", "both loss weights are 0");
+    // The teacher's parameters do not require grad, so its ops are not taped.
+    const th = klW > 0 ? teacher!.finalHidden(x) : null;
+    using hs = student.finalHidden(x);
+    const r = lmHeadLoss(hs.view([B * T, student.config.hiddenSize]), student.lmHead, {
+      targets: y,
+      ceWeight: ceW,
+      klWeight: klW,
+      teacher: th ? { hidden: th, head: teacher!.lmHead } : undefined,
+      klReduction: reduction,
+      temperature: opts.temperature,
+    });
+    th?.dispose();
+    if (ceW > 0) parts.ce = r.ce;
+    else r.ce.dispose();
+    if (klW > 0) parts.kl = r.kl;
+    else r.kl.dispose();
+    return { loss: r.loss, parts };
+  }
+  const teacherLogits = klW > 0 ? teacher!.forward(x).logits : null;
+  const { logits } = student.forward(x);
+  const flat = logits.view([B * T, V]);
+  let total: Tensor | null = null;
+  const addTerm = (name: string, term: Tensor, weight: number) => {
+    parts[name] = term;
+    using weighted = weight === 1 ? term.retain() : scale(term, weight);
+    total = addLoss(total, weighted);
+  };
+  if (ceW > 0) addTerm("ce", crossEntropy(flat, y), ceW);
+  if (teacherLogits) {
+    addTerm(
+      "kl",
+      klDivergence(flat, teacherLogits.view([B * T, V]), { reduction, temperature: opts.temperature }),
+      klW,
+    );
+  }
+  logits.dispose();
+  teacherLogits?.dispose();
+  if (!total) throw new ShapeError("distill", "both loss weights are 0");
+  return { loss: total as Tensor, parts };
 }
 
 /** The first P ids of each of B rows of T. */

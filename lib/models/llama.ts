@@ -322,6 +322,35 @@ export class LlamaModel implements Disposable {
   /** Runs ids (B, L) i32 through the model. */
   forward(ids: Tensor, opts: ForwardOptions = {}): ForwardOutput {
     const c = this.config;
+    const { final, hidden, attentions } = this.trunk(ids, opts);
+    const logitsBytes = final.size / c.hiddenSize * c.vocabSize * 4;
+    if (logitsBytes > gpu().maxBindingBytes) {
+      final.dispose();
+      throw new ShapeError(
+        "llama.forward",
+        `logits of ${logitsBytes} bytes exceed one binding (${gpu().maxBindingBytes}); use a smaller batch or lmHeadLoss on finalHidden`,
+      );
+    }
+    const logits = linear(final, this.lmHead);
+    if (!opts.hidden) final.dispose();
+    return { logits, hidden, attentions };
+  }
+
+  /**
+   * The final normalised hidden states (B, L, D) of ids (B, L), without the LM head: the input of
+   * `lmHeadLoss` (lib/autograd/lm_loss.ts), which computes the head and its loss in chunks when the
+   * logits would not fit one buffer (a Llama-3 vocabulary at thousands of tokens).
+   */
+  finalHidden(ids: Tensor, opts: { cache?: LayerCache[] } = {}): Tensor {
+    return this.trunk(ids, opts).final;
+  }
+
+  /** Embedding and decoder layers and the final norm: the forward pass up to the LM head. */
+  private trunk(
+    ids: Tensor,
+    opts: ForwardOptions,
+  ): { final: Tensor; hidden?: Tensor[]; attentions?: Tensor[] } {
+    const c = this.config;
     if (ids.shape.length !== 2 || ids.dtype !== "i32") {
       throw new ShapeError(
         "llama.forward",
@@ -409,17 +438,8 @@ export class LlamaModel implements Disposable {
     const final = rmsNorm(last, this.norm, c.rmsNormEps);
     last.dispose(); // the last layer's raw output is not one of the hidden states
     if (opts.hidden) hidden.push(final);
-    const logitsBytes = final.size / c.hiddenSize * c.vocabSize * 4;
-    if (logitsBytes > gpu().maxBindingBytes) {
-      throw new ShapeError(
-        "llama.forward",
-        `logits of ${logitsBytes} bytes exceed one binding (${gpu().maxBindingBytes}); use a smaller batch`,
-      );
-    }
-    const logits = linear(final, this.lmHead);
-    if (!opts.hidden) final.dispose();
     return {
-      logits,
+      final,
       hidden: opts.hidden ? hidden : undefined,
       attentions: opts.attentions ? attentions : undefined,
     };

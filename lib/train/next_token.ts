@@ -5,6 +5,8 @@
  * @module
  */
 import { crossEntropy } from "../autograd/ops.ts";
+import { LM_CHUNK_BYTES, lmHeadLoss } from "../autograd/lm_loss.ts";
+import { LlamaModel } from "../models/llama.ts";
 import { GradTape } from "../autograd/tape.ts";
 import type { CausalLM } from "../models/evaluate.ts";
 import type { Tensor } from "../tensor/tensor.ts";
@@ -16,9 +18,20 @@ export function nextTokenTargets(ids: ArrayLike<number>, B: number, T: number, i
   return y;
 }
 
-/** Mean cross-entropy of `model` on x (B, T) against targets (B·T); a (1) tensor on the GPU. */
+/**
+ * Mean cross-entropy of `model` on x (B, T) against targets (B·T); a (1) tensor on the GPU. A
+ * `LlamaModel` whose logits would exceed {@linkcode LM_CHUNK_BYTES} gets the LM head and the loss in
+ * chunks of rows (`lmHeadLoss`): the same value, without the (B·T, V) logits.
+ */
 export function nextTokenLoss(model: CausalLM, x: Tensor, targets: Tensor): Tensor {
   const [B, T] = x.shape;
+  if (model instanceof LlamaModel && B * T * model.config.vocabSize * 4 > LM_CHUNK_BYTES) {
+    using h = model.finalHidden(x);
+    const r = lmHeadLoss(h.view([B * T, model.config.hiddenSize]), model.lmHead, { targets });
+    r.ce.dispose();
+    r.kl.dispose();
+    return r.loss;
+  }
   const { logits } = model.forward(x);
   const loss = crossEntropy(logits.view([B * T, model.config.vocabSize]), targets);
   logits.dispose();

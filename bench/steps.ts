@@ -1,0 +1,421 @@
+/**
+ * Training-step benchmarks (issue #8): GPU time per step, tokens/s and the peak bytes of live tensors of
+ *
+ * - `llama_train`: a Llama forward + backward (mean next-token CE) + AdamW update (every parameter);
+ * - `distill`: the full distillation step of MambaInLlama's `train_hybrid.py`: the teacher's forward
+ *   without gradients, the 50% hybrid student's forward + backward, CE + 0.1·KL (KL summed over
+ *   positions ÷ batch, "batchmean"), AdamW with gradient clipping at 1 — the converted layers' Mamba-2
+ *   mixers train (`model.layers.*.mamba.*`, MambaInLlama's stepwise setting), or with `train: "all"`
+ *   every student parameter;
+ *
+ * for (a) brown-llama-6m (teacher → hybrid with attention at layers 1, 3, 5, converted from attention)
+ * at 32 × 256 (performance.md's row) and at sequence lengths 256 … 4096 with 16384 tokens per step,
+ * and (b) a model with Llama-3.2-1B's shapes and random weights (16 layers, d 2048, 32 heads, 8 KV
+ * heads, head dim 64, intermediate 8192, vocabulary 128256, rope θ 500000 with llama3 scaling, tied
+ * embeddings as Llama-3.2-1B), student = the same conversion with attention at the odd layers. The 1B
+ * model's logits (16384 × 128256 f32 = 8.4 GB) exceed one buffer, so its LM heads and losses run in
+ * chunks of rows (`lmHeadLoss`, lib/autograd/lm_loss.ts).
+ *
+ * Each step is one call recording all of its GPU work, no readback; `time` measures GPU time per call
+ * (bench/timing.ts). The 1B steps take seconds each, so they are timed over one call after one
+ * untimed call (`ONE_SHOT`). Standalone:
+ *
+ *   deno run -A bench/steps.ts [--quick] [--json FILE] [--only 6m|1b]
+ *
+ * The PyTorch side of the same steps is bench/pytorch_steps.py.
+ *
+ * @module
+ */
+import { parseFlags } from "../lib/cli/args.ts";
+import { GradTape } from "../lib/autograd/tape.ts";
+import { convertTeacher } from "../lib/distill/convert.ts";
+import { distillLoss, type LmHeadMode } from "../lib/distill/tasks.ts";
+import { gpuMemory, resetPeak, trimPool } from "../lib/gpu/buffers.ts";
+import { sync } from "../lib/gpu/commands.ts";
+import { adapterName, initGpu } from "../lib/gpu/device.ts";
+import type { HostTensor } from "../lib/io/dtype.ts";
+import { writeSafetensors } from "../lib/io/safetensors.ts";
+import { LlamaModel } from "../lib/models/llama.ts";
+import { DEFAULT_MODEL_DIR } from "../lib/models/default_model.ts";
+import { Tensor } from "../lib/tensor/tensor.ts";
+import { nextTokenLoss } from "../lib/train/next_token.ts";
+import { AdamW, selectTrainable } from "../lib/train/optim.ts";
+import { FULL, QUICK, type SustainedOptions, timeSustained, type Timing } from "./timing.ts";
+
+/** One benchmark row. */
+export type StepResult = {
+  name: string;
+  model: "brown-llama-6m" | "llama-3.2-1b-shape";
+  step: "llama_train" | "distill";
+  batch: number;
+  seq: number;
+  tokens_per_s: number;
+  /** Highest bytes held by live tensors during the timed steps (weights, optimizer state included). */
+  peak_bytes: number;
+  /** Bytes of live tensors before the first step (weights and, for distill, both models). */
+  base_bytes: number;
+  /** Which student parameters train (distill) and how the LM head ran. */
+  train?: string;
+  lm_head?: string;
+} & Timing;
+
+/** A failed row: what was attempted and the error's first line. */
+export type StepError = { name: string; error: string };
+
+/** One untimed call, then one timed call: for steps of seconds. */
+export const ONE_SHOT: SustainedOptions = { warmMs: 0, sampleMs: 0, samples: 1, singles: 0 };
+
+/** Llama-3.2-1B's config.json with its shapes (weights here are random). */
+export const LLAMA_3_2_1B_CONFIG = {
+  architectures: ["LlamaForCausalLM"],
+  model_type: "llama",
+  attention_bias: false,
+  mlp_bias: false,
+  hidden_act: "silu",
+  hidden_size: 2048,
+  intermediate_size: 8192,
+  num_hidden_layers: 16,
+  num_attention_heads: 32,
+  num_key_value_heads: 8,
+  head_dim: 64,
+  vocab_size: 128256,
+  max_position_embeddings: 131072,
+  rms_norm_eps: 1e-5,
+  rope_theta: 500000.0,
+  rope_scaling: {
+    rope_type: "llama3",
+    factor: 32.0,
+    high_freq_factor: 4.0,
+    low_freq_factor: 1.0,
+    original_max_position_embeddings: 8192,
+  },
+  tie_word_embeddings: true,
+  bos_token_id: 128000,
+  eos_token_id: 128001,
+};
+
+/**
+ * Random bf16 weights: uniform in ±std·√3 (standard deviation `std`, transformers' 0.02 init), from
+ * xorshift32 (fast enough for 1.2 billion values).
+ */
+function randomBf16(n: number, state: { s: number }, std = 0.02): Uint16Array {
+  const out = new Uint16Array(n);
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  const a = std * Math.sqrt(3) * 2 / 4294967296;
+  let s = state.s | 0;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    f[0] = (s >>> 0) * a - std * Math.sqrt(3);
+    out[i] = u[0] >>> 16;
+  }
+  state.s = s;
+  return out;
+}
+
+/** Writes a random-weight Llama checkpoint (bf16, tokenizer-less) with `config` into `dir`. */
+export async function writeRandomLlama(
+  dir: string,
+  config: typeof LLAMA_3_2_1B_CONFIG,
+  seed = 1,
+): Promise<void> {
+  const c = config;
+  const D = c.hidden_size;
+  const st = { s: seed * 2654435761 | 1 };
+  const t: Record<string, HostTensor> = {};
+  const mat = (name: string, rows: number, cols: number) =>
+    t[name] = { dtype: "BF16", shape: [rows, cols], data: randomBf16(rows * cols, st) };
+  const ones = (name: string, n: number) =>
+    t[name] = { dtype: "BF16", shape: [n], data: new Uint16Array(n).fill(0x3f80) };
+  mat("model.embed_tokens.weight", c.vocab_size, D);
+  for (let i = 0; i < c.num_hidden_layers; i++) {
+    const p = `model.layers.${i}`;
+    ones(`${p}.input_layernorm.weight`, D);
+    ones(`${p}.post_attention_layernorm.weight`, D);
+    mat(`${p}.self_attn.q_proj.weight`, c.num_attention_heads * c.head_dim, D);
+    mat(`${p}.self_attn.k_proj.weight`, c.num_key_value_heads * c.head_dim, D);
+    mat(`${p}.self_attn.v_proj.weight`, c.num_key_value_heads * c.head_dim, D);
+    mat(`${p}.self_attn.o_proj.weight`, D, c.num_attention_heads * c.head_dim);
+    mat(`${p}.mlp.gate_proj.weight`, c.intermediate_size, D);
+    mat(`${p}.mlp.up_proj.weight`, c.intermediate_size, D);
+    mat(`${p}.mlp.down_proj.weight`, D, c.intermediate_size);
+  }
+  ones("model.norm.weight", D);
+  if (!c.tie_word_embeddings) mat("lm_head.weight", c.vocab_size, D);
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(c, null, 2));
+  await writeSafetensors(`${dir}/model.safetensors`, t, { format: "pt" });
+}
+
+/** Ids (B, T) and next-token targets (B·T) of a fixed pseudo-random stream, on the GPU. */
+function batchOf(B: number, T: number, V: number): { x: Tensor; y: Tensor } {
+  const ids = Int32Array.from({ length: B * T + 1 }, (_, i) => (i * 7919 + 13) % V);
+  return {
+    x: Tensor.from(ids.subarray(0, B * T), [B, T], "i32"),
+    y: Tensor.from(ids.subarray(1), [B * T], "i32"),
+  };
+}
+
+/** A copy of a checkpoint directory with a longer `max_position_embeddings` (same weights). */
+async function withPositions(dir: string, positions: number): Promise<string> {
+  const out = await Deno.makeTempDir({ prefix: "steps-teacher-" });
+  for (const f of ["model.safetensors", "tokenizer.json"]) await Deno.copyFile(`${dir}/${f}`, `${out}/${f}`);
+  const config = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
+  config.max_position_embeddings = Math.max(config.max_position_embeddings, positions);
+  await Deno.writeTextFile(`${out}/config.json`, JSON.stringify(config));
+  return out;
+}
+
+type TimeFn = (fn: () => void) => Promise<Timing>;
+
+/** Times one step closure and the peak bytes of live tensors while it runs. */
+async function measure(
+  time: TimeFn,
+  step: () => void,
+  row: Omit<StepResult, keyof Timing | "tokens_per_s" | "peak_bytes" | "base_bytes">,
+): Promise<StepResult> {
+  await sync();
+  const base = gpuMemory().inUse;
+  resetPeak();
+  const t = await time(step);
+  const peak = gpuMemory().peak;
+  return {
+    ...row,
+    ...t,
+    tokens_per_s: row.batch * row.seq / (t.ms / 1e3),
+    peak_bytes: peak,
+    base_bytes: base,
+  };
+}
+
+/** The Llama training step (every parameter trains): a closure and its optimizer (to dispose). */
+export function llamaTrainStep(model: LlamaModel, x: Tensor, y: Tensor) {
+  const params = selectTrainable(model.namedParameters());
+  const opt = new AdamW(params, { maxGradNorm: 1 });
+  const one = Tensor.from([1], [1]);
+  const step = () => {
+    using tape = new GradTape();
+    const loss = tape.run(() => nextTokenLoss(model, x, y));
+    tape.backward(loss, one);
+    opt.update(1e-4);
+    loss.dispose();
+  };
+  return { step, dispose: () => (opt.dispose(), one.dispose()) };
+}
+
+/** The distillation step: teacher forward, student forward + backward, CE + 0.1·KL (batchmean), AdamW. */
+export function distillStep(
+  teacher: LlamaModel,
+  student: LlamaModel,
+  x: Tensor,
+  y: Tensor,
+  train: "mixers" | "all",
+  lmHead: LmHeadMode,
+) {
+  const params = selectTrainable(student.namedParameters(), {
+    train: train === "mixers" ? ["model.layers.*.mamba.*"] : undefined,
+  });
+  const opt = new AdamW(params, { maxGradNorm: 1 });
+  const one = Tensor.from([1], [1]);
+  const step = () => {
+    using tape = new GradTape();
+    const { loss, parts } = tape.run(() =>
+      distillLoss(teacher, student, x, y, { ceWeight: 1, klWeight: 0.1, klReduction: "batchmean", lmHead })
+    );
+    tape.backward(loss, one);
+    opt.update(1e-4);
+    loss.dispose();
+    for (const p of Object.values(parts)) p.dispose();
+  };
+  return { step, dispose: () => (opt.dispose(), one.dispose()) };
+}
+
+function errorRow(name: string, e: unknown): StepError {
+  const msg = e instanceof Error ? e.message : String(e);
+  console.error(`${name}: FAILED ${msg.split("\n")[0]}`);
+  return { name, error: msg.split("\n")[0].slice(0, 300) };
+}
+
+/**
+ * The brown-llama-6m rows: distillation at 32 × 256 (mixers only and every parameter; the LM head
+ * whole and chunked), then both steps at T = 256 … 4096 with `tokens` per step.
+ */
+async function bench6m(time: TimeFn, quick: boolean): Promise<(StepResult | StepError)[]> {
+  const out: (StepResult | StepError)[] = [];
+  const teacherDir = await withPositions(DEFAULT_MODEL_DIR, 4096);
+  const studentDir = await Deno.makeTempDir({ prefix: "steps-student-" });
+  await convertTeacher(teacherDir, studentDir, { attentionLayers: [1, 3, 5] });
+  using teacher = await LlamaModel.load(teacherDir);
+  using student = await LlamaModel.load(studentDir);
+  using llama = await LlamaModel.load(teacherDir); // a separate copy that trains
+  const V = teacher.config.vocabSize;
+  const model = "brown-llama-6m" as const;
+  const runDistill = async (B: number, T: number, train: "mixers" | "all", lmHead: LmHeadMode) => {
+    const name = `distill_6m_B${B}_T${T}_${train}${lmHead === "full" ? "" : `_head-${lmHead}`}`;
+    try {
+      const { x, y } = batchOf(B, T, V);
+      using _x = x;
+      using _y = y;
+      const s = distillStep(teacher, student, x, y, train, lmHead);
+      try {
+        const r = await measure(time, s.step, {
+          name,
+          model,
+          step: "distill",
+          batch: B,
+          seq: T,
+          train,
+          lm_head: lmHead,
+        });
+        console.error(`${name}: ${r.ms.toFixed(3)} ms, ${Math.round(r.tokens_per_s)} tokens/s`);
+        out.push(r);
+      } finally {
+        s.dispose();
+      }
+    } catch (e) {
+      out.push(errorRow(name, e));
+    }
+  };
+  const runLlama = async (B: number, T: number) => {
+    const name = `llama_train_6m_B${B}_T${T}`;
+    try {
+      const { x, y } = batchOf(B, T, V);
+      using _x = x;
+      using _y = y;
+      const s = llamaTrainStep(llama, x, y);
+      try {
+        const r = await measure(time, s.step, { name, model, step: "llama_train", batch: B, seq: T });
+        console.error(`${name}: ${r.ms.toFixed(3)} ms, ${Math.round(r.tokens_per_s)} tokens/s`);
+        out.push(r);
+      } finally {
+        s.dispose();
+      }
+    } catch (e) {
+      out.push(errorRow(name, e));
+    }
+  };
+  await runDistill(32, 256, "mixers", "full");
+  await runDistill(32, 256, "mixers", "chunked");
+  await runDistill(32, 256, "all", "full");
+  await runLlama(32, 256);
+  const tokens = 16384;
+  for (const T of quick ? [256, 1024, 4096] : [256, 512, 1024, 2048, 4096]) {
+    await runDistill(tokens / T, T, "mixers", "full");
+    await runLlama(tokens / T, T);
+  }
+  for (const d of [teacherDir, studentDir]) await Deno.remove(d, { recursive: true });
+  return out;
+}
+
+/**
+ * The Llama-3.2-1B-shaped rows: the distillation step at 8 × 2048 (then, when not quick, at 16384
+ * tokens for T = 256 … 4096) and the Llama training step; a row that fails (out of memory, a binding
+ * limit) is reported with its error and the next smaller batch is tried.
+ */
+async function bench1b(quick: boolean): Promise<(StepResult | StepError)[]> {
+  const out: (StepResult | StepError)[] = [];
+  const time: TimeFn = (fn) => timeSustained(fn, ONE_SHOT);
+  const root = await Deno.makeTempDir({ prefix: "steps-1b-" });
+  const t0 = performance.now();
+  await writeRandomLlama(`${root}/teacher`, LLAMA_3_2_1B_CONFIG);
+  const odd = Array.from({ length: 8 }, (_, i) => 2 * i + 1);
+  await convertTeacher(`${root}/teacher`, `${root}/student`, { attentionLayers: odd });
+  const teacher = await LlamaModel.load(`${root}/teacher`);
+  const student = await LlamaModel.load(`${root}/student`);
+  await Deno.remove(root, { recursive: true });
+  console.error(
+    `1b: random checkpoint written, converted and loaded in ${((performance.now() - t0) / 1e3).toFixed(1)} s`,
+  );
+  const V = teacher.config.vocabSize;
+  const model = "llama-3.2-1b-shape" as const;
+  /** Runs one row; false when it failed. */
+  const row = async (kind: "distill" | "llama_train", B: number, T: number): Promise<boolean> => {
+    const name = `${kind}_1b_B${B}_T${T}${kind === "distill" ? "_mixers" : ""}`;
+    try {
+      const { x, y } = batchOf(B, T, V);
+      using _x = x;
+      using _y = y;
+      const s = kind === "distill"
+        ? distillStep(teacher, student, x, y, "mixers", "auto")
+        : llamaTrainStep(teacher, x, y);
+      try {
+        const r = await measure(time, s.step, {
+          name,
+          model,
+          step: kind,
+          batch: B,
+          seq: T,
+          train: kind === "distill" ? "mixers" : "all",
+          lm_head: "auto",
+        });
+        console.error(
+          `${name}: ${r.ms.toFixed(1)} ms, ${Math.round(r.tokens_per_s)} tokens/s, peak ${
+            (r.peak_bytes / 2 ** 30).toFixed(1)
+          } GiB`,
+        );
+        out.push(r);
+        return true;
+      } finally {
+        s.dispose();
+        await sync().catch(() => {});
+        trimPool();
+      }
+    } catch (e) {
+      out.push(errorRow(name, e));
+      await sync().catch(() => {});
+      trimPool();
+      return false;
+    }
+  };
+  /** The row at B × T, and on failure at B/2, B/4, … down to 1. */
+  const withFallback = async (kind: "distill" | "llama_train", B: number, T: number) => {
+    for (let b = B; b >= 1; b = Math.floor(b / 2)) if (await row(kind, b, T)) return;
+  };
+  await withFallback("distill", 8, 2048);
+  if (!quick) {
+    for (const T of [256, 512, 1024, 4096]) await withFallback("distill", 16384 / T, T);
+  }
+  // The teacher trains last (its weights change).
+  await withFallback("llama_train", quick ? 2 : 8, 2048);
+  if (!quick) { for (const T of [256, 1024, 4096]) await withFallback("llama_train", 16384 / T, T); }
+  student.dispose();
+  teacher.dispose();
+  return out;
+}
+
+/**
+ * Every step benchmark: brown-llama-6m with `time` (sustained timing), then the Llama-3.2-1B-shaped
+ * model (one-shot timing). `only` restricts to one model.
+ */
+export async function benchSteps(
+  time: TimeFn,
+  quick: boolean,
+  only?: "6m" | "1b",
+): Promise<(StepResult | StepError)[]> {
+  const out: (StepResult | StepError)[] = [];
+  if (only !== "1b") out.push(...await bench6m(time, quick));
+  if (only !== "6m") out.push(...await bench1b(quick));
+  return out;
+}
+
+if (import.meta.main) {
+  const flags = parseFlags("steps", Deno.args, { quick: "boolean", json: "string", only: "string" });
+  const ctx = await initGpu();
+  const opts = flags.quick ? QUICK : FULL;
+  const only = flags.only === "6m" || flags.only === "1b" ? flags.only : undefined;
+  const results = await benchSteps((fn) => timeSustained(fn, opts), !!flags.quick, only);
+  const report = {
+    date: new Date().toISOString(),
+    adapter: adapterName(ctx),
+    method: {
+      ...opts,
+      note: "ms: median GPU time per step (bench/timing.ts); 1B rows: one timed step after one untimed",
+    },
+    results,
+  };
+  const text = JSON.stringify(report, null, 2);
+  if (typeof flags.json === "string") await Deno.writeTextFile(flags.json, text);
+  console.log(text);
+}
