@@ -15,8 +15,14 @@
 // oldest first. Mamba-1: x (B, T, D) after the conv, dt (B, T, D) before the bias and softplus, Bs (B, T, G, N),
 // A (D, N), dt bias (D), states (B, D, N); selective_replay reuses the fields H = D, C = G.
 // One invocation owns one output element; f32 throughout, as the step kernels (softplus threshold 20).
+//
+// m on the device (dyn = 1, speculative rounds that never read back): m = clamp(counts[word], 0, m_max)
+// with m_max = p.m the steps the round cached; m = m_max leaves `out` as it is (the forward already left
+// the state after every cached step there, so keeping all of them replays nothing, as the host path).
 
-struct Params { n: u32, row: u32, B: u32, T: u32, H: u32, P: u32, N: u32, m: u32, C: u32, W1: u32 }
+struct Params {
+  n: u32, row: u32, B: u32, T: u32, H: u32, P: u32, N: u32, m: u32, C: u32, W1: u32, dyn: u32, word: u32,
+}
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> ckpt: array<f32>;     // (B, H, P, N) or (B, C, W − 1)
@@ -26,19 +32,27 @@ struct Params { n: u32, row: u32, B: u32, T: u32, H: u32, P: u32, N: u32, m: u32
 @group(0) @binding(5) var<storage, read_write> out: array<f32>; // state (B, H, P, N) or window (B, C, W − 1)
 @group(0) @binding(6) var<storage, read> a_mat: array<f32>;    // Mamba-1 A (D, N)
 @group(0) @binding(7) var<storage, read> dt_bias: array<f32>;  // Mamba-1 dt bias (D)
+@group(0) @binding(8) var<storage, read> counts: array<i32>;   // dyn = 1: m = counts[word]
 
 fn idx(g: vec3u) -> u32 { return g.y * p.row + g.x; }
+
+// The steps to keep; m_max (= p.m) means "all of them" and is skipped in the dynamic case.
+fn kept_steps() -> u32 {
+  if (p.dyn == 0u) { return p.m; }
+  return u32(clamp(counts[p.word], 0, i32(p.m)));
+}
 
 @compute @workgroup_size(256)
 fn ssd_replay(@builtin(global_invocation_id) g: vec3u) {
   let i = idx(g);
-  if (i >= p.n) { return; }
+  let m = kept_steps();
+  if (i >= p.n || (p.dyn != 0u && m >= p.m)) { return; }
   let n = i % p.N;
   let pp = (i / p.N) % p.P;
   let h = (i / (p.N * p.P)) % p.H;
   let b = i / (p.N * p.P * p.H);
   var s = ckpt[i];
-  for (var t = 0u; t < p.m; t++) {
+  for (var t = 0u; t < m; t++) {
     let bt = b * p.T + t;
     s = exp(decay[bt * p.H + h]) * s + xs[(bt * p.H + h) * p.P + pp] * bs[(bt * p.H + h) * p.N + n];
   }
@@ -48,11 +62,12 @@ fn ssd_replay(@builtin(global_invocation_id) g: vec3u) {
 @compute @workgroup_size(256)
 fn conv_window(@builtin(global_invocation_id) g: vec3u) {
   let i = idx(g);
-  if (i >= p.n) { return; }
+  let m = kept_steps();
+  if (i >= p.n || (p.dyn != 0u && m >= p.m)) { return; }
   let k = i % p.W1;
   let c = (i / p.W1) % p.C;
   let b = i / (p.W1 * p.C);
-  let j = p.m + k; // position in [checkpoint (W − 1) | round inputs]
+  let j = m + k; // position in [checkpoint (W − 1) | round inputs]
   if (j < p.W1) {
     out[i] = ckpt[(b * p.C + c) * p.W1 + j];
   } else {
@@ -63,14 +78,15 @@ fn conv_window(@builtin(global_invocation_id) g: vec3u) {
 @compute @workgroup_size(256)
 fn selective_replay(@builtin(global_invocation_id) g: vec3u) {
   let i = idx(g);
-  if (i >= p.n) { return; }
+  let m = kept_steps();
+  if (i >= p.n || (p.dyn != 0u && m >= p.m)) { return; }
   let n = i % p.N;
   let d = (i / p.N) % p.H;
   let b = i / (p.N * p.H);
   let grp = d / (p.H / p.C);
   let a = a_mat[d * p.N + n];
   var s = ckpt[i];
-  for (var t = 0u; t < p.m; t++) {
+  for (var t = 0u; t < m; t++) {
     let bt = b * p.T + t;
     let delta = softplus(decay[bt * p.H + d] + dt_bias[d]);
     s = exp(delta * a) * s + delta * bs[(bt * p.C + grp) * p.N + n] * xs[bt * p.H + d];

@@ -12,17 +12,23 @@
 // Bindings: logits (1, (B, V)), tokens (2, (B, cap): history, slot `step`), next (3, (B): the next
 // step's input ids), dist (4, (B, V): the kept, normalised distribution; written by `distribution`).
 // One workgroup of 256 owns one row b; thresholds by 40-step bisection with workgroup reductions.
+// sample_round: `sample` inside a speculative round loop that never reads back, with the seed
+// pcg(seed ^ pcg(2·round)) of the round counter counts[word] (binding 5; `roundSeed(seed, round, 0)`).
 
-struct Params { B: u32, V: u32, cap: u32, step: u32, seed: u32, top_k: u32, inv_tau: f32, top_p: f32 }
+struct Params {
+  B: u32, V: u32, cap: u32, step: u32, seed: u32, top_k: u32, inv_tau: f32, top_p: f32, word: u32,
+}
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read_write> tokens: array<i32>;
 @group(0) @binding(3) var<storage, read_write> next: array<i32>;
 @group(0) @binding(4) var<storage, read_write> dist: array<f32>;
+@group(0) @binding(5) var<storage, read> counts: array<i32>;
 
 var<workgroup> idx_red: array<u32, 256>;
 var<workgroup> chunk: array<f32, 256>;
+var<private> draw_seed: u32;
 
 fn pcg(v: u32) -> u32 {
   let s = v * 747796405u + 2891336453u;
@@ -32,7 +38,7 @@ fn pcg(v: u32) -> u32 {
 
 // U ∈ [0, 1) from (seed, row, step): 24 random bits.
 fn uniform01(b: u32) -> f32 {
-  let h = pcg(pcg(p.seed ^ pcg(p.step)) + b);
+  let h = pcg(pcg(draw_seed ^ pcg(p.step)) + b);
   return f32(h >> 8u) / 16777216.0;
 }
 
@@ -101,7 +107,18 @@ fn softmax_stats(li: u32, base: u32) -> vec2f {
 // Bindings: logits (1), tokens (2), next (3).
 @compute @workgroup_size(256)
 fn sample(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let b = wg.x;
+  draw_seed = p.seed;
+  sample_row(wg.x, li);
+}
+
+// Bindings: logits (1), tokens (2), next (3), counts (5).
+@compute @workgroup_size(256)
+fn sample_round(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  draw_seed = pcg(p.seed ^ pcg(2u * u32(counts[p.word])));
+  sample_row(wg.x, li);
+}
+
+fn sample_row(b: u32, li: u32) {
   let base = b * p.V;
   var tok = 0u;
   if (p.inv_tau <= 0.0) {

@@ -18,8 +18,19 @@
 // overwritten with t (the next round's t_last); result (4, (B, K+2) i32): [r, t, d_1..d_K];
 // feed (5, (B, 2) i32): [d_K, t] (what a draft that saw every draft token consumes next).
 // One workgroup of 256 owns one row; invocation 0 runs the K acceptance tests and the final scan.
+//
+// accept_round: the same rule for one row inside a round loop that never reads back; the round's state
+// is a small i32 buffer the kernel reads and advances (binding 6, words below), so the same recorded
+// work serves every round:
+//   state = [pos, keep, done, emitted, round]
+//   seed of the rule = pcg(p.seed ^ pcg(2·round + 1))   (`roundSeed(seed, round, 1)` on the host)
+//   records[round] = [r, t, d_1..d_K]  (result's layout; [−1, −1, …] for a round after the end)
+//   emitted tokens d_1..d_r, t are counted until an EOS token (stop_eos, ids in binding 7) or `steps`
+//   tokens: then done = 1. keep = r + 1 (the tokens both models keep of [t_last, d_1..d_K]), 0 once
+//   done; pos += keep; round += 1; tokens[0] = t and feed (binding 5, (1, 1)) = t, the draft's next input.
+// A round that starts done changes nothing but the round counter.
 
-struct Params { B: u32, K: u32, V: u32, seed: u32 }
+struct Params { B: u32, K: u32, V: u32, seed: u32, steps: u32, stop_eos: u32, n_eos: u32, rec_cap: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> target_p: array<f32>;
@@ -27,8 +38,17 @@ struct Params { B: u32, K: u32, V: u32, seed: u32 }
 @group(0) @binding(3) var<storage, read_write> tokens: array<i32>;
 @group(0) @binding(4) var<storage, read_write> result: array<i32>;
 @group(0) @binding(5) var<storage, read_write> feed: array<i32>;
+@group(0) @binding(6) var<storage, read_write> state: array<i32>;
+@group(0) @binding(7) var<storage, read> eos: array<i32>;
+
+const POS = 0u;
+const KEEP = 1u;
+const DONE = 2u;
+const EMITTED = 3u;
+const ROUND = 4u;
 
 var<workgroup> n_accepted: u32;
+var<workgroup> rule_seed: u32;
 var<workgroup> chunk: array<f32, 256>;
 
 fn pcg(v: u32) -> u32 {
@@ -38,7 +58,7 @@ fn pcg(v: u32) -> u32 {
 }
 
 fn uniform01(step: u32, b: u32) -> f32 {
-  let h = pcg(pcg(p.seed ^ pcg(step)) + b);
+  let h = pcg(pcg(rule_seed ^ pcg(step)) + b);
   return f32(h >> 8u) / 16777216.0;
 }
 
@@ -49,9 +69,9 @@ fn weight(b: u32, r: u32, v: u32) -> f32 {
   return pv;
 }
 
-@compute @workgroup_size(256)
-fn accept(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let b = wg.x;
+// The rule for row b with seed `rule_seed` (set by invocation 0 before): returns (r, t); invocation 0's
+// values are the ones that count. Must be called in uniform control flow (workgroup reductions).
+fn rule(b: u32, li: u32) -> vec2u {
   let K1 = p.K + 1u;
   if (li == 0u) {
     var r = p.K;
@@ -96,7 +116,21 @@ fn accept(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li:
         }
       }
     }
-    let t = i32(tok);
+    chunk[0] = bitcast<f32>(tok);
+  }
+  return vec2u(r, bitcast<u32>(chunk[0]));
+}
+
+@compute @workgroup_size(256)
+fn accept(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let b = wg.x;
+  let K1 = p.K + 1u;
+  if (li == 0u) { rule_seed = p.seed; }
+  workgroupBarrier();
+  let rt = rule(b, li);
+  if (li == 0u) {
+    let r = rt.x;
+    let t = i32(rt.y);
     let base = b * (p.K + 2u);
     result[base] = i32(r);
     result[base + 1u] = t;
@@ -104,5 +138,58 @@ fn accept(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li:
     feed[b * 2u] = tokens[b * K1 + p.K];
     feed[b * 2u + 1u] = t;
     tokens[b * K1] = t;
+  }
+}
+
+fn is_eos(t: i32) -> bool {
+  for (var i = 0u; i < p.n_eos; i++) { if (eos[i] == t) { return true; } }
+  return false;
+}
+
+// One row (B = 1): workgroup 0.
+@compute @workgroup_size(256)
+fn accept_round(@builtin(local_invocation_index) li: u32) {
+  let K1 = p.K + 1u;
+  if (li == 0u) { rule_seed = pcg(p.seed ^ pcg(2u * u32(state[ROUND]) + 1u)); }
+  workgroupBarrier();
+  let rt = rule(0u, li);
+  if (li == 0u) {
+    let round = u32(state[ROUND]);
+    state[ROUND] = i32(round + 1u);
+    let base = round * (p.K + 2u);
+    let rec = round < p.rec_cap;
+    if (state[DONE] != 0) {
+      if (rec) {
+        for (var i = 0u; i < p.K + 2u; i++) { result[base + i] = -1; }
+      }
+      state[KEEP] = 0;
+      return;
+    }
+    let r = rt.x;
+    let t = i32(rt.y);
+    if (rec) {
+      result[base] = i32(r);
+      result[base + 1u] = t;
+      for (var i = 0u; i < p.K; i++) { result[base + 2u + i] = tokens[1u + i]; }
+    }
+    var emitted = u32(state[EMITTED]);
+    var done = false;
+    for (var i = 0u; i <= r; i++) {
+      var tok = t;
+      if (i < r) { tok = tokens[1u + i]; }
+      if (p.stop_eos != 0u && is_eos(tok)) { done = true; break; }
+      emitted++;
+      if (emitted >= p.steps) { done = true; break; }
+    }
+    state[EMITTED] = i32(emitted);
+    var keep = i32(r) + 1;
+    if (done) {
+      state[DONE] = 1;
+      keep = 0;
+    }
+    state[KEEP] = keep;
+    state[POS] += keep;
+    tokens[0] = t;
+    feed[0] = t;
   }
 }

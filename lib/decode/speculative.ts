@@ -18,10 +18,32 @@
  * Draws: the draft's use the sampler's hash with a per-round seed, the rule's another, so a seed fixes
  * the whole output. With temperature 0 the output is the target's greedy decoding, token for token.
  *
+ * That is the host loop (`hostRounds: true`). By default the rounds stay on the GPU: nothing the host
+ * records depends on r. A small i32 buffer holds [pos, keep, done, emitted, round]; the forward calls
+ * read the position from it (RoPE, KV append and the causal mask, `kernels/kv_decode.wgsl`), Mamba
+ * layers replay `keep` of their K + 1 cached steps with masking (`kernels/decode_state.wgsl`), the draft
+ * and the rule derive their seeds from the round counter, and `accept_round` (`kernels/speculative.wgsl`)
+ * writes the round's record, counts the emitted tokens against EOS and `maxTokens` and advances the
+ * state. So that every round is the same work, the draft always runs K + 1 one-token steps,
+ * [t_last, d_1..d_K] (the last only to see d_K), and both models keep r + 1 of those tokens. The first
+ * round is recorded once and captured (`beginCapture`); every later round replays it (no bind groups
+ * are rebuilt), and the host reads the round records back every `roundsPerRead` rounds, one chunk in
+ * flight while the next one runs, then streams the text.
+ *
  * @module
  */
 import { ShapeError } from "../errors.ts";
-import { dispatch, Params, sync } from "../gpu/commands.ts";
+import {
+  beginCapture,
+  type CapturedCommands,
+  dispatch,
+  endCapture,
+  Params,
+  releaseCapture,
+  replayCommands,
+  sync,
+} from "../gpu/commands.ts";
+import { readBuffers } from "../gpu/transfer.ts";
 import type { TextTokenizer } from "../io/tokenizer.ts";
 import { DecodeState } from "../models/decode_state.ts";
 import type { LlamaModel } from "../models/llama.ts";
@@ -74,6 +96,83 @@ export function speculativeAccept(b: AcceptBuffers, seed: number): void {
   );
 }
 
+/** Words of the round state of {@linkcode speculativeAcceptRound}: [pos, keep, done, emitted, round]. */
+export const ROUND_STATE = { pos: 0, keep: 1, done: 2, emitted: 3, round: 4, words: 5 } as const;
+
+/** The buffers of one resident round's rule (one row). */
+export interface RoundBuffers {
+  /** (1, K + 1, V). */
+  target: Tensor;
+  /** (1, K, V). */
+  draft: Tensor;
+  /** (1, K + 1) i32: [t_last, d_1..d_K]; slot 0 becomes t. */
+  tokens: Tensor;
+  /** (rounds, K + 2) i32: row `round` gets [r, t, d_1..d_K] ([−1, …] after the end). */
+  records: Tensor;
+  /** (1, 1) i32: t, the draft's next input. */
+  next: Tensor;
+  /** i32 [pos, keep, done, emitted, round] ({@linkcode ROUND_STATE}). */
+  state: Tensor;
+  /** i32 end-of-sequence ids (at least one element; `eosCount` of them are used). */
+  eos: Tensor;
+}
+
+/** Settings of {@linkcode speculativeAcceptRound}. */
+export interface RoundSettings {
+  /** The generation's seed (the round's is derived from it and the round counter). */
+  seed: number;
+  /** Emitted tokens at which the generation is done. */
+  steps: number;
+  /** Stop at an end-of-sequence token. */
+  stopAtEos: boolean;
+  /** How many ids of `eos` count. */
+  eosCount: number;
+}
+
+/**
+ * The rule inside a round loop that never reads back (`accept_round`): reads and advances the round
+ * state on the GPU, writes the round's record, and marks the generation done at EOS or `steps` tokens.
+ */
+export function speculativeAcceptRound(b: RoundBuffers, o: RoundSettings): void {
+  const op = "speculativeAcceptRound";
+  if (b.target.shape.length !== 3 || b.target.shape[0] !== 1) {
+    throw new ShapeError(op, `expected target (1, K + 1, V), got ${fmtShape(b.target.shape)}`);
+  }
+  const [, K1, V] = b.target.shape;
+  const K = K1 - 1;
+  if (K < 1) throw new ShapeError(op, `lookahead K must be ≥ 1, got target ${fmtShape(b.target.shape)}`);
+  expectShape(op, "draft (1, K, V)", b.draft, [1, K, V]);
+  expectShape(op, "tokens (1, K + 1)", b.tokens, [1, K1]);
+  expectShape(op, "next (1, 1)", b.next, [1, 1]);
+  expectShape(op, "state (5)", b.state, [ROUND_STATE.words]);
+  if (b.records.shape.length !== 2 || b.records.shape[1] !== K + 2) {
+    throw new ShapeError(op, `expected records (rounds, K + 2), got ${fmtShape(b.records.shape)}`);
+  }
+  for (
+    const [name, t] of [["tokens", b.tokens], ["records", b.records], ["next", b.next], ["state", b.state], [
+      "eos",
+      b.eos,
+    ]] as const
+  ) {
+    if (t.dtype !== "i32") throw new ShapeError(op, `${name} must be i32, got ${t.dtype}`);
+  }
+  if (o.eosCount > b.eos.size) throw new ShapeError(op, `${o.eosCount} EOS ids in a buffer of ${b.eos.size}`);
+  dispatch(
+    { file: "speculative.wgsl", entry: "accept_round" },
+    [
+      b.target.buffer,
+      b.draft.buffer,
+      b.tokens.buffer,
+      b.records.buffer,
+      b.next.buffer,
+      b.state.buffer,
+      b.eos.buffer,
+    ],
+    new Params().u32(1, K, V, o.seed >>> 0, o.steps, o.stopAtEos ? 1 : 0, o.eosCount, b.records.shape[0]),
+    [1],
+  );
+}
+
 /** The seed of round `round`'s draws: stream 0 for the draft's samples, 1 for the rule. */
 export function roundSeed(seed: number, round: number, stream: 0 | 1): number {
   return pcg((seed ^ pcg(2 * round + stream)) >>> 0);
@@ -83,6 +182,10 @@ export function roundSeed(seed: number, round: number, stream: 0 | 1): number {
 export interface SpeculativeOptions extends GenerateOptions {
   /** Draft tokens per round, K (default 3). */
   lookahead?: number;
+  /** Rounds between readbacks of the GPU-resident loop (default 8). */
+  roundsPerRead?: number;
+  /** Read every round's result back and keep the caches on the host (the original loop; default false). */
+  hostRounds?: boolean;
 }
 
 /** One round: the K drafts, how many were accepted, and the resampled or bonus token. */
@@ -116,13 +219,34 @@ function distribution(logits: Tensor, dist: Tensor, rows: number, V: number, o: 
 }
 
 /** Generates a continuation of `prompt` from `target`, with `draft` proposing `lookahead` tokens a round. */
-export async function speculativeGenerate(
+export function speculativeGenerate(
   target: LlamaModel,
   draft: LlamaModel,
   tokenizer: TextTokenizer,
   prompt: string,
   opts: SpeculativeOptions = {},
 ): Promise<SpeculativeResult> {
+  return opts.hostRounds
+    ? hostLoop(target, draft, tokenizer, prompt, opts)
+    : residentLoop(target, draft, tokenizer, prompt, opts);
+}
+
+interface Setup {
+  K: number;
+  V: number;
+  ids: number[];
+  eos: Set<number>;
+  steps: number;
+  capacity: number;
+}
+
+function setup(
+  target: LlamaModel,
+  draft: LlamaModel,
+  tokenizer: TextTokenizer,
+  prompt: string,
+  opts: SpeculativeOptions,
+): Setup {
   const K = opts.lookahead ?? 3;
   const V = target.config.vocabSize;
   if (!Number.isInteger(K) || K < 1) throw new ShapeError("speculative", `lookahead must be ≥ 1, got ${K}`);
@@ -145,7 +269,58 @@ export async function speculativeGenerate(
     );
   }
   const steps = Math.max(0, Math.min(opts.maxTokens ?? 64, room - ids.length - K - 1));
-  const capacity = ids.length + steps + K + 1;
+  return { K, V, ids, eos, steps, capacity: ids.length + steps + K + 1 };
+}
+
+/** Prefills both models with all but the prompt's last token (not timed). */
+async function prefill(target: LlamaModel, draft: LlamaModel, ids: number[], t: DecodeState, d: DecodeState) {
+  if (ids.length > 1) {
+    using pre = Tensor.from(ids.slice(0, -1), [1, ids.length - 1], "i32");
+    target.forward(pre, { cache: t.layers, lastOnly: true }).logits.dispose();
+    draft.forward(pre, { cache: d.layers, lastOnly: true }).logits.dispose();
+  }
+  await sync(); // the prefill is not part of the timing
+}
+
+/** Appends what a round emitted to `out`; returns true when the generation is done. */
+function emit(rec: RoundRecord, out: number[], s: Setup, opts: SpeculativeOptions): boolean {
+  for (const t of [...rec.drafts.slice(0, rec.accepted), rec.token]) {
+    if ((opts.stopAtEos ?? true) && s.eos.has(t)) return true;
+    out.push(t);
+    if (out.length >= s.steps) return true;
+  }
+  return false;
+}
+
+function summary(
+  s: Setup,
+  text: string,
+  out: number[],
+  rounds: RoundRecord[],
+  seconds: number,
+): SpeculativeResult {
+  const accepted = rounds.reduce((sum, r) => sum + r.accepted, 0);
+  return {
+    text,
+    tokens: out,
+    promptTokens: s.ids.length,
+    tokensPerSecond: seconds > 0 ? out.length / seconds : 0,
+    rounds,
+    acceptanceRate: rounds.length ? accepted / (rounds.length * s.K) : 0,
+    meanAccepted: rounds.length ? accepted / rounds.length : 0,
+  };
+}
+
+/** The original loop: one readback per round, caches rolled back by the host. */
+async function hostLoop(
+  target: LlamaModel,
+  draft: LlamaModel,
+  tokenizer: TextTokenizer,
+  prompt: string,
+  opts: SpeculativeOptions,
+): Promise<SpeculativeResult> {
+  const s = setup(target, draft, tokenizer, prompt, opts);
+  const { K, V, ids, steps, capacity } = s;
   using tState = new DecodeState(target.createCache(1, capacity));
   using dState = new DecodeState(draft.createCache(1, capacity));
   const last = ids[ids.length - 1];
@@ -157,12 +332,7 @@ export async function speculativeGenerate(
   using feed2 = Tensor.zeros([1, 2], "i32");
   using feed1 = Tensor.from([last], [1, 1], "i32");
   using draftNext = Tensor.zeros([1, 1], "i32");
-  if (ids.length > 1) {
-    using pre = Tensor.from(ids.slice(0, -1), [1, ids.length - 1], "i32");
-    target.forward(pre, { cache: tState.layers, lastOnly: true }).logits.dispose();
-    draft.forward(pre, { cache: dState.layers, lastOnly: true }).logits.dispose();
-  }
-  await sync(); // the prefill is not part of the timing
+  await prefill(target, draft, ids, tState, dState);
   const start = performance.now();
   const out: number[] = [];
   const stream = textStream(tokenizer, out, opts.onText);
@@ -211,28 +381,151 @@ export async function speculativeGenerate(
       dState.commit(feedLen + r);
       feedLen = 1;
     }
-    for (const t of [...rec.drafts.slice(0, r), rec.token]) {
-      if ((opts.stopAtEos ?? true) && eos.has(t)) {
-        done = true;
-        break;
-      }
-      out.push(t);
-      if (out.length >= steps) {
-        done = true;
-        break;
-      }
-    }
+    done = emit(rec, out, s, opts);
     stream.push();
   }
   const seconds = (performance.now() - start) / 1000;
-  const accepted = rounds.reduce((s, r) => s + r.accepted, 0);
-  return {
-    text: stream.finish(),
-    tokens: out,
-    promptTokens: ids.length,
-    tokensPerSecond: seconds > 0 ? out.length / seconds : 0,
-    rounds,
-    acceptanceRate: rounds.length ? accepted / (rounds.length * K) : 0,
-    meanAccepted: rounds.length ? accepted / rounds.length : 0,
+  return summary(s, stream.finish(), out, rounds, seconds);
+}
+
+/** The GPU-resident loop (see the module doc): rounds replayed back to back, records read in chunks. */
+async function residentLoop(
+  target: LlamaModel,
+  draft: LlamaModel,
+  tokenizer: TextTokenizer,
+  prompt: string,
+  opts: SpeculativeOptions,
+): Promise<SpeculativeResult> {
+  const s = setup(target, draft, tokenizer, prompt, opts);
+  const { K, V, ids, steps, capacity } = s;
+  const R = Math.max(1, Math.floor(opts.roundsPerRead ?? 8));
+  const K1 = K + 1;
+  using tState = new DecodeState(target.createCache(1, capacity));
+  using dState = new DecodeState(draft.createCache(1, capacity));
+  const last = ids[ids.length - 1];
+  using roundTokens = Tensor.from([last, ...Array(K).fill(0)], [1, K1], "i32");
+  using next = Tensor.from([last], [1, 1], "i32");
+  using draftNext = Tensor.zeros([1, 1], "i32");
+  using q = Tensor.empty([1, K, V]);
+  using qi = Tensor.empty([1, V]);
+  using p = Tensor.empty([1, K1, V]);
+  // Each round emits ≥ 1 token and the loop records at most R rounds past the host's last count.
+  const maxRounds = steps + 2 * R + 1;
+  using records = Tensor.zeros([maxRounds, K + 2], "i32");
+  const eosIds = [...s.eos];
+  using eosBuf = Tensor.from(eosIds.length ? eosIds : [-1], [Math.max(1, eosIds.length)], "i32");
+  using state = Tensor.from([ids.length - 1, 0, steps === 0 ? 1 : 0, 0, 0], [ROUND_STATE.words], "i32");
+  await prefill(target, draft, ids, tState, dState);
+  const seed = opts.seed ?? 0;
+  const settings: RoundSettings = {
+    seed,
+    steps,
+    stopAtEos: opts.stopAtEos ?? true,
+    eosCount: eosIds.length,
   };
+  const keep = { counts: state, word: ROUND_STATE.keep };
+  const round = () => {
+    // 1. The draft feeds t_last, d_1..d_K (K + 1 one-token steps; the last one only to see d_K),
+    //    proposing d_1..d_K (slots 1..K of roundTokens) and keeping q_1..q_K.
+    dState.begin(K1);
+    for (let i = 0; i <= K; i++) {
+      const position = { counts: state, word: ROUND_STATE.pos, offset: i };
+      const { logits } = draft.forward(i === 0 ? next : draftNext, {
+        cache: dState.layers,
+        lastOnly: true,
+        position,
+      });
+      if (i < K) {
+        distribution(logits, qi, 1, V, opts);
+        copyElements(qi, 0, q, i * V, V);
+        const params = samplerParams(1, V, K1, i + 1, { ...opts, seed }).u32(ROUND_STATE.round);
+        dispatch(
+          { file: "sample.wgsl", entry: "sample_round" },
+          [logits.buffer, roundTokens.buffer, draftNext.buffer, null, state.buffer],
+          params,
+          [1],
+        );
+      }
+      logits.dispose();
+    }
+    // 2. The target scores [t_last, d_1..d_K] in one pass.
+    tState.begin(K1);
+    const position = { counts: state, word: ROUND_STATE.pos, offset: 0 };
+    const { logits } = target.forward(roundTokens, { cache: tState.layers, position });
+    distribution(logits, p, K1, V, opts);
+    logits.dispose();
+    // 3. The rule: the record, the emitted count, done, keep = r + 1 and the next position.
+    speculativeAcceptRound(
+      { target: p, draft: q, tokens: roundTokens, records, next, state, eos: eosBuf },
+      settings,
+    );
+    // 4. Both models keep r + 1 of the K + 1 tokens.
+    tState.commit(keep);
+    dState.commit(keep);
+  };
+  const start = performance.now();
+  const out: number[] = [];
+  const stream = textStream(tokenizer, out, opts.onText);
+  const rounds: RoundRecord[] = [];
+  const W = K + 2;
+  let program: CapturedCommands | null = null;
+  let recorded = 0;
+  const pending: { from: number; to: number; data: Promise<ArrayBuffer[]> }[] = [];
+  const record = (n: number) => {
+    const from = recorded;
+    for (let i = 0; i < n && recorded < maxRounds; i++, recorded++) {
+      if (program) {
+        replayCommands(program);
+      } else {
+        beginCapture();
+        try {
+          round();
+        } finally {
+          program = endCapture();
+        }
+      }
+    }
+    const data = readBuffers([{
+      buffer: records.buffer,
+      offset: from * W * 4,
+      size: (recorded - from) * W * 4,
+    }]);
+    pending.push({ from, to: recorded, data });
+  };
+  let done = steps === 0;
+  try {
+    while (!done) {
+      const inFlight = recorded - rounds.length;
+      const perRound = rounds.length ? out.length / rounds.length : 1 + K / 2;
+      const expected = out.length + inFlight * perRound;
+      if ((expected < steps || pending.length === 0) && recorded < maxRounds) {
+        record(Math.min(R, Math.max(1, Math.ceil((steps - expected) / perRound))));
+      }
+      if (pending.length >= 2 || (pending.length > 0 && (expected >= steps || recorded >= maxRounds))) {
+        const chunk = pending.shift()!;
+        const rec = new Int32Array((await chunk.data)[0]);
+        for (let j = 0; j < chunk.to - chunk.from && !done; j++) {
+          const row = Array.from(rec.subarray(j * W, (j + 1) * W));
+          if (row[0] < 0) {
+            throw new ShapeError(
+              "speculative",
+              `round ${chunk.from + j} ended on the GPU but not on the host`,
+            );
+          }
+          const r: RoundRecord = { drafts: row.slice(2), accepted: row[0], token: row[1] };
+          rounds.push(r);
+          done = emit(r, out, s, opts);
+        }
+        stream.push();
+      } else if (pending.length === 0 && recorded >= maxRounds) {
+        throw new ShapeError("speculative", `no end after ${maxRounds} rounds`);
+      }
+    }
+  } finally {
+    // Rounds recorded past the end: wait for them, so no readback is left mapping.
+    await Promise.allSettled(pending.map((c) => c.data));
+    if (program) releaseCapture(program);
+  }
+  const seconds = (performance.now() - start) / 1000;
+  return summary(s, stream.finish(), out, rounds, seconds);
 }

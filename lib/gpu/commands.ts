@@ -7,6 +7,14 @@
  * dispatches cost one upload and one submit. Bindings follow one convention in every kernel:
  * `@binding(0)` is the uniform `Params` struct, `@binding(1..)` the storage buffers in order.
  *
+ * Capture ({@linkcode beginCapture} … {@linkcode endCapture}) keeps what a stretch of recording did —
+ * each dispatch's pipeline and bind group (its parameters in a uniform buffer of the capture's own) and
+ * each buffer copy — so that {@linkcode replayCommands} can record the same work again for the cost of
+ * three encoder calls per dispatch instead of building every bind group anew (the bind group is most of
+ * a small dispatch's host time). The captured work still runs once when its batch is submitted. Work
+ * that depends on values known only on the GPU must read them from buffers (e.g. a decode position),
+ * since a replay repeats the parameters word for word.
+ *
  * @module
  */
 import { GpuError } from "../errors.ts";
@@ -57,6 +65,114 @@ let batch: Batch | null = null;
 let ring: GPUBuffer | null = null;
 const ringData = new Uint8Array(SLOT * SLOTS);
 let dispatchTotal = 0;
+
+/** One captured command: a dispatch (pipeline, bind group, workgroups) or a buffer copy (bytes). */
+type CapturedOp =
+  | { kind: "dispatch"; pipeline: GPUComputePipeline; group: GPUBindGroup; groups: [number, number, number] }
+  | { kind: "copy"; src: GPUBuffer; srcOffset: number; dst: GPUBuffer; dstOffset: number; size: number };
+
+/** Work recorded between {@linkcode beginCapture} and {@linkcode endCapture}, replayable. */
+export interface CapturedCommands {
+  /** The commands in recording order. */
+  readonly ops: readonly CapturedOp[];
+  /** Dispatches among them. */
+  readonly dispatches: number;
+  /** The uniform buffers holding the captured parameters (freed by {@linkcode releaseCapture}). */
+  readonly uniforms: readonly GPUBuffer[];
+}
+
+interface Capture {
+  ops: CapturedOp[];
+  uniforms: GPUBuffer[];
+  /** Slots used in the last uniform buffer. */
+  used: number;
+}
+
+let capture: Capture | null = null;
+const CAPTURE_SLOTS = 1024;
+
+/** Whether a capture is open (uploads and readbacks are refused meanwhile: they cannot be replayed). */
+export function capturing(): boolean {
+  return capture !== null;
+}
+
+/**
+ * Starts capturing: every dispatch and copy recorded until {@linkcode endCapture} is also kept for
+ * {@linkcode replayCommands}. The buffers the work binds are captured by identity: keep them alive (and
+ * let no other work reuse pooled buffers the captured work released) for as long as you replay.
+ */
+export function beginCapture(): void {
+  if (capture) throw new GpuError("capture", "a capture is already open");
+  capture = { ops: [], uniforms: [], used: CAPTURE_SLOTS };
+}
+
+/** Ends the capture and returns what it recorded. */
+export function endCapture(): CapturedCommands {
+  if (!capture) throw new GpuError("capture", "endCapture without beginCapture");
+  const c = capture;
+  capture = null;
+  return {
+    ops: c.ops,
+    dispatches: c.ops.filter((o) => o.kind === "dispatch").length,
+    uniforms: c.uniforms,
+  };
+}
+
+/** Records captured work again, in order, into the open batch (its uniform parameters unchanged). */
+export function replayCommands(c: CapturedCommands): void {
+  if (capture) throw new GpuError("capture", "cannot replay while capturing");
+  const b = open();
+  for (const op of c.ops) {
+    if (op.kind === "copy") {
+      if (b.pass) {
+        b.pass.end();
+        b.pass = null;
+      }
+      b.encoder.copyBufferToBuffer(op.src, op.srcOffset, op.dst, op.dstOffset, op.size);
+    } else {
+      b.pass ??= b.encoder.beginComputePass();
+      b.pass.setPipeline(op.pipeline);
+      b.pass.setBindGroup(0, op.group);
+      b.pass.dispatchWorkgroups(op.groups[0], op.groups[1], op.groups[2]);
+      dispatchTotal++;
+    }
+  }
+}
+
+/** Frees a capture's uniform buffers (after its last replay has been submitted). */
+export function releaseCapture(c: CapturedCommands): void {
+  for (const u of c.uniforms) u.destroy();
+}
+
+/** The uniform binding of a captured dispatch: a slot of the capture's own buffers, written now. */
+function captureUniform(c: Capture, params: Params): GPUBufferBinding {
+  const { device } = gpu();
+  if (c.used >= CAPTURE_SLOTS) {
+    c.uniforms.push(device.createBuffer({
+      size: SLOT * CAPTURE_SLOTS,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      label: "captured-params",
+    }));
+    c.used = 0;
+  }
+  const buffer = c.uniforms[c.uniforms.length - 1];
+  const offset = c.used++ * SLOT;
+  // Ordered before every later submit, so before the batch this dispatch is recorded in.
+  device.queue.writeBuffer(buffer, offset, params.words as Uint32Array<ArrayBuffer>);
+  return { buffer, offset, size: SLOT };
+}
+
+/** Copies `size` bytes between buffers, in order with the dispatches (and into an open capture). */
+export function copyBuffer(
+  src: GPUBuffer,
+  srcOffset: number,
+  dst: GPUBuffer,
+  dstOffset: number,
+  size: number,
+): void {
+  encoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, size);
+  capture?.ops.push({ kind: "copy", src, srcOffset, dst, dstOffset, size });
+}
 
 function open(): Batch {
   if (!batch) batch = { encoder: gpu().device.createCommandEncoder(), pass: null, slots: 0 };
@@ -115,24 +231,32 @@ export function dispatch(
   }
   if (batch && batch.slots >= SLOTS) flush();
   const b = open();
-  ring ??= device.createBuffer({
-    size: SLOT * SLOTS,
-    usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-    label: "params-ring",
-  });
-  const offset = b.slots * SLOT;
-  ringData.set(new Uint8Array(params.words.buffer), offset);
-  b.slots++;
+  let uniform: GPUBufferBinding;
+  if (capture) {
+    uniform = captureUniform(capture, params);
+  } else {
+    ring ??= device.createBuffer({
+      size: SLOT * SLOTS,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      label: "params-ring",
+    });
+    const offset = b.slots * SLOT;
+    ringData.set(new Uint8Array(params.words.buffer), offset);
+    b.slots++;
+    uniform = { buffer: ring, offset, size: SLOT };
+  }
   const p = pipeline(spec);
-  const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: ring, offset, size: SLOT } }];
+  const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: uniform }];
   buffers.forEach((buf, i) => {
     if (buf) entries.push({ binding: i + 1, resource: "buffer" in buf ? buf : { buffer: buf } });
   });
   const group = device.createBindGroup({ layout: p.getBindGroupLayout(0), entries });
+  const wg: [number, number, number] = [groups[0], groups[1] ?? 1, groups[2] ?? 1];
   b.pass ??= b.encoder.beginComputePass();
   b.pass.setPipeline(p);
   b.pass.setBindGroup(0, group);
-  b.pass.dispatchWorkgroups(groups[0], groups[1] ?? 1, groups[2] ?? 1);
+  b.pass.dispatchWorkgroups(wg[0], wg[1], wg[2]);
+  capture?.ops.push({ kind: "dispatch", pipeline: p, group, groups: wg });
   dispatchTotal++;
 }
 

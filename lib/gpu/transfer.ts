@@ -9,10 +9,14 @@
  * @module
  */
 import { checkGpuErrors, gpu, gpuCallFailure } from "./device.ts";
-import { type Binding, encoder, flush } from "./commands.ts";
+import { type Binding, capturing, encoder, flush } from "./commands.ts";
+import { GpuError } from "../errors.ts";
 
 /** Uploads `data` into `buffer` at `offset` (flushing recorded work first). */
 export function uploadBytes(buffer: GPUBuffer, data: ArrayBufferView, offset = 0): void {
+  if (capturing()) {
+    throw new GpuError("upload", "an upload cannot be captured for replay (upload before the capture)");
+  }
   flush();
   const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   // writeBuffer needs a multiple of 4 bytes.
@@ -36,6 +40,7 @@ export interface ReadRange {
 
 /** Reads several buffer ranges back with one submit and one wait. */
 export async function readBuffers(ranges: ReadRange[]): Promise<ArrayBuffer[]> {
+  if (capturing()) throw new GpuError("readback", "a readback cannot be captured for replay");
   const { device } = gpu();
   const enc = encoder();
   const staging = ranges.map((r) => {

@@ -4,11 +4,17 @@
  * then {@linkcode DecodeState.commit} keeps the first `kept` of them. Attention layers truncate their
  * KV cache; Mamba layers replay the kept steps from their checkpoint (`Mamba2Cache`, `Mamba1Cache`).
  *
+ * In a round loop that never reads back, the kept count is a word of a GPU buffer
+ * ({@linkcode DeviceCount}) and the forward calls take the position from the GPU too
+ * (`ForwardOptions.position`): attention layers then keep no host length (the position buffer is the
+ * length), and Mamba layers replay with masking.
+ *
  * @module
  */
 import { ShapeError } from "../errors.ts";
 import { KVCache } from "./kv_cache.ts";
 import type { LayerCache } from "./llama.ts";
+import type { DeviceCount } from "./mamba2_decode.ts";
 
 /** Per-layer caches plus the round bookkeeping. Pass `layers` as `forward(ids, { cache })`. */
 export class DecodeState implements Disposable {
@@ -36,9 +42,17 @@ export class DecodeState implements Disposable {
     return this.#open ? this.length - this.#length0 : 0;
   }
 
-  /** Keeps the first `kept` tokens of the round and forgets the rest. */
-  commit(kept: number): void {
+  /**
+   * Keeps the first `kept` tokens of the round and forgets the rest. With a count on the GPU, attention
+   * layers are left alone (their length is the device position, advanced by whoever wrote the count).
+   */
+  commit(kept: number | DeviceCount): void {
     if (!this.#open) throw new ShapeError("decodeState", "commit without an open round (call begin first)");
+    if (typeof kept !== "number") {
+      for (const l of this.layers) if (!(l instanceof KVCache)) l.commit(kept);
+      this.#open = false;
+      return;
+    }
     if (!Number.isInteger(kept) || kept < 0 || kept > this.roundSteps) {
       throw new ShapeError("decodeState", `cannot keep ${kept} of the round's ${this.roundSteps} tokens`);
     }

@@ -20,6 +20,7 @@ import { add, attention, embedding, linear, rmsNorm, rope, swiglu } from "../aut
 import { copyElements } from "../tensor/copy.ts";
 import type { Weight } from "../tensor/matmul.ts";
 import { RopeTable } from "../tensor/rope.ts";
+import { decodeAttention, type DevicePosition, ropeAppend } from "../tensor/kv_decode.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { KVCache } from "./kv_cache.ts";
 import { Mamba2Cache, mamba2Decode } from "./mamba2_decode.ts";
@@ -99,6 +100,13 @@ export interface ForwardOptions {
   cache?: LayerCache[];
   /** Compute logits for the last position only (generation). */
   lastOnly?: boolean;
+  /**
+   * The position of the first token on the GPU (`counts[word] + offset`) instead of the caches' host
+   * lengths: attention layers rotate, append and mask from it (`kernels/kv_decode.wgsl`), so recorded
+   * work stays valid whatever the length (speculative round loops; their KV caches' host `length` is
+   * then not maintained). Needs `cache`.
+   */
+  position?: DevicePosition;
 }
 
 /** Output of a forward pass. The caller owns (and disposes) every tensor. */
@@ -364,8 +372,11 @@ export class LlamaModel implements Disposable {
         `${opts.cache.length} layer caches for ${this.layers.length} layers (use createCache)`,
       );
     }
+    if (opts.position && !opts.cache) {
+      throw new ShapeError("llama.forward", "a device position needs the decoding caches (cache)");
+    }
     const pos0 = opts.cache?.[0]?.length ?? 0;
-    if (pos0 + L > this.rope.positions) {
+    if (!opts.position && pos0 + L > this.rope.positions) {
       throw new ShapeError(
         "llama.forward",
         `${pos0 + L} positions exceed max_position_embeddings ${this.rope.positions}`,
@@ -413,7 +424,7 @@ export class LlamaModel implements Disposable {
             `layer ${i} is an attention layer but its cache is a Mamba state`,
           );
         }
-        a = this.attentionBlock(x, layer.attn!, B, L, lc, opts.attentions);
+        a = this.attentionBlock(x, layer.attn!, B, L, lc, opts.attentions, opts.position);
       }
       x.dispose();
       if (a.probs) attentions.push(a.probs);
@@ -473,12 +484,27 @@ export class LlamaModel implements Disposable {
     L: number,
     cache?: KVCache,
     probs?: boolean,
+    position?: DevicePosition,
   ) {
     const c = this.config;
     const pos0 = cache?.length ?? 0;
     const q0 = linear(x, w.q, w.qBias);
     const k0 = linear(x, w.k, w.kBias);
     const v = linear(x, w.v, w.vBias);
+    if (position && cache) {
+      // The length is on the GPU: one kernel rotates q, k and appends k, v; one attends with the mask.
+      const view = (t: Tensor, H: number) => t.view([B, L, H, c.headDim]);
+      using q0v = view(q0, c.numHeads);
+      using k0v = view(k0, c.numKvHeads);
+      using vv = view(v, c.numKvHeads);
+      using q = ropeAppend(q0v, k0v, vv, this.rope, cache, position);
+      q0.dispose();
+      k0.dispose();
+      v.dispose();
+      using o = decodeAttention(q, cache, position);
+      using flat = o.view([B, L, c.numHeads * c.headDim]);
+      return { out: linear(flat, w.o, w.oBias), probs: undefined };
+    }
     const q = rope(q0.view([B, L, c.numHeads, c.headDim]), this.rope, pos0);
     const k = rope(k0.view([B, L, c.numKvHeads, c.headDim]), this.rope, pos0);
     q0.dispose();

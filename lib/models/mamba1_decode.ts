@@ -26,6 +26,7 @@ import { copyElements } from "../tensor/copy.ts";
 import { fmtShape, Tensor } from "../tensor/tensor.ts";
 import type { Mamba1Dims } from "../distill/convert_mamba1.ts";
 import type { Mamba1Weights } from "./mamba1_layer.ts";
+import type { DeviceCount } from "./mamba2_decode.ts";
 
 interface Round {
   T: number;
@@ -106,10 +107,21 @@ export class Mamba1Cache implements Disposable {
   }
 
   /** Closes the round keeping its first `steps` tokens (replayed from the checkpoint unless all are kept). */
-  commit(steps: number): void {
+  commit(steps: number | DeviceCount): void {
     const w = this.weights;
     const r = this.#round;
     if (!r) throw new ShapeError("mamba1Cache", "commit without an open round (call begin first)");
+    if (typeof steps !== "number") {
+      // The count lives on the GPU: replay with masking (a count of r.used leaves the state as it is).
+      const d = { ...steps, max: r.used };
+      convWindow(r.ckConv, r.xin, d, this.conv);
+      using A = negExp(w.aLog);
+      selectiveReplay(r.ckSsm, { x: r.x, dt: r.dt, Bs: r.Bs, A, dtBias: w.dtBias }, d, this.ssm);
+      this.length = r.length0 + r.used; // an upper bound: the host does not know the count
+      this.#spare = r;
+      this.#round = null;
+      return;
+    }
     if (!Number.isInteger(steps) || steps < 0 || steps > r.used) {
       throw new ShapeError("mamba1Cache", `cannot keep ${steps} of the round's ${r.used} steps`);
     }
@@ -177,8 +189,9 @@ export function mamba1Decode(u: Tensor, w: Mamba1Weights, d: Mamba1Dims, cache: 
     xcOwned = causalConv1dStep(cache.conv, xin.view([Bt, D]), w.convWeight, convOpts);
   } else {
     const c = causalConv1d(xin, w.convWeight, { ...convOpts, initialState: cache.conv });
-    cache.conv.dispose();
-    cache.conv = c.finalState;
+    // Copied into the state's own buffer (not swapped), so recorded work keeps addressing one buffer.
+    copyElements(c.finalState, 0, cache.conv, 0, cache.conv.size);
+    c.finalState.dispose();
     xcOwned = c.y;
   }
   using xc = xcOwned.view([Bt, L, D]);
@@ -220,8 +233,8 @@ export function mamba1Decode(u: Tensor, w: Mamba1Weights, d: Mamba1Dims, cache: 
       },
       { deltaSoftplus: true, initialState: cache.ssm },
     );
-    cache.ssm.dispose();
-    cache.ssm = s.lastState;
+    copyElements(s.lastState, 0, cache.ssm, 0, cache.ssm.size);
+    s.lastState.dispose();
     yOwned = gatherChannels(s.y, { from: "first", to: "last" });
     s.y.dispose();
   }

@@ -33,6 +33,14 @@ import type { Mamba2Dims } from "../distill/convert_mamba2.ts";
 import { addSkip, sliceColumns, ssdInputs } from "../ssm/mamba2_glue.ts";
 import type { Mamba2Options, Mamba2Weights } from "./mamba2_layer.ts";
 
+/** A kept-token count in a GPU buffer: word `word` of the i32 tensor `counts`. */
+export interface DeviceCount {
+  /** i32 buffer. */
+  counts: Tensor;
+  /** Index of the count. */
+  word: number;
+}
+
 interface Round {
   /** Capacity T: the most steps the round can cache. */
   T: number;
@@ -117,9 +125,19 @@ export class Mamba2Cache implements Disposable {
    * Closes the round keeping its first `steps` tokens: the state becomes the one after them (replayed
    * from the checkpoint unless every cached step is kept).
    */
-  commit(steps: number): void {
+  commit(steps: number | DeviceCount): void {
     const r = this.#round;
     if (!r) throw new ShapeError("mamba2Cache", "commit without an open round (call begin first)");
+    if (typeof steps !== "number") {
+      // The count lives on the GPU: replay with masking (a count of r.used leaves the state as it is).
+      const d = { ...steps, max: r.used };
+      convWindow(r.ckConv, r.xs, d, this.conv);
+      ssdReplay(r.ckSsm, { X: r.X, A: r.A, Bs: r.Bs }, d, this.ssm);
+      this.length = r.length0 + r.used; // an upper bound: the host does not know the count
+      this.#spare = r;
+      this.#round = null;
+      return;
+    }
     if (!Number.isInteger(steps) || steps < 0 || steps > r.used) {
       throw new ShapeError("mamba2Cache", `cannot keep ${steps} of the round's ${r.used} steps`);
     }
@@ -186,8 +204,9 @@ export function mamba2Decode(u: Tensor, w: Mamba2Weights, o: Mamba2Options, cach
     xbc = causalConv1dStep(cache.conv, xbcIn.view([Bt, C]), w.convWeight, convOpts);
   } else {
     const r = causalConv1d(xbcIn.view([Bt, L, C]), w.convWeight, { ...convOpts, initialState: cache.conv });
-    cache.conv.dispose();
-    cache.conv = r.finalState;
+    // Copied into the state's own buffer (not swapped), so recorded work keeps addressing one buffer.
+    copyElements(r.finalState, 0, cache.conv, 0, cache.conv.size);
+    r.finalState.dispose();
     xbc = r.y;
   }
   const glueDims = { H, Hkv: o.kvHeads, P, N };
@@ -212,8 +231,8 @@ export function mamba2Decode(u: Tensor, w: Mamba2Weights, o: Mamba2Options, cach
     );
   } else {
     const r = ssdChunked({ X, A, B: Bh, C: Ch, initialState: cache.ssm }, { blockLen: o.blockLen ?? 64 });
-    cache.ssm.dispose();
-    cache.ssm = r.finalState;
+    copyElements(r.finalState, 0, cache.ssm, 0, cache.ssm.size);
+    r.finalState.dispose();
     Y = r.Y;
   }
   cache.length += L;

@@ -7,6 +7,9 @@
  *   ssdReplay:   S = S₀;  for t < m:  S ← exp(A_t) · S + X_t B_tᵀ
  *   convWindow:  the last W − 1 of [s₀ | x_0 … x_{m−1}]
  *
+ * The kept count can live on the GPU ({@linkcode DeviceSteps}: a word of an i32 buffer that a kernel
+ * wrote, e.g. the accepted drafts + 1 of a speculative round), so a round loop never reads it back.
+ *
  * Shapes (outermost first, T the round's capacity): X (B, T, H, P), A (B, T, H), Bs (B, T, H, N);
  * SSM states (B, H, P, N); conv inputs (B, T, C); conv states (B, C, W − 1), oldest first.
  *
@@ -14,13 +17,59 @@
  */
 import { ShapeError } from "../errors.ts";
 import { dispatch, groupsFor, Params } from "../gpu/commands.ts";
+import { dummyBuffer } from "../gpu/buffers.ts";
 import { expectShape, fmtShape, type Tensor } from "../tensor/tensor.ts";
 
 const FILE = "decode_state.wgsl";
 
-function launch(entry: string, buffers: (GPUBuffer | null)[], n: number, words: number[]): void {
+/**
+ * A kept-step count on the GPU: m = clamp(`counts[word]`, 0, `max`), where `max` is the number of steps
+ * the round cached; m = `max` leaves the output as it is (the state after every cached step is already
+ * there), as the host path does by not replaying.
+ */
+export interface DeviceSteps {
+  /** i32 buffer holding the count. */
+  counts: Tensor;
+  /** Index of the count in `counts`. */
+  word: number;
+  /** Steps cached in the round (the largest count). */
+  max: number;
+}
+
+/** A kept-step count: known on the host, or in a GPU buffer. */
+export type Steps = number | DeviceSteps;
+
+function launch(
+  entry: string,
+  buffers: (GPUBuffer | null)[],
+  n: number,
+  words: number[],
+  steps: Steps,
+): void {
   const [gx, gy] = groupsFor(n, 256);
-  dispatch({ file: FILE, entry }, buffers, new Params().u32(n, gx * 256, ...words), [gx, gy]);
+  const dyn = typeof steps !== "number";
+  const all = [...buffers];
+  while (all.length < 7) all.push(null);
+  all.push(dyn ? steps.counts.buffer : dummyBuffer());
+  const params = new Params().u32(n, gx * 256, ...words, dyn ? 1 : 0, dyn ? steps.word : 0);
+  dispatch({ file: FILE, entry }, all, params, [gx, gy]);
+}
+
+/** The step count of the uniform words (the maximum for a device count), validated against T. */
+function stepWords(op: string, steps: Steps, T: number): number {
+  const m = typeof steps === "number" ? steps : steps.max;
+  if (!Number.isInteger(m) || m < 0 || m > T) {
+    throw new ShapeError(op, `steps must be a whole number in [0, ${T}], got ${m}`);
+  }
+  if (typeof steps !== "number") {
+    if (
+      steps.counts.dtype !== "i32" || !Number.isInteger(steps.word) || steps.word < 0 ||
+      steps.word >= steps.counts.size
+    ) {
+      throw new ShapeError(op, `the device count must be a word of an i32 buffer, got word ${steps.word}`);
+    }
+  }
+  return m;
 }
 
 /** The cached SSD inputs of a round: X (B, T, H, P), A (B, T, H), Bs (B, T, H, N). */
@@ -37,7 +86,7 @@ export interface ReplayInputs {
  * Writes into `out` (B, H, P, N) the state after the first `steps` cached steps, starting from
  * `checkpoint` (B, H, P, N). `out` must not be `checkpoint`.
  */
-export function ssdReplay(checkpoint: Tensor, inp: ReplayInputs, steps: number, out: Tensor): void {
+export function ssdReplay(checkpoint: Tensor, inp: ReplayInputs, steps: Steps, out: Tensor): void {
   const op = "ssdReplay";
   if (checkpoint.shape.length !== 4) {
     throw new ShapeError(op, `expected checkpoint (B, H, P, N), got ${fmtShape(checkpoint.shape)}`);
@@ -51,15 +100,14 @@ export function ssdReplay(checkpoint: Tensor, inp: ReplayInputs, steps: number, 
   expectShape(op, "A (B, T, H)", inp.A, [B, T, H]);
   expectShape(op, "Bs (B, T, H, N)", inp.Bs, [B, T, H, N]);
   expectShape(op, "out (B, H, P, N)", out, [B, H, P, N]);
-  if (!Number.isInteger(steps) || steps < 0 || steps > T) {
-    throw new ShapeError(op, `steps must be a whole number in [0, ${T}], got ${steps}`);
-  }
+  const m = stepWords(op, steps, T);
   if (out === checkpoint) throw new ShapeError(op, "out must be a different tensor from the checkpoint");
   launch(
     "ssd_replay",
     [checkpoint.buffer, inp.X.buffer, inp.A.buffer, inp.Bs.buffer, out.buffer],
     out.size,
-    [B, T, H, P, N, steps, 0, 0],
+    [B, T, H, P, N, m, 0, 0],
+    steps,
   );
 }
 
@@ -67,7 +115,7 @@ export function ssdReplay(checkpoint: Tensor, inp: ReplayInputs, steps: number, 
  * Writes into `out` (B, C, W − 1) the conv state after the first `steps` of the round's conv inputs
  * `xs` (B, T, C), starting from `checkpoint` (B, C, W − 1). `out` must not be `checkpoint`.
  */
-export function convWindow(checkpoint: Tensor, xs: Tensor, steps: number, out: Tensor): void {
+export function convWindow(checkpoint: Tensor, xs: Tensor, steps: Steps, out: Tensor): void {
   const op = "convWindow";
   if (checkpoint.shape.length !== 3 || xs.shape.length !== 3) {
     throw new ShapeError(
@@ -81,21 +129,16 @@ export function convWindow(checkpoint: Tensor, xs: Tensor, steps: number, out: T
   const T = xs.shape[1];
   expectShape(op, "xs (B, T, C)", xs, [B, T, C]);
   expectShape(op, "out (B, C, W − 1)", out, [B, C, W1]);
-  if (!Number.isInteger(steps) || steps < 0 || steps > T) {
-    throw new ShapeError(op, `steps must be a whole number in [0, ${T}], got ${steps}`);
-  }
+  const m = stepWords(op, steps, T);
   if (out === checkpoint) throw new ShapeError(op, "out must be a different tensor from the checkpoint");
   if (out.size === 0) return;
-  launch("conv_window", [checkpoint.buffer, xs.buffer, null, null, out.buffer], out.size, [
-    B,
-    T,
-    0,
-    0,
-    0,
+  launch(
+    "conv_window",
+    [checkpoint.buffer, xs.buffer, null, null, out.buffer],
+    out.size,
+    [B, T, 0, 0, 0, m, C, W1],
     steps,
-    C,
-    W1,
-  ]);
+  );
 }
 
 /** The cached inputs of a Mamba-1 round: x after the conv (B, T, D), raw dt (B, T, D), B (B, T, G, N). */
@@ -120,7 +163,7 @@ export interface SelectiveReplayInputs {
 export function selectiveReplay(
   checkpoint: Tensor,
   inp: SelectiveReplayInputs,
-  steps: number,
+  steps: Steps,
   out: Tensor,
 ): void {
   const op = "selectiveReplay";
@@ -143,9 +186,7 @@ export function selectiveReplay(
   expectShape(op, "dtBias (D)", inp.dtBias, [D]);
   expectShape(op, "out (B, D, N)", out, [B, D, N]);
   if (D % G !== 0) throw new ShapeError(op, `D = ${D} is not a multiple of the groups G = ${G}`);
-  if (!Number.isInteger(steps) || steps < 0 || steps > T) {
-    throw new ShapeError(op, `steps must be a whole number in [0, ${T}], got ${steps}`);
-  }
+  const m = stepWords(op, steps, T);
   if (out === checkpoint) throw new ShapeError(op, "out must be a different tensor from the checkpoint");
   launch(
     "selective_replay",
@@ -159,6 +200,7 @@ export function selectiveReplay(
       inp.dtBias.buffer,
     ],
     out.size,
-    [B, T, D, 1, N, steps, G, 0],
+    [B, T, D, 1, N, m, G, 0],
+    steps,
   );
 }

@@ -4,7 +4,7 @@
  * @module
  */
 import { ShapeError } from "../errors.ts";
-import { encoder } from "../gpu/commands.ts";
+import { copyBuffer } from "../gpu/commands.ts";
 import type { Tensor } from "./tensor.ts";
 
 /** Copies `n` elements from `src[srcOffset…]` to `dst[dstOffset…]` (element offsets). */
@@ -18,5 +18,5 @@ export function copyElements(
   if (srcOffset + n > src.size || dstOffset + n > dst.size) {
     throw new ShapeError("copy", `range of ${n} elements out of bounds (${src.size} → ${dst.size})`);
   }
-  if (n > 0) encoder().copyBufferToBuffer(src.buffer, srcOffset * 4, dst.buffer, dstOffset * 4, n * 4);
+  if (n > 0) copyBuffer(src.buffer, srcOffset * 4, dst.buffer, dstOffset * 4, n * 4);
 }

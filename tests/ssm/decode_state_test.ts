@@ -123,3 +123,54 @@ Deno.test("decode_state.wgsl selective_replay: the Mamba-1 state after m cached 
     for (const t of Object.values(inp)) t.dispose();
   }
 });
+
+Deno.test("decode_state.wgsl with the kept count on the GPU: m < used equals the host count; m = used (or more) leaves the state as it is", async () => {
+  const d = { B: 1, T: 4, H: 2, P: 4, N: 4, C: 3, W: 4 };
+  const used = 3; // steps the round cached (of T)
+  const s0 = randomArray(d.B * d.H * d.P * d.N, 21);
+  const X = randomArray(d.B * d.T * d.H * d.P, 22);
+  const A = randomArray(d.B * d.T * d.H, 23, 0.5).map((a) => -Math.abs(a));
+  const Bs = randomArray(d.B * d.T * d.H * d.N, 24);
+  const c0 = randomArray(d.B * d.C * (d.W - 1), 25);
+  const xs = randomArray(d.B * d.T * d.C, 26);
+  using ck = Tensor.from(s0, [d.B, d.H, d.P, d.N]);
+  using cc = Tensor.from(c0, [d.B, d.C, d.W - 1]);
+  using tX = Tensor.from(X, [d.B, d.T, d.H, d.P]);
+  using tA = Tensor.from(A, [d.B, d.T, d.H]);
+  using tB = Tensor.from(Bs, [d.B, d.T, d.H, d.N]);
+  using tx = Tensor.from(xs, [d.B, d.T, d.C]);
+  const sentinel = 12345;
+  for (const m of [0, 1, 2, used, used + 2]) {
+    using counts = Tensor.from([99, m], [2], "i32");
+    const dev = { counts, word: 1, max: used };
+    using out = Tensor.from(new Float32Array(s0.length).fill(sentinel), [d.B, d.H, d.P, d.N]);
+    using win = Tensor.from(new Float32Array(c0.length).fill(sentinel), [d.B, d.C, d.W - 1]);
+    ssdReplay(ck, { X: tX, A: tA, Bs: tB }, dev, out);
+    convWindow(cc, tx, dev, win);
+    if (m < used) {
+      assertAllclose(await out.toArray(), ssdReplayRef(s0, X, A, Bs, m, d), {
+        ...TOL,
+        name: `replay m=${m}`,
+      });
+      assertAllclose(await win.toArray(), convWindowRef(c0, xs, m, d), {
+        atol: 0,
+        rtol: 0,
+        name: `window m=${m}`,
+      });
+    } else {
+      assert.ok((await out.toArray()).every((v) => v === sentinel), `m=${m}: the state was rewritten`);
+      assert.ok((await win.toArray()).every((v) => v === sentinel), `m=${m}: the window was rewritten`);
+    }
+  }
+  using f = Tensor.zeros([2]);
+  using out = Tensor.zeros([d.B, d.H, d.P, d.N]);
+  assert.throws(
+    () => ssdReplay(ck, { X: tX, A: tA, Bs: tB }, { counts: f, word: 0, max: 1 }, out),
+    ShapeError,
+  );
+  using i = Tensor.zeros([2], "i32");
+  assert.throws(
+    () => ssdReplay(ck, { X: tX, A: tA, Bs: tB }, { counts: i, word: 0, max: d.T + 1 }, out),
+    ShapeError,
+  );
+});

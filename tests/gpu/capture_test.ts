@@ -1,0 +1,87 @@
+import assert from "node:assert/strict";
+import { GpuError } from "../../lib/errors.ts";
+import { initGpu } from "../../lib/gpu/device.ts";
+import {
+  beginCapture,
+  capturing,
+  dispatch,
+  dispatchCount,
+  endCapture,
+  Params,
+  releaseCapture,
+  replayCommands,
+} from "../../lib/gpu/commands.ts";
+import { copyElements } from "../../lib/tensor/copy.ts";
+import { Tensor } from "../../lib/tensor/tensor.ts";
+
+await initGpu();
+
+/** c = a + b (elementwise.wgsl add). */
+function add(a: Tensor, b: Tensor, c: Tensor): void {
+  dispatch(
+    { file: "elementwise.wgsl", entry: "add" },
+    [a.buffer, b.buffer, c.buffer],
+    new Params().u32(a.size, 256),
+    [
+      Math.ceil(a.size / 256),
+    ],
+  );
+}
+
+Deno.test("capture: the captured work runs once, and each replay runs its dispatches and copies again, in order", async () => {
+  using a = Tensor.from([1, 2, 3, 4], [4]);
+  using b = Tensor.from([10, 20, 30, 40], [4]);
+  using c = Tensor.zeros([4]);
+  beginCapture();
+  assert.ok(capturing());
+  add(a, b, c); // c = a + b
+  copyElements(c, 0, a, 0, 4); // a = c
+  const program = endCapture();
+  assert.ok(!capturing());
+  assert.equal(program.dispatches, 1);
+  assert.equal(program.ops.length, 2);
+  const before = dispatchCount();
+  for (let i = 0; i < 3; i++) replayCommands(program);
+  assert.equal(dispatchCount() - before, 3);
+  // Four applications of a ← a + b: the capture's own, then three replays.
+  assert.deepEqual(Array.from(await a.toArray()), [41, 82, 123, 164]);
+  releaseCapture(program);
+});
+
+Deno.test("capture: the captured parameters are the capture's own (later dispatches do not overwrite them)", async () => {
+  using a = Tensor.from([1, 1, 1, 1, 1, 1, 1, 1], [8]);
+  using b = Tensor.from([1, 1, 1, 1, 1, 1, 1, 1], [8]);
+  using c = Tensor.zeros([8]);
+  using d = Tensor.zeros([8]);
+  beginCapture();
+  dispatch(
+    { file: "elementwise.wgsl", entry: "add" },
+    [a.buffer, b.buffer, c.buffer],
+    new Params().u32(2, 256),
+    [1],
+  );
+  const program = endCapture();
+  add(a, b, d); // a full-length add through the ring, recorded between capture and replay
+  copyElements(d, 0, c, 0, 8);
+  replayCommands(program); // writes only c[0..2) again
+  assert.deepEqual(Array.from(await c.toArray()), [2, 2, 2, 2, 2, 2, 2, 2]);
+  using z = Tensor.zeros([8]);
+  copyElements(z, 0, c, 0, 8);
+  replayCommands(program);
+  assert.deepEqual(Array.from(await c.toArray()), [2, 2, 0, 0, 0, 0, 0, 0]);
+  releaseCapture(program);
+});
+
+Deno.test("capture: uploads and readbacks inside a capture are refused, nested captures too", async () => {
+  using a = Tensor.zeros([4]);
+  beginCapture();
+  try {
+    assert.throws(() => a.write(new Float32Array(4)), GpuError);
+    await assert.rejects(() => a.toArray(), GpuError);
+    assert.throws(() => beginCapture(), GpuError);
+    assert.throws(() => replayCommands({ ops: [], dispatches: 0, uniforms: [] }), GpuError);
+  } finally {
+    endCapture();
+  }
+  assert.throws(() => endCapture(), GpuError);
+});
