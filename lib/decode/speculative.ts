@@ -35,6 +35,7 @@
 import { ShapeError } from "../errors.ts";
 import {
   beginCapture,
+  type Binding,
   type CapturedCommands,
   dispatch,
   endCapture,
@@ -44,6 +45,7 @@ import {
   sync,
 } from "../gpu/commands.ts";
 import { readBuffers } from "../gpu/transfer.ts";
+import { gpu } from "../gpu/device.ts";
 import type { TextTokenizer } from "../io/tokenizer.ts";
 import { DecodeState } from "../models/decode_state.ts";
 import type { LlamaModel } from "../models/llama.ts";
@@ -209,14 +211,23 @@ export interface SpeculativeResult extends GenerateResult {
 }
 
 /** Writes the kept, normalised next-token distributions of `rows` logits rows into `dist` (rows, V). */
-function distribution(logits: Tensor, dist: Tensor, rows: number, V: number, o: GpuSamplingOptions): void {
+function distribution(
+  logits: Tensor,
+  dist: Tensor | Binding,
+  rows: number,
+  V: number,
+  o: GpuSamplingOptions,
+): void {
   dispatch(
     { file: "sample.wgsl", entry: "distribution" },
-    [logits.buffer, null, null, dist.buffer],
+    [logits.buffer, null, null, dist instanceof Tensor ? dist.buffer : dist],
     samplerParams(rows, V, 1, 0, o),
     [rows],
   );
 }
+
+/** Rounds written ahead of the host's last readback: chunks of `roundsPerRead` in flight at once. */
+const IN_FLIGHT = 3;
 
 /** Generates a continuation of `prompt` from `target`, with `draft` proposing `lookahead` tokens a round. */
 export function speculativeGenerate(
@@ -409,8 +420,12 @@ async function residentLoop(
   using q = Tensor.empty([1, K, V]);
   using qi = Tensor.empty([1, V]);
   using p = Tensor.empty([1, K1, V]);
-  // Each round emits ≥ 1 token and the loop records at most R rounds past the host's last count.
-  const maxRounds = steps + 2 * R + 1;
+  // Each round emits ≥ 1 token and the loop records at most IN_FLIGHT chunks past the host's count.
+  const maxRounds = steps + (IN_FLIGHT + 1) * R + 1;
+  // q_i straight into its slot of q when the slot's offset is a valid binding offset (else via qi).
+  const align = gpu().device.limits.minStorageBufferOffsetAlignment;
+  const slot = (i: number): Binding | null =>
+    (i * V * 4) % align === 0 ? { buffer: q.buffer, offset: i * V * 4, size: V * 4 } : null;
   using records = Tensor.zeros([maxRounds, K + 2], "i32");
   const eosIds = [...s.eos];
   using eosBuf = Tensor.from(eosIds.length ? eosIds : [-1], [Math.max(1, eosIds.length)], "i32");
@@ -436,8 +451,13 @@ async function residentLoop(
         position,
       });
       if (i < K) {
-        distribution(logits, qi, 1, V, opts);
-        copyElements(qi, 0, q, i * V, V);
+        const direct = slot(i);
+        if (direct) {
+          distribution(logits, direct, 1, V, opts);
+        } else {
+          distribution(logits, qi, 1, V, opts);
+          copyElements(qi, 0, q, i * V, V);
+        }
         const params = samplerParams(1, V, K1, i + 1, { ...opts, seed }).u32(ROUND_STATE.round);
         dispatch(
           { file: "sample.wgsl", entry: "sample_round" },
@@ -498,10 +518,11 @@ async function residentLoop(
       const inFlight = recorded - rounds.length;
       const perRound = rounds.length ? out.length / rounds.length : 1 + K / 2;
       const expected = out.length + inFlight * perRound;
-      if ((expected < steps || pending.length === 0) && recorded < maxRounds) {
+      if ((expected < steps || pending.length === 0) && pending.length < IN_FLIGHT && recorded < maxRounds) {
         record(Math.min(R, Math.max(1, Math.ceil((steps - expected) / perRound))));
+        continue;
       }
-      if (pending.length >= 2 || (pending.length > 0 && (expected >= steps || recorded >= maxRounds))) {
+      if (pending.length > 0) {
         const chunk = pending.shift()!;
         const rec = new Int32Array((await chunk.data)[0]);
         for (let j = 0; j < chunk.to - chunk.from && !done; j++) {
