@@ -8,8 +8,9 @@
  * FLOPs: the forward's two products QKᵀ and PV cost 4·B·H_q·L²·P, halved by the causal mask; the
  * backward's five products 2.5× that (FlashAttention-2's count), so forward + backward is 3.5×.
  *
- * `deno run -A --cached-only bench/attention.ts [--quick] [--tiles]` prints the rows as JSON;
- * `--tiles` adds a sweep of the fused kernels' tiles at one shape (for tuning `flashTile`).
+ * `deno run -A --cached-only bench/attention.ts [--quick] [--tiles] [--train] [--decode]` prints the
+ * rows as JSON lines; `--tiles` adds a sweep of the fused kernels' tiles at one shape (for tuning
+ * `flashTile`), `--train` the autograd op at B = 8, L = 2048 (1B heads), `--decode` decode-step shapes.
  *
  * @module
  */
@@ -81,13 +82,14 @@ export async function benchAttention(
   } = {},
 ): Promise<AttentionBenchResult[]> {
   const batches = opts.batches ?? (quick ? [1, 8] : [1, 2, 4, 8]);
-  const lengths = opts.lengths ?? [256, 512, 1024, 2048, 4096];
+  // the issue's shapes first (a run cut short by a time limit keeps them)
+  const lengths = opts.lengths ?? [2048, 4096, 1024, 512, 256];
   const out: AttentionBenchResult[] = [];
   const rng = new Rng(0);
-  for (const s of ATTENTION_SHAPES) {
-    const { Hq, Hkv, P } = s;
-    const tiles = ["forward", "dq", "dkv"].map((k) => tileName(flashTile(k as "forward", P))).join(",");
-    for (const L of lengths) {
+  for (const L of lengths) {
+    for (const s of ATTENTION_SHAPES) {
+      const { Hq, Hkv, P } = s;
+      const tiles = ["forward", "dq", "dkv"].map((k) => tileName(flashTile(k as "forward", P))).join(",");
       for (const B of batches) {
         using q = random([B, L, Hq, P], rng);
         using k = random([B, L, Hkv, P], rng);
@@ -180,6 +182,7 @@ export async function benchAttentionTiles(
   using _o = f.out;
   using _l = f.lse;
   const candidates: FlashTile[] = [
+    [8, 16, 4],
     [8, 32, 2],
     [8, 16, 2],
     [8, 8, 4],
@@ -208,6 +211,82 @@ export async function benchAttentionTiles(
           for (const x of [g.dq, g.dk, g.dv]) x.dispose();
         });
       out.push({ kernel, tile: tileName(t), B, L, P, ...timing });
+    }
+  }
+  // The backward with the GQA group in one workgroup or split over query heads, at B = 1 and 8.
+  for (const Bs of [1, 8]) {
+    using q2 = random([Bs, L, Hq, P], rng);
+    using k2 = random([Bs, L, Hkv, P], rng);
+    using v2 = random([Bs, L, Hkv, P], rng);
+    using d2 = random([Bs, L, Hq, P], rng);
+    const f2 = flashAttention(q2, k2, v2);
+    for (const splitHeads of [false, true]) {
+      const timing = await time(() => {
+        const g = flashAttentionBackward(q2, k2, v2, f2.out, f2.lse, d2, { splitHeads });
+        for (const x of [g.dq, g.dk, g.dv]) x.dispose();
+      });
+      out.push({ kernel: `backward_split_${splitHeads}`, tile: "default", B: Bs, L, P, ...timing });
+    }
+    f2.out.dispose();
+    f2.lse.dispose();
+  }
+  return out;
+}
+
+/** One decode-step row: L new queries after S − L cached positions (capacity 4096). */
+export type DecodeBenchResult = {
+  name: string;
+  path: "fused" | "materialised";
+  B: number;
+  L: number;
+  S: number;
+  Hq: number;
+  Hkv: number;
+  P: number;
+} & Timing;
+
+/**
+ * Decoding-shaped attention (B = 1; L = 1 and 4 queries after a KV cache of S = 512 or 4096
+ * positions) through the fused kernel and the materialising path, for choosing which one
+ * `attention()` takes at small L.
+ */
+export async function benchAttentionDecode(
+  time: (fn: () => void) => Promise<Timing>,
+): Promise<DecodeBenchResult[]> {
+  const out: DecodeBenchResult[] = [];
+  const rng = new Rng(3);
+  const cap = 4096;
+  for (const { Hq, Hkv, P } of ATTENTION_SHAPES) {
+    const B = 1;
+    using k = random([B, cap, Hkv, P], rng);
+    using v = random([B, cap, Hkv, P], rng);
+    for (const L of [1, 4]) {
+      using q = random([B, L, Hq, P], rng);
+      for (const S of [512, 4096]) {
+        const fused = await time(() => {
+          const r = flashAttention(q, k, v, { keyLength: S });
+          r.out.dispose();
+          r.lse.dispose();
+        });
+        const mat = await time(() => {
+          const r = attention(q, k, v, { keyLength: S, returnProbs: true });
+          r.out.dispose();
+          r.probs!.dispose();
+        });
+        for (const [path, t] of [["fused", fused], ["materialised", mat]] as const) {
+          out.push({
+            name: `attention_decode_${path}_B${B}_L${L}_S${S}_Hq${Hq}_Hkv${Hkv}_P${P}`,
+            path,
+            B,
+            L,
+            S,
+            Hq,
+            Hkv,
+            P,
+            ...t,
+          });
+        }
+      }
     }
   }
   return out;
@@ -262,5 +341,8 @@ if (import.meta.main) {
   print("header", { device: gpu().info, method: o });
   if (Deno.args.includes("--tiles")) { for (const r of await benchAttentionTiles(time)) print("tile", r); }
   if (Deno.args.includes("--train")) print("train_step", await benchAttentionTrainStep(time));
+  if (Deno.args.includes("--decode")) {
+    for (const r of await benchAttentionDecode(time)) print("decode", r);
+  }
   await benchAttention(time, quick, { onRow: (r) => print("row", r) });
 }

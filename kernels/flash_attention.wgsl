@@ -15,7 +15,9 @@
 //   backward (recomputation, FA2 Alg. 2), with P_ij = exp(s_ij − lse_i) and D_i = Σ_p dO_ip O_ip:
 //     dV_j = Σ_i P_ij dO_i,  dP_ij = dO_i · v_j,  dS_ij = P_ij (dP_ij − D_i),
 //     dQ_i = scale Σ_j dS_ij k_j,  dK_j = scale Σ_i dS_ij q_i,
-//   dK and dV summed over the query heads of each kv group inside one workgroup (no atomics).
+//   dK and dV summed over the query heads of each kv group inside one workgroup (no atomics), or,
+//   when there are too few key blocks to fill the GPU (hsplit = 1), one workgroup per query head
+//   writing per-head partials (B, cap, H_q, P) that `backward_dkv_sum` adds over each group.
 //
 // Ground truth: the materialising path (lib/tensor/attention.ts: matmul + causal softmax + matmul)
 // and attentionRef / attentionBackwardRef in lib/tensor/ops_ref.ts (float64 loops).
@@ -32,7 +34,7 @@
 
 struct Params {
   L: u32, S: u32, cap: u32, Hq: u32, Hkv: u32, P: u32, group: u32, nblk: u32,
-  scale2: f32, n: u32, yrow: u32,
+  scale2: f32, n: u32, yrow: u32, hsplit: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -46,6 +48,8 @@ struct Params {
 @group(0) @binding(8) var<storage, read_write> dq: array<f32>;
 @group(0) @binding(9) var<storage, read_write> dk: array<f32>;
 @group(0) @binding(10) var<storage, read_write> dv: array<f32>;
+@group(0) @binding(11) var<storage, read> part_k: array<f32>; // per-query-head partials (hsplit = 1)
+@group(0) @binding(12) var<storage, read> part_v: array<f32>;
 
 override TX: u32 = 8u;                   // invocations along columns (BC = 4·TX columns per block)
 override TY: u32 = 32u;                  // invocations along rows
@@ -355,8 +359,9 @@ fn backward_dq(
 }
 
 // dK, dV for one key block of kv head g: rows are keys, columns queries; walks every query head of
-// the group and every query block that sees the keys. Bindings: q, k, v (1–3), lse (5), dO (6),
-// delta (7), dk (9), dv (10).
+// the group (hsplit = 0; grid y = kv heads) or one query head h (hsplit = 1; grid y = query heads,
+// dk/dv are then the partials (B, cap, H_q, P)) and every query block that sees the keys.
+// Bindings: q, k, v (1–3), lse (5), dO (6), delta (7), dk (9), dv (10).
 @compute @workgroup_size(TX, TY)
 fn backward_dkv(
   @builtin(workgroup_id) wg: vec3u,
@@ -366,9 +371,19 @@ fn backward_dkv(
   let tx = lid.x;
   let ty = lid.y;
   let k0 = wg.x * BR;
-  let g = wg.y;
   let b = wg.z;
   let off = p.S - p.L;
+  // query heads [h_lo, h_hi) of kv head g; results go to head h_out of Hout heads
+  var g = wg.y;
+  var h_lo = g * p.group;
+  var h_hi = h_lo + p.group;
+  var Hout = p.Hkv;
+  if (p.hsplit == 1u) {
+    g = wg.y / p.group;
+    h_lo = wg.y;
+    h_hi = wg.y + 1u;
+    Hout = p.Hq;
+  }
   for (var e = li; e < BR * PV; e += NT) {
     let r = e / PV;
     let c = e % PV;
@@ -388,8 +403,7 @@ fn backward_dkv(
   var qstart = 0u;
   if (k0 > off) { qstart = (k0 - off) / BC; }
   let nqb = (p.L + BC - 1u) / BC;
-  for (var jh = 0u; jh < p.group; jh++) {
-    let h = g * p.group + jh;
+  for (var h = h_lo; h < h_hi; h++) {
     let rowbase = (b * p.Hq + h) * p.L;
     for (var qb = qstart; qb < nqb; qb++) {
       let i0 = qb * BC;
@@ -461,7 +475,7 @@ fn backward_dkv(
   for (var a = 0u; a < RQ; a++) {
     let j = k0 + ty * RQ + a;
     if (j >= p.cap) { continue; }
-    let base = kv_row(b, j, g);
+    let base = ((b * p.cap + j) * Hout + wg.y) * p.P;
     for (var cc = 0u; cc < NC; cc++) {
       let c = tx + TX * cc;
       if (c < PV) {
@@ -476,4 +490,23 @@ fn backward_dkv(
       }
     }
   }
+}
+
+// hsplit = 1: dK, dV (B, cap, H_kv, P) = the sums of the per-query-head partials (B, cap, H_q, P) over
+// each group (its heads are consecutive: row r·group + jh). One invocation per output element.
+// Bindings: dk (9), dv (10), part_k (11), part_v (12).
+@compute @workgroup_size(64)
+fn backward_dkv_sum(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let e = (wg.y * p.yrow + wg.x) * 64u + li;
+  if (e >= p.n) { return; }
+  let r = e / p.P;
+  let c = e % p.P;
+  var sk = 0.0;
+  var sv = 0.0;
+  for (var jh = 0u; jh < p.group; jh++) {
+    sk += part_k[(r * p.group + jh) * p.P + c];
+    sv += part_v[(r * p.group + jh) * p.P + c];
+  }
+  dk[e] = sk;
+  dv[e] = sv;
 }

@@ -7,6 +7,7 @@
  */
 import { ShapeError } from "../errors.ts";
 import { attention as attentionRaw, attentionBackward } from "../tensor/attention.ts";
+import { flashAttention, flashAttentionBackward, flashSupported } from "../tensor/flash_attention.ts";
 import {
   add as addRaw,
   scale as scaleRaw,
@@ -105,7 +106,12 @@ export function embedding(ids: Tensor, table: Weight): Tensor {
   return record([table.parts[0]], y, [ids], (g, [idsSaved]) => embeddingBackward(idsSaved, g, table));
 }
 
-/** Causal GQA attention (no KV cache under a tape). Returns the output and, on request, probabilities. */
+/**
+ * Causal GQA attention (no KV cache under a tape). Returns the output and, on request, probabilities.
+ * Without `returnProbs` the fused kernels run both ways (the tape keeps q, k, v, out and the per-row
+ * logsumexp, and the backward recomputes the probabilities); with it, the materialising path keeps
+ * the probabilities (B, H_q, L, S) for its backward.
+ */
 export function attention(
   q: Tensor,
   k: Tensor,
@@ -115,6 +121,15 @@ export function attention(
   if (!needsGrad(q, k, v)) return attentionRaw(q, k, v, opts);
   if (opts.keyLength !== undefined && opts.keyLength !== k.shape[1]) {
     throw new ShapeError("attention", "a KV cache cannot be used while recording gradients");
+  }
+  if (!opts.returnProbs && flashSupported(q.shape[3])) {
+    const f = flashAttention(q, k, v);
+    const out = record([q, k, v], f.out, [q, k, v, f.out, f.lse], (g, [qs, ks, vs, os, ls]) => {
+      const { dq, dk, dv } = flashAttentionBackward(qs, ks, vs, os, ls, g);
+      return [dq, dk, dv];
+    });
+    f.lse.dispose();
+    return { out };
   }
   const r = attentionRaw(q, k, v, { returnProbs: true });
   const probs = r.probs!;

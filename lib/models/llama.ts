@@ -20,6 +20,7 @@ import { add, attention, embedding, linear, rmsNorm, rope, swiglu } from "../aut
 import { copyElements } from "../tensor/copy.ts";
 import type { Weight } from "../tensor/matmul.ts";
 import { RopeTable } from "../tensor/rope.ts";
+import { flashAttentionKernels } from "../tensor/flash_attention.ts";
 import { decodeAttention, type DevicePosition, ropeAppend } from "../tensor/kv_decode.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { KVCache } from "./kv_cache.ts";
@@ -136,7 +137,8 @@ export class LlamaModel implements Disposable {
   /** Loads a checkpoint directory (config.json + safetensors) onto the GPU. */
   static async load(dir: string, opts: LoadOptions = {}): Promise<LlamaModel> {
     using ckpt = await Checkpoint.open(dir);
-    const compiling = precompile(LLAMA_KERNELS);
+    // the fused attention's pipeline depends on the head dim (its tile constants)
+    const compiling = precompile([...LLAMA_KERNELS, ...flashAttentionKernels(ckpt.config.headDim)]);
     const c = ckpt.config;
     const D = c.hiddenSize;
     const qDim = c.numHeads * c.headDim;

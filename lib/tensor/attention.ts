@@ -7,13 +7,16 @@
  * the strided matmul reads them in place, and query head h reads key/value head ⌊h / (H_q / H_kv)⌋.
  * K and V may be a KV cache with room for more positions than the S in use (`keyLength`).
  * The per-head probability matrices (B, H_q, L, S) are the attention mixing matrices; they are
- * returned on request.
+ * returned on request. Without that request the fused kernel of `flash_attention.ts` computes the same
+ * output without storing them (memory O(L) instead of O(L·S)); with it, the materialising path below
+ * (strided matmul, causal softmax, matmul) runs.
  *
  * @module
  */
 import { ShapeError } from "../errors.ts";
 import { matmulStrided } from "./matmul.ts";
 import { causalSoftmaxInPlace, softmaxBackwardInPlace } from "./softmax.ts";
+import { flashAttention, flashSupported } from "./flash_attention.ts";
 import { fmtShape, Tensor } from "./tensor.ts";
 
 /** Options of {@linkcode attention}. */
@@ -22,7 +25,7 @@ export interface AttentionOptions {
   keyLength?: number;
   /** Score scale (default 1/√P). */
   scale?: number;
-  /** Return the probabilities (B, H_q, L, S) instead of freeing them. */
+  /** Return the probabilities (B, H_q, L, S) (the materialising path; otherwise the fused kernel). */
   returnProbs?: boolean;
 }
 
@@ -34,7 +37,10 @@ export interface AttentionResult {
   probs?: Tensor;
 }
 
-/** Causal GQA attention; see the module doc for shapes. */
+/**
+ * Causal GQA attention; see the module doc for shapes. Fused (no probabilities stored) unless
+ * `returnProbs` is set or no fused tile fits the head dim on this device.
+ */
 export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): AttentionResult {
   if (q.shape.length !== 4 || k.shape.length !== 4 || v.shape.length !== 4) {
     throw new ShapeError("attention", `expected 4-D q, k, v, got ${fmtShape(q.shape)}, ${fmtShape(k.shape)}`);
@@ -47,6 +53,11 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
       "attention",
       `q ${fmtShape(q.shape)} does not fit k ${fmtShape(k.shape)} / v ${fmtShape(v.shape)} with S=${S}`,
     );
+  }
+  if (!opts.returnProbs && flashSupported(P)) {
+    const { out, lse } = flashAttention(q, k, v, opts);
+    lse.dispose();
+    return { out };
   }
   const group = Hq / Hkv;
   const probs = Tensor.empty([B, Hq, L, S]);

@@ -84,9 +84,13 @@ export function flashTileFits(kind: FlashKernel, P: number, t: FlashTile): boole
     flashTileBytes(kind, P, t) <= lim.maxComputeWorkgroupStorageSize;
 }
 
+const chosen = new Map<string, FlashTile | null>();
+
 /** The preferred tile for head dim P on this device, or null when none fits (very large P). */
 export function flashTile(kind: FlashKernel, P: number): FlashTile | null {
-  return CANDIDATES.find((t) => flashTileFits(kind, P, t)) ?? null;
+  const key = `${kind}:${P}`;
+  if (!chosen.has(key)) chosen.set(key, CANDIDATES.find((t) => flashTileFits(kind, P, t)) ?? null);
+  return chosen.get(key)!;
 }
 
 /** Whether the fused kernels run head dim P on this device (forward and backward). */
@@ -115,7 +119,13 @@ export function flashAttentionKernels(P: number, backward = false): KernelSpec[]
   if (!flashSupported(P)) return [];
   const fwd = [spec("forward", P)];
   if (!backward) return fwd;
-  return [...fwd, { file: "flash_attention.wgsl", entry: "backward_delta" }, spec("dq", P), spec("dkv", P)];
+  return [
+    ...fwd,
+    { file: "flash_attention.wgsl", entry: "backward_delta" },
+    { file: "flash_attention.wgsl", entry: "backward_dkv_sum" },
+    spec("dq", P),
+    spec("dkv", P),
+  ];
 }
 
 /** Options of {@linkcode flashAttention} and {@linkcode flashAttentionBackward}. */
@@ -126,7 +136,16 @@ export interface FlashOptions {
   scale?: number;
   /** Tiles other than the device's preferred ones (benchmarks). */
   tiles?: FlashTiles;
+  /**
+   * Backward: one dK/dV workgroup per query head (partials, then a sum over each group) instead of
+   * one per kv head walking its group. Default: when the per-kv-head grid has fewer than
+   * {@linkcode SPLIT_BELOW} workgroups (too few to fill the GPU).
+   */
+  splitHeads?: boolean;
 }
+
+/** The dK/dV grid size below which the backward splits the GQA group over workgroups by default. */
+export const SPLIT_BELOW = 1024;
 
 interface Dims {
   B: number;
@@ -156,11 +175,11 @@ function dimsOf(name: string, q: Tensor, k: Tensor, v: Tensor, opts: FlashOption
 }
 
 /** The uniform words shared by every entry point (see `Params` in the WGSL). */
-function params(d: Dims, nblk: number, n = 0, yrow = 0): Params {
+function params(d: Dims, nblk: number, n = 0, yrow = 0, hsplit = 0): Params {
   return new Params()
     .u32(d.L, d.S, d.cap, d.Hq, d.Hkv, d.P, d.Hq / d.Hkv, nblk)
     .f32v(d.scale * Math.LOG2E)
-    .u32(n, yrow);
+    .u32(n, yrow, hsplit);
 }
 
 /**
@@ -187,7 +206,8 @@ export function flashAttention(
 /**
  * Gradients of {@linkcode flashAttention} given its out, lse and dOut (B, L, H_q, P): dq like q, dk
  * and dv like k and v (rows past `keyLength` are zero), dk/dv summed over each group's query heads.
- * Three dispatches: D = rowsum(dOut ⊙ out), then dK/dV per key block and dQ per query block.
+ * Three dispatches: D = rowsum(dOut ⊙ out), then dK/dV per key block and dQ per query block (four
+ * with `splitHeads`: dK/dV partials per query head, then their sums over each group).
  */
 export function flashAttentionBackward(
   q: Tensor,
