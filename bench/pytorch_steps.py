@@ -203,12 +203,17 @@ if args.only != "1b":
     del teachers, students, llama6
 
 if args.only != "6m":
-    cfg = LlamaConfig(vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
-                      num_attention_heads=32, num_key_value_heads=8, head_dim=64, max_position_embeddings=131072,
-                      rms_norm_eps=1e-5, rope_theta=500000.0,
-                      rope_scaling={"rope_type": "llama3", "factor": 32.0, "high_freq_factor": 4.0,
-                                    "low_freq_factor": 1.0, "original_max_position_embeddings": 8192},
-                      tie_word_embeddings=True, attn_implementation="sdpa")
+    shape = dict(vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16,
+                 num_attention_heads=32, num_key_value_heads=8, head_dim=64, max_position_embeddings=131072,
+                 rms_norm_eps=1e-5, tie_word_embeddings=True)
+    llama3 = {"rope_type": "llama3", "factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+              "original_max_position_embeddings": 8192}
+    try:  # transformers 5: rope_parameters; 4.x: rope_theta + rope_scaling
+        cfg = LlamaConfig(**shape, rope_parameters={"rope_theta": 500000.0, **llama3})
+        LlamaForCausalLM(LlamaConfig(**{**shape, "num_hidden_layers": 1, "vocab_size": 64},
+                                     rope_parameters={"rope_theta": 500000.0, **llama3}))
+    except Exception:
+        cfg = LlamaConfig(**shape, rope_theta=500000.0, rope_scaling=llama3)
     with torch.device(dev):
         teacher = LlamaForCausalLM(cfg).float()
     student = hybrid_of(teacher, list(range(1, 16, 2)))

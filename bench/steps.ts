@@ -28,7 +28,10 @@
  */
 import { parseFlags } from "../lib/cli/args.ts";
 import { GradTape } from "../lib/autograd/tape.ts";
-import { convertTeacher } from "../lib/distill/convert.ts";
+import { convertTeacher, hybridMambaConfig } from "../lib/distill/convert.ts";
+import { convertAttentionToMamba2, mamba2Dims } from "../lib/distill/convert_mamba2.ts";
+import { parseLlamaConfig } from "../lib/io/config.ts";
+import { Rng } from "../lib/random.ts";
 import { distillLoss, type LmHeadMode } from "../lib/distill/tasks.ts";
 import { gpuMemory, resetPeak, trimPool } from "../lib/gpu/buffers.ts";
 import { sync } from "../lib/gpu/commands.ts";
@@ -95,32 +98,48 @@ export const LLAMA_3_2_1B_CONFIG = {
 };
 
 /**
- * Random bf16 weights: uniform in ±std·√3 (standard deviation `std`, transformers' 0.02 init), from
- * xorshift32 (fast enough for 1.2 billion values).
+ * Random bf16 weights, uniform in ±std·√3 (standard deviation `std`, transformers' 0.02 init): a pool
+ * of 2²⁶ values from xorshift32, copied into each tensor from a random offset (fast enough for 1.2
+ * billion values; only the time of the steps matters here, not the weights' statistics).
  */
 function randomBf16(n: number, state: { s: number }, std = 0.02): Uint16Array {
+  const pool = randomPool(state, std);
   const out = new Uint16Array(n);
+  for (let i = 0; i < n;) {
+    state.s ^= state.s << 13;
+    state.s ^= state.s >>> 17;
+    state.s ^= state.s << 5;
+    const off = (state.s >>> 0) % (pool.length >>> 1);
+    const len = Math.min(n - i, pool.length - off);
+    out.set(pool.subarray(off, off + len), i);
+    i += len;
+  }
+  return out;
+}
+
+let poolCache: Uint16Array | null = null;
+
+function randomPool(state: { s: number }, std: number): Uint16Array {
+  if (poolCache) return poolCache;
+  const pool = new Uint16Array(2 ** 26);
   const f = new Float32Array(1);
   const u = new Uint32Array(f.buffer);
   const a = std * Math.sqrt(3) * 2 / 4294967296;
   let s = state.s | 0;
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < pool.length; i++) {
     s ^= s << 13;
     s ^= s >>> 17;
     s ^= s << 5;
     f[0] = (s >>> 0) * a - std * Math.sqrt(3);
-    out[i] = u[0] >>> 16;
+    pool[i] = u[0] >>> 16;
   }
   state.s = s;
-  return out;
+  poolCache = pool;
+  return pool;
 }
 
-/** Writes a random-weight Llama checkpoint (bf16, tokenizer-less) with `config` into `dir`. */
-export async function writeRandomLlama(
-  dir: string,
-  config: typeof LLAMA_3_2_1B_CONFIG,
-  seed = 1,
-): Promise<void> {
+/** The tensors of a random-weight Llama checkpoint with `config` (bf16). */
+function randomLlamaTensors(config: typeof LLAMA_3_2_1B_CONFIG, seed: number): Record<string, HostTensor> {
   const c = config;
   const D = c.hidden_size;
   const st = { s: seed * 2654435761 | 1 };
@@ -144,9 +163,67 @@ export async function writeRandomLlama(
   }
   ones("model.norm.weight", D);
   if (!c.tie_word_embeddings) mat("lm_head.weight", c.vocab_size, D);
-  await Deno.mkdir(dir, { recursive: true });
-  await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(c, null, 2));
-  await writeSafetensors(`${dir}/model.safetensors`, t, { format: "pt" });
+  return t;
+}
+
+/** bf16 bit patterns → f32. */
+function bf16ToF32(bits: Uint16Array): Float32Array {
+  const u = new Uint32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) u[i] = bits[i] << 16;
+  return new Float32Array(u.buffer);
+}
+
+/**
+ * Writes a random-weight Llama checkpoint with `config` to `<root>/teacher` and its hybrid student with
+ * attention kept at `attentionLayers` to `<root>/student` (MambaInLlama's layout, as `lab convert`
+ * writes it). The student shares every kept tensor with the teacher; its Mamba-2 layers are converted
+ * from the first converted layer's attention (convertAttentionToMamba2, the reference init) and that
+ * conversion is used for every converted layer — the weights are random, only their shapes matter
+ * here, and one conversion of a 2048-wide layer takes seconds on the host.
+ */
+export async function writeRandomHybridPair(
+  root: string,
+  config: typeof LLAMA_3_2_1B_CONFIG,
+  attentionLayers: number[],
+  seed = 1,
+): Promise<{ teacherDir: string; studentDir: string }> {
+  const t = randomLlamaTensors(config, seed);
+  const c = parseLlamaConfig(config, "config");
+  const d = mamba2Dims(c);
+  const converted = Array.from({ length: c.numLayers }, (_, i) => i).filter((i) =>
+    !attentionLayers.includes(i)
+  );
+  const s: Record<string, HostTensor> = {};
+  for (const [name, x] of Object.entries(t)) {
+    const m = /^model\.layers\.(\d+)\.self_attn\./.exec(name);
+    if (!m || attentionLayers.includes(Number(m[1]))) s[name] = x;
+  }
+  if (converted.length > 0) {
+    const a = `model.layers.${converted[0]}.self_attn`;
+    const f32 = (n: string) => bf16ToF32(t[`${a}.${n}_proj.weight`].data as Uint16Array);
+    const mamba = convertAttentionToMamba2(
+      { q: f32("q"), k: f32("k"), v: f32("v"), o: f32("o") },
+      d,
+      new Rng(seed),
+      "attention",
+      c.rmsNormEps,
+    );
+    for (const i of converted) {
+      for (const [k, x] of Object.entries(mamba)) s[`model.layers.${i}.mamba.${k}`] = x;
+    }
+  }
+  const teacherDir = `${root}/teacher`;
+  const studentDir = `${root}/student`;
+  for (const [dir, tensors] of [[teacherDir, t], [studentDir, s]] as const) {
+    await Deno.mkdir(dir, { recursive: true });
+    await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(config, null, 2));
+    await writeSafetensors(`${dir}/model.safetensors`, tensors, { format: "pt" });
+  }
+  await Deno.writeTextFile(
+    `${studentDir}/mamba_config.json`,
+    JSON.stringify(hybridMambaConfig(c, d, null, attentionLayers), null, 4),
+  );
+  return { teacherDir, studentDir };
 }
 
 /** Ids (B, T) and next-token targets (B·T) of a fixed pseudo-random stream, on the GPU. */
@@ -317,17 +394,21 @@ async function bench6m(time: TimeFn, quick: boolean): Promise<(StepResult | Step
 async function bench1b(quick: boolean): Promise<(StepResult | StepError)[]> {
   const out: (StepResult | StepError)[] = [];
   const time: TimeFn = (fn) => timeSustained(fn, ONE_SHOT);
-  const root = await Deno.makeTempDir({ prefix: "steps-1b-" });
+  // In memory (tmpfs) where there is one: 6 GB of checkpoints are written, converted and read once.
+  const shm = await Deno.stat("/dev/shm").then((s) => s.isDirectory, () => false);
+  const root = await Deno.makeTempDir({ prefix: "steps-1b-", dir: shm ? "/dev/shm" : undefined });
   const t0 = performance.now();
-  await writeRandomLlama(`${root}/teacher`, LLAMA_3_2_1B_CONFIG);
   const odd = Array.from({ length: 8 }, (_, i) => 2 * i + 1);
-  await convertTeacher(`${root}/teacher`, `${root}/student`, { attentionLayers: odd });
-  const teacher = await LlamaModel.load(`${root}/teacher`);
-  const student = await LlamaModel.load(`${root}/student`);
+  const dirs = await writeRandomHybridPair(root, LLAMA_3_2_1B_CONFIG, odd);
+  const t1 = performance.now();
+  const teacher = await LlamaModel.load(dirs.teacherDir);
+  const student = await LlamaModel.load(dirs.studentDir);
   await Deno.remove(root, { recursive: true });
+  const secs = (a: number, b: number) => ((b - a) / 1e3).toFixed(1);
   console.error(
-    `1b: random checkpoint written, converted and loaded in ${((performance.now() - t0) / 1e3).toFixed(1)} s`,
+    `1b: random checkpoints written in ${secs(t0, t1)} s, loaded in ${secs(t1, performance.now())} s`,
   );
+
   const V = teacher.config.vocabSize;
   const model = "llama-3.2-1b-shape" as const;
   /** Runs one row; false when it failed. */

@@ -12,8 +12,14 @@ import { Checkpoint } from "../io/checkpoint.ts";
 import { type HostTensor, writeSafetensors } from "../io/safetensors.ts";
 import { Rng } from "../random.ts";
 import { readMambaConfig } from "../models/hybrid.ts";
-import { convertAttentionToMamba2, mamba2Dims, type Mamba2Init } from "./convert_mamba2.ts";
-import { convertAttentionToMamba1, type Mamba1Blocks, mamba1Dims } from "./convert_mamba1.ts";
+import type { LlamaConfig } from "../io/config.ts";
+import { convertAttentionToMamba2, type Mamba2Dims, mamba2Dims, type Mamba2Init } from "./convert_mamba2.ts";
+import {
+  convertAttentionToMamba1,
+  type Mamba1Blocks,
+  type Mamba1Dims,
+  mamba1Dims,
+} from "./convert_mamba1.ts";
 
 /** Options of {@linkcode convertTeacher}. */
 export interface ConvertOptions {
@@ -66,6 +72,30 @@ export async function copyCheckpointFiles(fromDir: string, toDir: string): Promi
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
   }
+}
+
+/**
+ * The `mamba_config.json` of a hybrid of teacher config `c` with attention kept at `attentionLayers`:
+ * Mamba-2 layers of dimensions `d`, or Mamba-1 layers when `d1` is given.
+ */
+export function hybridMambaConfig(
+  c: LlamaConfig,
+  d: Mamba2Dims,
+  d1: Mamba1Dims | null,
+  attentionLayers: number[],
+): MambaConfigJson {
+  return {
+    d_model: d.dModel,
+    ssm_cfg: d1 ? { expand: 1, d_state: d1.dState } : { expand: 1, ngroups: d.nGroups, d_state: d.dState },
+    rms_norm_eps: c.rmsNormEps,
+    vocab_size: c.vocabSize,
+    d_inner: d.dInner,
+    d_xb: d.dXb,
+    intermediate_size: c.intermediateSize,
+    hidden_act: c.hiddenAct,
+    n_layer: c.numLayers,
+    attn_layers: [...attentionLayers].sort((x, y) => x - y),
+  };
 }
 
 /** Writes the student converted from `teacherDir` into `outDir`; returns its mamba_config. */
@@ -141,18 +171,7 @@ export async function convertTeacher(
       : convertAttentionToMamba2(att, d, rng, opts.init ?? "attention", c.rmsNormEps);
     for (const [k, t] of Object.entries(mamba)) out[`model.layers.${i}.mamba.${k}`] = t;
   }
-  const mambaConfig: MambaConfigJson = {
-    d_model: d.dModel,
-    ssm_cfg: d1 ? { expand: 1, d_state: d1.dState } : { expand: 1, ngroups: d.nGroups, d_state: d.dState },
-    rms_norm_eps: c.rmsNormEps,
-    vocab_size: c.vocabSize,
-    d_inner: d.dInner,
-    d_xb: d.dXb,
-    intermediate_size: c.intermediateSize,
-    hidden_act: c.hiddenAct,
-    n_layer: c.numLayers,
-    attn_layers: [...keep].sort((x, y) => x - y),
-  };
+  const mambaConfig = hybridMambaConfig(c, d, d1, [...keep]);
   await Deno.mkdir(outDir, { recursive: true });
   await writeSafetensors(`${outDir}/model.safetensors`, out, { format: "pt" });
   await copyCheckpointFiles(teacherDir, outDir);
