@@ -1,0 +1,113 @@
+/**
+ * `deno run -A bench/matmul_f16.ts [--json FILE] [--quick] [--sizes 1024,2048,4096]`: the f16-storage
+ * product (kernels/matmul_f16.wgsl: f16 A and B, f32 accumulation, f32 C) on square n³ products in the
+ * NN (A·B) and NT (x·Wᵀ) layouts, in TFLOP/s, beside the f32 product (kernels/matmul.wgsl, main128v4) of
+ * the same inputs. Each product is checked before it is timed: 256 sampled entries of C against float64
+ * dot products of the f16-rounded inputs (relative to Σ|ab|). Timing as bench/main.ts (bench/timing.ts).
+ * PyTorch's side is bench/pytorch_matmul_f16.py.
+ *
+ * @module
+ */
+import { adapterName, gpu, initGpu } from "../lib/gpu/device.ts";
+import { parseFlags } from "../lib/cli/args.ts";
+import { matmul } from "../lib/tensor/matmul.ts";
+import { matmulF16, toF16 } from "../lib/tensor/matmul_f16.ts";
+import { Tensor } from "../lib/tensor/tensor.ts";
+import { Rng } from "../lib/random.ts";
+import { FULL, QUICK, timeSustained, type Timing } from "./timing.ts";
+import { peakFor } from "./peaks.ts";
+
+/** One row: the timing, TFLOP/s and the sampled error of the checked product. */
+export type MatmulF16Result = {
+  name: string;
+  tflops: number;
+  frac_peak_fp32: number | null;
+  sampled_rel_err: number;
+} & Timing;
+
+/** Largest sampled error (relative to Σ|a·b|) a product may show; f32 sums of exact f16 products. */
+const MAX_REL_ERR = 1e-5;
+
+/**
+ * Times f16 (and, for comparison, f32) n³ products, NN and NT, for each n of `sizes` (default 1024,
+ * 2048, 4096; `quick` changes only the timing options the caller passed in `time`). Throws when a
+ * product's sampled check fails.
+ */
+export async function benchMatmulF16(
+  time: (fn: () => void) => Promise<Timing>,
+  _quick: boolean,
+  sizes: number[] = [1024, 2048, 4096],
+): Promise<MatmulF16Result[]> {
+  const peak = peakFor(adapterName(gpu()));
+  const rng = new Rng(1);
+  const out: MatmulF16Result[] = [];
+  for (const n of sizes) {
+    const a = Float32Array.from({ length: n * n }, () => rng.uniformRange(-1, 1));
+    const b = Float32Array.from({ length: n * n }, () => rng.uniformRange(-1, 1));
+    const a16 = Float64Array.from(a, (v) => Math.f16round(v));
+    const b16 = Float64Array.from(b, (v) => Math.f16round(v));
+    using A = Tensor.from(a, [n, n]);
+    using B = Tensor.from(b, [n, n]);
+    using A16 = toF16(A);
+    using B16 = toF16(B);
+    for (const transB of [false, true]) {
+      for (const dtype of ["f16", "f32"] as const) {
+        const run = dtype === "f16" ? () => matmulF16(A16, B16, { transB }) : () => matmul(A, B, { transB });
+        // the check: the f16 product against the rounded inputs, the f32 one against the inputs as given
+        const [x, y] = dtype === "f16" ? [a16, b16] : [a, b];
+        using C = run();
+        const got = await C.toArray();
+        let worst = 0;
+        for (let s = 0; s < 256; s++) {
+          const m = Math.floor(rng.uniformRange(0, n)), j = Math.floor(rng.uniformRange(0, n));
+          let ref = 0, mag = 0;
+          for (let k = 0; k < n; k++) {
+            const p = x[m * n + k] * (transB ? y[j * n + k] : y[k * n + j]);
+            ref += p;
+            mag += Math.abs(p);
+          }
+          worst = Math.max(worst, Math.abs(got[m * n + j] - ref) / (mag + 1e-30));
+        }
+        const name = `matmul_${dtype}_${transB ? "nt" : "nn"}_${n}`;
+        if (!(worst < MAX_REL_ERR)) throw new Error(`${name}: sampled error ${worst} (relative to Σ|ab|)`);
+        const t = await time(() => run().dispose());
+        const flops = 2 * n ** 3 / (t.ms / 1e3);
+        out.push({
+          name,
+          ...t,
+          tflops: flops / 1e12,
+          frac_peak_fp32: peak ? flops / peak.fp32_flops : null,
+          sampled_rel_err: worst,
+        });
+        console.error(
+          `${name}: ${t.ms.toFixed(4)} ms, ${(flops / 1e12).toFixed(2)} TFLOP/s (err ${
+            worst.toExponential(1)
+          })`,
+        );
+      }
+    }
+  }
+  return out;
+}
+
+if (import.meta.main) {
+  const flags = parseFlags("matmul_f16", Deno.args, { json: "string", quick: "boolean", sizes: "string" });
+  const opts = flags.quick ? QUICK : FULL;
+  const ctx = await initGpu();
+  if (!ctx.hasF16) throw new Error("this adapter has no shader-f16 feature");
+  const sizes = typeof flags.sizes === "string" ? flags.sizes.split(",").map(Number) : undefined;
+  const results = await benchMatmulF16((fn) => timeSustained(fn, opts), !!flags.quick, sizes);
+  const text = JSON.stringify(
+    {
+      date: new Date().toISOString(),
+      adapter: adapterName(ctx),
+      peak: peakFor(adapterName(ctx)) ?? null,
+      method: { ...opts, note: "ms: median GPU time per call after a sustained warm-up (bench/timing.ts)" },
+      results,
+    },
+    null,
+    2,
+  );
+  if (typeof flags.json === "string") await Deno.writeTextFile(flags.json, text);
+  console.log(text);
+}
