@@ -91,7 +91,7 @@ export function scalingSvg(r: ScalingReport): string {
   const W = 1060, PW = 360, PH = 300, T = 70;
   const failed = r.results.filter((p) => "error" in p) as (ScalingResult & { error: string })[];
   const notes = failed.map((p) => `${p.kind} ${p.phase} L=${p.L}: ${p.error.slice(0, 110)}`);
-  const H = T + PH + 130 + 16 * notes.length;
+  const H = T + PH + 150 + 16 * notes.length;
   let s =
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`;
   s += `<rect width="${W}" height="${H}" fill="white"/>`;
@@ -113,11 +113,12 @@ export function scalingSvg(r: ScalingReport): string {
       `<text x="${W - 114}" y="${y}">${esc(k.label.split(" (")[0])}</text>`;
   });
   const y1 = T + PH + 60;
-  s +=
-    `<text x="80" y="${y1}" fill="#555">attention: 32 query / 8 key-value heads of 64 (KV cache when decoding); ` +
-    `Mamba-2: d_inner 2048, 32 heads, d_state 64 (fixed state); Mamba-1: d_state 16 per channel (fixed state)</text>`;
+  s += `<text x="80" y="${y1}" fill="#555">attention: 32 query / 8 key-value heads of 64, a KV cache of L ` +
+    `positions when decoding; Mamba-2 (converted): d_inner 2048, 32 heads, d_state 64;</text>` +
+    `<text x="80" y="${y1 + 16}" fill="#555">Mamba-1 (converted): d_inner 2048, d_state 16 per channel; ` +
+    `both Mamba layers decode from a fixed-size state. Each point: one layer, batch 1, f32.</text>`;
   notes.forEach((n, j) => {
-    s += `<text x="80" y="${y1 + 20 + 16 * j}" fill="#a33">not measured: ${esc(n)}</text>`;
+    s += `<text x="80" y="${y1 + 38 + 16 * j}" fill="#a33">not measured: ${esc(n)}</text>`;
   });
   return s + "</svg>\n";
 }
