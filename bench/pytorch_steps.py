@@ -32,6 +32,7 @@ torch.backends.cudnn.allow_tf32 = False
 dev = "cuda"
 opts = QUICK if args.quick else FULL
 ONE_SHOT = dict(warm_ms=0.0, sample_ms=0.0, samples=1, singles=0)
+WALL = 10 if args.quick else 30  # brown-llama-6m rows: wall-clock steps after the CUDA-event timing
 
 from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -163,7 +164,17 @@ def distill_step(teacher, student, x, y, train, compiled=False):
 results = []
 
 
-def run(name, make, B, T, o, **extra):
+def wall_ms(step, n):
+    """Host wall-clock ms per step over n consecutive steps, one synchronize at the end."""
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        step()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / n * 1e3
+
+
+def run(name, make, B, T, o, wall_steps=0, **extra):
     try:
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
@@ -172,6 +183,9 @@ def run(name, make, B, T, o, **extra):
         t = time_sustained(step, **o)
         r = {"name": name, "batch": B, "seq": T, **extra, **t, "tokens_per_s": B * T / (t["ms"] / 1e3),
              "peak_bytes": torch.cuda.max_memory_allocated()}
+        if wall_steps:
+            w = wall_ms(step, wall_steps)
+            r.update(wall_ms=w, tokens_per_s_wall=B * T / (w / 1e3))
         print(f"{name}: {t['ms']:.3f} ms, {r['tokens_per_s']:.0f} tokens/s", flush=True, file=__import__("sys").stderr)
     except Exception as e:  # report, don't fail the whole benchmark
         r = {"name": name, "error": str(e).split("\n")[0][:300]}
@@ -189,17 +203,17 @@ if args.only != "1b":
     students = {impl: hybrid_of(t, [1, 3, 5]) for impl, t in teachers.items()}
     x, y = batch_of(32, 256, V)
     for impl in ("eager", "sdpa"):
-        run(f"distill_6m_B32_T256_mixers_{impl}", lambda: distill_step(teachers[impl], students[impl], x, y, "mixers"), 32, 256, opts, attn=impl)
-    run("distill_6m_B32_T256_all_sdpa", lambda: distill_step(teachers["sdpa"], students["sdpa"], x, y, "all"), 32, 256, opts, attn="sdpa")
+        run(f"distill_6m_B32_T256_mixers_{impl}", lambda: distill_step(teachers[impl], students[impl], x, y, "mixers"), 32, 256, opts, WALL, attn=impl)
+    run("distill_6m_B32_T256_all_sdpa", lambda: distill_step(teachers["sdpa"], students["sdpa"], x, y, "all"), 32, 256, opts, WALL, attn="sdpa")
     if not args.no_compile:
-        run("distill_6m_B32_T256_mixers_sdpa_compiled", lambda: distill_step(teachers["sdpa"], students["sdpa"], x, y, "mixers", compiled=True), 32, 256, opts, attn="sdpa", compiled=True)
+        run("distill_6m_B32_T256_mixers_sdpa_compiled", lambda: distill_step(teachers["sdpa"], students["sdpa"], x, y, "mixers", compiled=True), 32, 256, opts, WALL, attn="sdpa", compiled=True)
     llama6 = copy.deepcopy(teachers["sdpa"])
-    run("llama_train_6m_B32_T256_sdpa", lambda: llama_step(llama6, x, y), 32, 256, opts, attn="sdpa")
+    run("llama_train_6m_B32_T256_sdpa", lambda: llama_step(llama6, x, y), 32, 256, opts, WALL, attn="sdpa")
     for T in ([256, 1024, 4096] if args.quick else [256, 512, 1024, 2048, 4096]):
         B = 16384 // T
         x, y = batch_of(B, T, V)
-        run(f"distill_6m_B{B}_T{T}_mixers_sdpa", lambda: distill_step(teachers["sdpa"], students["sdpa"], x, y, "mixers"), B, T, opts, attn="sdpa")
-        run(f"llama_train_6m_B{B}_T{T}_sdpa", lambda: llama_step(llama6, x, y), B, T, opts, attn="sdpa")
+        run(f"distill_6m_B{B}_T{T}_mixers_sdpa", lambda: distill_step(teachers["sdpa"], students["sdpa"], x, y, "mixers"), B, T, opts, WALL, attn="sdpa")
+        run(f"llama_train_6m_B{B}_T{T}_sdpa", lambda: llama_step(llama6, x, y), B, T, opts, WALL, attn="sdpa")
     del teachers, students, llama6
 
 if args.only != "6m":
