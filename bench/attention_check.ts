@@ -36,7 +36,7 @@ function report(name: string, errs: Record<string, number>, tol: number) {
 
 console.log(JSON.stringify({
   device: gpu().info,
-  tiles: [32, 64].map((p) => ({
+  tiles: [16, 32, 64, 128].map((p) => ({
     P: p,
     forward: flashTile("forward", p),
     dq: flashTile("dq", p),
@@ -111,6 +111,37 @@ for (const [Hq, Hkv, Pd] of [[32, 8, 64], [8, 4, 32]]) {
     dv: maxAbs(dv, gref.dv),
   }, 5e-5);
   for (const t of [fc.out, fc.lse, f.out, f.lse, g.dq, g.dk, g.dv]) t.dispose();
+}
+
+// Head dims 16 and 128 against float64 (the tiles differ per head dim).
+for (const Pd of [16, 128]) {
+  const d = { B: 2, L: 77, S: 77, Hq: 4, Hkv: 2, P: Pd };
+  const q = randomArray(d.B * d.L * d.Hq * Pd, 12, 2);
+  const k = randomArray(d.B * d.S * d.Hkv * Pd, 13, 2);
+  const v = randomArray(d.B * d.S * d.Hkv * Pd, 14);
+  const dOut = randomArray(d.B * d.L * d.Hq * Pd, 15);
+  using Q = Tensor.from(q, [d.B, d.L, d.Hq, Pd]);
+  using K = Tensor.from(k, [d.B, d.S, d.Hkv, Pd]);
+  using V = Tensor.from(v, [d.B, d.S, d.Hkv, Pd]);
+  using dO = Tensor.from(dOut, [d.B, d.L, d.Hq, Pd]);
+  const ref = attentionRef(q, k, v, d);
+  const gref = attentionBackwardRef(q, k, v, dOut, d);
+  const f = flashAttention(Q, K, V);
+  const errs: Record<string, number> = {};
+  for (const splitHeads of [false, true]) {
+    const g = flashAttentionBackward(Q, K, V, f.out, f.lse, dO, { splitHeads });
+    const [o, dq, dk, dv] = await readTensors([f.out, g.dq, g.dk, g.dv]);
+    Object.assign(errs, {
+      out: maxAbs(o, ref.out),
+      [`dq_split_${splitHeads}`]: maxAbs(dq, gref.dq),
+      [`dk_split_${splitHeads}`]: maxAbs(dk, gref.dk),
+      [`dv_split_${splitHeads}`]: maxAbs(dv, gref.dv),
+    });
+    for (const t of [g.dq, g.dk, g.dv]) t.dispose();
+  }
+  report(`fused_vs_float64_B2_L77_Hq4_Hkv2_P${Pd}`, errs, 5e-5);
+  f.out.dispose();
+  f.lse.dispose();
 }
 
 // One decode step (L = 1) after 1500 cached positions at 1B heads, fused vs materialising.

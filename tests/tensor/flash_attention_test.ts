@@ -2,7 +2,7 @@
  * kernels/flash_attention.wgsl: the fused attention equals the float64 reference (out, logsumexp,
  * dq, dk, dv) and the materialising path (matmul + causal softmax + matmul, and its backward), with
  * GQA, queries after a cache (L < S, cache capacity > S), L not a multiple of the block, head dims
- * 3, 16 and 32, and every tile the device fits for them.
+ * 3, 16, 32 and 128, and several tiles the device fits.
  *
  * @module
  */
@@ -86,27 +86,46 @@ Deno.test("flash attention forward: queries after a KV cache (L < S ≤ capacity
 });
 
 Deno.test("flash attention backward: dq, dk, dv equal the reference and the materialising backward", async () => {
-  const cases: Dims[] = [
+  const cases: (Dims & { cap?: number })[] = [
     { B: 1, L: 19, S: 19, Hq: 4, Hkv: 2, P: 16 },
     { B: 2, L: 45, S: 45, Hq: 2, Hkv: 1, P: 32 },
     { B: 1, L: 6, S: 21, Hq: 2, Hkv: 1, P: 16 }, // queries after earlier keys: those get dK, dV too
+    { B: 2, L: 9, S: 13, Hq: 4, Hkv: 2, P: 16, cap: 20 }, // a cache with room past S: those rows get 0
+    { B: 1, L: 21, S: 21, Hq: 2, Hkv: 1, P: 128 },
   ];
   for (const d of cases) {
     const { B, L, S, Hq, Hkv, P } = d;
+    const cap = d.cap ?? S;
     const x = inputs(d, 3 * P + L, 1.5);
+    // cache rows past S hold NaN, which must never be read
+    const pad = (a: Float32Array) => {
+      const full = new Float32Array(B * cap * Hkv * P).fill(Number.NaN);
+      for (let b = 0; b < B; b++) {
+        full.set(a.subarray(b * S * Hkv * P, (b + 1) * S * Hkv * P), b * cap * Hkv * P);
+      }
+      return full;
+    };
+    // the reference's dK, dV (B, S, …) placed in (B, cap, …) with zeros past S
+    const place = (a: Float64Array) => {
+      const full = new Float64Array(B * cap * Hkv * P);
+      for (let b = 0; b < B; b++) {
+        full.set(a.subarray(b * S * Hkv * P, (b + 1) * S * Hkv * P), b * cap * Hkv * P);
+      }
+      return full;
+    };
     using Q = Tensor.from(x.q, [B, L, Hq, P]);
-    using K = Tensor.from(x.k, [B, S, Hkv, P]);
-    using V = Tensor.from(x.v, [B, S, Hkv, P]);
+    using K = Tensor.from(pad(x.k), [B, cap, Hkv, P]);
+    using V = Tensor.from(pad(x.v), [B, cap, Hkv, P]);
     using dO = Tensor.from(x.dO, [B, L, Hq, P]);
     const ref = attentionBackwardRef(x.q, x.k, x.v, x.dO, d);
-    const f = flashAttention(Q, K, V);
+    const f = flashAttention(Q, K, V, { keyLength: S });
     for (const splitHeads of [false, true]) {
-      const g = flashAttentionBackward(Q, K, V, f.out, f.lse, dO, { splitHeads });
+      const g = flashAttentionBackward(Q, K, V, f.out, f.lse, dO, { splitHeads, keyLength: S });
       const got = await readTensors([g.dq, g.dk, g.dv]);
-      const tag = `B${B} L${L} S${S} Hq${Hq} Hkv${Hkv} P${P} split ${splitHeads}`;
+      const tag = `B${B} L${L} S${S} cap${cap} Hq${Hq} Hkv${Hkv} P${P} split ${splitHeads}`;
       assertAllclose(got[0], ref.dq, { atol: 1e-5, name: `dq ${tag}` });
-      assertAllclose(got[1], ref.dk, { atol: 1e-5, name: `dk ${tag}` });
-      assertAllclose(got[2], ref.dv, { atol: 1e-5, name: `dv ${tag}` });
+      assertAllclose(got[1], place(ref.dk), { atol: 1e-5, name: `dk ${tag}` });
+      assertAllclose(got[2], place(ref.dv), { atol: 1e-5, name: `dv ${tag}` });
       if (S === L) {
         // the old backward (probabilities kept) gives the same gradients
         const old = attention(Q, K, V, { returnProbs: true });
