@@ -2,9 +2,10 @@
 
 Same shapes: Llama-3.2-1B heads (H_q 32, H_kv 8, P 64) and brown-llama-6m's (8, 4, 32), B = 1..8,
 L = 256..4096, f32 (TF32 off), forward and forward + backward:
-- `sdpa`: torch.nn.functional.scaled_dot_product_attention(is_causal=True, enable_gqa=True), the
-  backend PyTorch picks for f32 (flash needs fp16/bf16, so this is normally the memory-efficient
-  kernel; the chosen backend is reported when it can be probed);
+- `sdpa`: K, V repeated over each group (transformers' sdpa_attention), then
+  torch.nn.functional.scaled_dot_product_attention(is_causal=True) with the backend PyTorch picks
+  for f32 (flash needs fp16/bf16, so normally the memory-efficient kernel; the backend that runs
+  alone, trying flash, efficient, cudnn, math in that order, is reported as `backend`);
 - `eager`: softmax(Q Kᵀ / √P + causal mask) V with K, V repeated over each group (LlamaAttention's
   eager path), skipped where its (B, H, L, L) scores would not fit.
 FLOPs as bench/attention.ts counts them: 4·B·H_q·L²·P / 2 forward, 3.5× that forward + backward.
@@ -31,14 +32,20 @@ batches = [1, 8] if args.quick else [1, 2, 4, 8]
 lengths = [2048, 4096, 1024, 512, 256]  # the issue's shapes first (a run cut short keeps them)
 
 
+def repeat_kv(q, k, v):
+    group = q.shape[1] // k.shape[1]
+    return k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+
+
 def sdpa(q, k, v):
-    return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+    # K, V repeated over each group first, as transformers' sdpa_attention does (the f32 kernels
+    # besides `math` take no GQA layout)
+    k, v = repeat_kv(q, k, v)
+    return F.scaled_dot_product_attention(q, k, v, is_causal=True)
 
 
 def eager(q, k, v):
-    group = q.shape[1] // k.shape[1]
-    k = k.repeat_interleave(group, dim=1)
-    v = v.repeat_interleave(group, dim=1)
+    k, v = repeat_kv(q, k, v)
     L = q.shape[2]
     s = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
     mask = torch.ones(L, L, dtype=torch.bool, device=q.device).triu(1)
