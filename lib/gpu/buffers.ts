@@ -87,8 +87,25 @@ export function dummyBuffer(): GPUBuffer {
   return dummy;
 }
 
+let held: GPUBuffer[] | null = null;
+
+/**
+ * While `list` is set, released buffers are kept in it instead of going back to the pool (a capture of
+ * recorded work holds the buffers its commands bind, so nothing else can be handed them while the work
+ * is replayed); `null` ends that. Returns the list that was set.
+ */
+export function holdReleases(list: GPUBuffer[] | null): GPUBuffer[] | null {
+  const before = held;
+  held = list;
+  return before;
+}
+
 /** Returns a buffer from {@linkcode acquireBuffer} to the pool. */
 export function releaseBuffer(buffer: GPUBuffer): void {
+  if (held) {
+    held.push(buffer);
+    return;
+  }
   const size = buffer.size;
   stats.inUse -= size;
   stats.cached += size;

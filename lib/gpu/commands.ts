@@ -20,6 +20,7 @@
 import { GpuError } from "../errors.ts";
 import { gpu, gpuCallFailure } from "./device.ts";
 import { type KernelSpec, pipeline } from "./pipelines.ts";
+import { holdReleases, releaseBuffer } from "./buffers.ts";
 
 const SLOT = 256;
 const SLOTS = 2048;
@@ -79,11 +80,14 @@ export interface CapturedCommands {
   readonly dispatches: number;
   /** The uniform buffers holding the captured parameters (freed by {@linkcode releaseCapture}). */
   readonly uniforms: readonly GPUBuffer[];
+  /** Pooled buffers released during the capture, held until {@linkcode releaseCapture}. */
+  readonly held: readonly GPUBuffer[];
 }
 
 interface Capture {
   ops: CapturedOp[];
   uniforms: GPUBuffer[];
+  held: GPUBuffer[];
   /** Slots used in the last uniform buffer. */
   used: number;
 }
@@ -98,12 +102,15 @@ export function capturing(): boolean {
 
 /**
  * Starts capturing: every dispatch and copy recorded until {@linkcode endCapture} is also kept for
- * {@linkcode replayCommands}. The buffers the work binds are captured by identity: keep them alive (and
- * let no other work reuse pooled buffers the captured work released) for as long as you replay.
+ * {@linkcode replayCommands}. The buffers the work binds are captured by identity: keep the tensors
+ * created before the capture alive for as long as you replay. Temporaries released during the capture
+ * do not go back to the pool until {@linkcode releaseCapture}, so no other work is handed them.
  */
 export function beginCapture(): void {
   if (capture) throw new GpuError("capture", "a capture is already open");
-  capture = { ops: [], uniforms: [], used: CAPTURE_SLOTS };
+  const held: GPUBuffer[] = [];
+  holdReleases(held);
+  capture = { ops: [], uniforms: [], held, used: CAPTURE_SLOTS };
 }
 
 /** Ends the capture and returns what it recorded. */
@@ -111,10 +118,12 @@ export function endCapture(): CapturedCommands {
   if (!capture) throw new GpuError("capture", "endCapture without beginCapture");
   const c = capture;
   capture = null;
+  holdReleases(null);
   return {
     ops: c.ops,
     dispatches: c.ops.filter((o) => o.kind === "dispatch").length,
     uniforms: c.uniforms,
+    held: c.held,
   };
 }
 
@@ -139,9 +148,13 @@ export function replayCommands(c: CapturedCommands): void {
   }
 }
 
-/** Frees a capture's uniform buffers (after its last replay has been submitted). */
+/**
+ * Frees a capture's uniform buffers and returns the temporaries it held to the pool (after its last
+ * replay has been recorded; work recorded later runs after it in queue order).
+ */
 export function releaseCapture(c: CapturedCommands): void {
   for (const u of c.uniforms) u.destroy();
+  for (const b of c.held) releaseBuffer(b);
 }
 
 /** The uniform binding of a captured dispatch: a slot of the capture's own buffers, written now. */

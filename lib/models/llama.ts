@@ -22,6 +22,7 @@ import type { Weight } from "../tensor/matmul.ts";
 import { RopeTable } from "../tensor/rope.ts";
 import { flashAttentionKernels } from "../tensor/flash_attention.ts";
 import { decodeAttention, type DevicePosition, ropeAppend } from "../tensor/kv_decode.ts";
+import { SWIGLU_MATVEC_MAX_ROWS, swigluMatvec, swigluMatvecFits } from "../tensor/decode_fused.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { KVCache } from "./kv_cache.ts";
 import { Mamba2Cache, mamba2Decode } from "./mamba2_decode.ts";
@@ -105,7 +106,7 @@ export interface ForwardOptions {
    * The position of the first token on the GPU (`counts[word] + offset`) instead of the caches' host
    * lengths: attention layers rotate, append and mask from it (`kernels/kv_decode.wgsl`), so recorded
    * work stays valid whatever the length (speculative round loops; their KV caches' host `length` is
-   * then not maintained). Needs `cache`.
+   * then not maintained; the MLP runs gate, up and SwiGLU as one dispatch). Needs `cache`.
    */
   position?: DevicePosition;
 }
@@ -434,7 +435,7 @@ export class LlamaModel implements Disposable {
       a.out.dispose();
       if (!opts.hidden) h.dispose();
       const x2 = rmsNorm(h2, layer.postNorm, c.rmsNormEps);
-      const m = this.mlpBlock(x2, layer.mlp);
+      const m = this.mlpBlock(x2, layer.mlp, opts.position !== undefined);
       x2.dispose();
       h = add(h2, m);
       h2.dispose();
@@ -527,7 +528,15 @@ export class LlamaModel implements Disposable {
     return { out, probs: r.probs };
   }
 
-  private mlpBlock(x: Tensor, w: MlpWeights): Tensor {
+  /** The MLP; `fused` (decoding with a device position, few rows): gate, up and SwiGLU in one dispatch. */
+  private mlpBlock(x: Tensor, w: MlpWeights, fused = false): Tensor {
+    const rows = x.size / x.shape[x.shape.length - 1];
+    if (
+      fused && !w.gateBias && !w.upBias && rows <= SWIGLU_MATVEC_MAX_ROWS && swigluMatvecFits(w.gate, w.up)
+    ) {
+      using a = swigluMatvec(x, w.gate, w.up);
+      return linear(a, w.down, w.downBias);
+    }
     const g = linear(x, w.gate, w.gateBias);
     const u = linear(x, w.up, w.upBias);
     const a = swiglu(g, u);

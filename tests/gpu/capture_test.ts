@@ -79,9 +79,23 @@ Deno.test("capture: uploads and readbacks inside a capture are refused, nested c
     assert.throws(() => a.write(new Float32Array(4)), GpuError);
     await assert.rejects(() => a.toArray(), GpuError);
     assert.throws(() => beginCapture(), GpuError);
-    assert.throws(() => replayCommands({ ops: [], dispatches: 0, uniforms: [] }), GpuError);
+    assert.throws(() => replayCommands({ ops: [], dispatches: 0, uniforms: [], held: [] }), GpuError);
   } finally {
     endCapture();
   }
   assert.throws(() => endCapture(), GpuError);
+});
+
+Deno.test("capture: temporaries released during a capture are not handed out again until releaseCapture", () => {
+  beginCapture();
+  const tmp = Tensor.empty([1000]);
+  const buffer = tmp.buffer;
+  tmp.dispose();
+  const program = endCapture();
+  assert.ok(program.held.includes(buffer));
+  using other = Tensor.empty([1000]);
+  assert.notEqual(other.buffer, buffer, "a held buffer was reused while the capture lives");
+  releaseCapture(program);
+  using again = Tensor.empty([1000]);
+  assert.equal(again.buffer, buffer, "the pool gets the buffer back after releaseCapture");
 });

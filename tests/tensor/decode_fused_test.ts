@@ -1,0 +1,50 @@
+import assert from "node:assert/strict";
+import { ShapeError } from "../../lib/errors.ts";
+import { initGpu } from "../../lib/gpu/device.ts";
+import { swigluMatvec } from "../../lib/tensor/decode_fused.ts";
+import { swigluRef } from "../../lib/tensor/ops_ref.ts";
+import { Tensor } from "../../lib/tensor/tensor.ts";
+import { assertAllclose, randomArray } from "../_assert.ts";
+
+await initGpu();
+
+/** x Wᵀ in float64 for x (M, K), W (N, K). */
+function productRef(
+  x: ArrayLike<number>,
+  w: ArrayLike<number>,
+  M: number,
+  N: number,
+  K: number,
+): Float64Array {
+  const y = new Float64Array(M * N);
+  for (let m = 0; m < M; m++) {
+    for (let n = 0; n < N; n++) {
+      let s = 0;
+      for (let k = 0; k < K; k++) s += x[m * K + k] * w[n * K + k];
+      y[m * N + n] = s;
+    }
+  }
+  return y;
+}
+
+Deno.test("decode_fused.wgsl swiglu_matvec: silu(x Wgᵀ) ⊙ (x Wuᵀ) equals the float64 products and SwiGLU", async () => {
+  for (const [M, N, K] of [[1, 70, 37], [5, 130, 64]]) {
+    const x = randomArray(M * K, 1);
+    const g = randomArray(N * K, 2, 0.3);
+    const u = randomArray(N * K, 3, 0.3);
+    using tx = Tensor.from(x, [1, M, K]);
+    const gate = { parts: [Tensor.from(g, [N, K])], shape: [N, K] as [number, number] };
+    const up = { parts: [Tensor.from(u, [N, K])], shape: [N, K] as [number, number] };
+    try {
+      using y = swigluMatvec(tx, gate, up);
+      assert.deepEqual(y.shape, [1, M, N]);
+      const want = swigluRef(productRef(x, g, M, N, K), productRef(x, u, M, N, K));
+      assertAllclose(await y.toArray(), want, { rtol: 1e-4, atol: 1e-5, name: `M=${M} N=${N} K=${K}` });
+      using bad = Tensor.zeros([1, K + 1]);
+      assert.throws(() => swigluMatvec(bad, gate, up), ShapeError);
+    } finally {
+      gate.parts[0].dispose();
+      up.parts[0].dispose();
+    }
+  }
+});
