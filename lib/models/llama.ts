@@ -22,7 +22,12 @@ import type { Weight } from "../tensor/matmul.ts";
 import { RopeTable } from "../tensor/rope.ts";
 import { flashAttentionKernels } from "../tensor/flash_attention.ts";
 import { decodeAttention, type DevicePosition, ropeAppend } from "../tensor/kv_decode.ts";
-import { SWIGLU_MATVEC_MAX_ROWS, swigluMatvec, swigluMatvecFits } from "../tensor/decode_fused.ts";
+import {
+  addRmsNorm,
+  SWIGLU_MATVEC_MAX_ROWS,
+  swigluMatvec,
+  swigluMatvecFits,
+} from "../tensor/decode_fused.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { KVCache } from "./kv_cache.ts";
 import { Mamba2Cache, mamba2Decode } from "./mamba2_decode.ts";
@@ -106,7 +111,8 @@ export interface ForwardOptions {
    * The position of the first token on the GPU (`counts[word] + offset`) instead of the caches' host
    * lengths: attention layers rotate, append and mask from it (`kernels/kv_decode.wgsl`), so recorded
    * work stays valid whatever the length (speculative round loops; their KV caches' host `length` is
-   * then not maintained; the MLP runs gate, up and SwiGLU as one dispatch). Needs `cache`.
+   * then not maintained; each residual add and the RMSNorm after it, and the MLP's gate, up and
+   * SwiGLU, run as one dispatch each). Needs `cache`.
    */
   position?: DevicePosition;
 }
@@ -388,9 +394,14 @@ export class LlamaModel implements Disposable {
     const hidden: Tensor[] = [];
     const attentions: Tensor[] = [];
     let h = embedding(ids, this.embed);
+    // Decoding with a device position (speculative round loops): each residual add and the RMSNorm
+    // after it are one dispatch (`addRmsNorm`); xNext carries the next layer's (or the final) norm.
+    const fused = opts.position !== undefined && !opts.hidden;
+    let xNext: Tensor | null = null;
     this.layers.forEach((layer, i) => {
       if (opts.hidden) hidden.push(h);
-      const x = rmsNorm(h, layer.inputNorm, c.rmsNormEps);
+      const x = xNext ?? rmsNorm(h, layer.inputNorm, c.rmsNormEps);
+      xNext = null;
       let a: { out: Tensor; probs?: Tensor };
       if (layer.mamba1) {
         if (opts.cache) {
@@ -431,6 +442,23 @@ export class LlamaModel implements Disposable {
       }
       x.dispose();
       if (a.probs) attentions.push(a.probs);
+      if (fused) {
+        const [h2, x2] = addRmsNorm(h, a.out, layer.postNorm, c.rmsNormEps);
+        a.out.dispose();
+        h.dispose();
+        const m = this.mlpBlock(x2, layer.mlp, true);
+        x2.dispose();
+        const nextNorm = i + 1 < this.layers.length
+          ? this.layers[i + 1].inputNorm
+          : opts.lastOnly && L > 1
+          ? null
+          : this.norm;
+        if (nextNorm) [h, xNext] = addRmsNorm(h2, m, nextNorm, c.rmsNormEps);
+        else h = add(h2, m);
+        h2.dispose();
+        m.dispose();
+        return;
+      }
       const h2 = add(h, a.out);
       a.out.dispose();
       if (!opts.hidden) h.dispose();
@@ -441,6 +469,11 @@ export class LlamaModel implements Disposable {
       h2.dispose();
       m.dispose();
     });
+    if (xNext) {
+      // The fused path's last add already applied the final norm.
+      h.dispose();
+      return { final: xNext, hidden: undefined, attentions: opts.attentions ? attentions : undefined };
+    }
     let last = h;
     if (opts.lastOnly && L > 1) {
       last = Tensor.empty([B, 1, c.hiddenSize]);

@@ -3,8 +3,9 @@
  * is its number of dispatches, so the MLP's two products and the SwiGLU run as one.
  *
  *   swigluMatvec:  y = silu(x Wgᵀ) ⊙ (x Wuᵀ)      x (…, K), Wg and Wu (N, K) → y (…, N)
+ *   addRmsNorm:    s = a + b,  y = RMSNorm(s) · w   a, b (…, D), w (D) → s, y (…, D)
  *
- * The float64 twin is `swigluRef` of the two products (`ops_ref.ts`).
+ * The float64 twins are `swigluRef` of the two products and `rmsNormRef` of the sum (`ops_ref.ts`).
  *
  * @module
  */
@@ -45,4 +46,30 @@ export function swigluMatvec(x: Tensor, gate: Weight, up: Weight): Tensor {
     [Math.ceil(N / 64), M],
   );
   return y;
+}
+
+/**
+ * s = a + b and y = RMSNorm(s) · w (ε inside the root, as LlamaRMSNorm) for a, b (…, D), w (D), in one
+ * dispatch: a residual connection and the RMSNorm after it. Returns [s, y].
+ */
+export function addRmsNorm(a: Tensor, b: Tensor, w: Tensor, eps: number): [Tensor, Tensor] {
+  const op = "addRmsNorm";
+  const D = a.shape[a.shape.length - 1];
+  if (b.shape.join() !== a.shape.join() || w.size !== D) {
+    throw new ShapeError(
+      op,
+      `a ${fmtShape(a.shape)}, b ${fmtShape(b.shape)} and w ${fmtShape(w.shape)} do not fit`,
+    );
+  }
+  const R = a.size / D;
+  if (R > 65535) throw new ShapeError(op, `${R} rows exceed one dispatch`);
+  const s = Tensor.empty(a.shape);
+  const y = Tensor.empty(a.shape);
+  dispatch(
+    { file: "decode_fused.wgsl", entry: "add_rmsnorm" },
+    [a.buffer, b.buffer, w.buffer, y.buffer, s.buffer],
+    new Params().u32(R, D, 0).f32v(eps),
+    [R],
+  );
+  return [s, y];
 }

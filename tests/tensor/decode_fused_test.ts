@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { ShapeError } from "../../lib/errors.ts";
 import { initGpu } from "../../lib/gpu/device.ts";
-import { swigluMatvec } from "../../lib/tensor/decode_fused.ts";
-import { swigluRef } from "../../lib/tensor/ops_ref.ts";
+import { addRmsNorm, swigluMatvec } from "../../lib/tensor/decode_fused.ts";
+import { rmsNormRef, swigluRef } from "../../lib/tensor/ops_ref.ts";
 import { Tensor } from "../../lib/tensor/tensor.ts";
 import { assertAllclose, randomArray } from "../_assert.ts";
 
@@ -47,4 +47,24 @@ Deno.test("decode_fused.wgsl swiglu_matvec: silu(x Wgᵀ) ⊙ (x Wuᵀ) equals t
       up.parts[0].dispose();
     }
   }
+});
+
+Deno.test("decode_fused.wgsl add_rmsnorm: the sum and RMSNorm(sum) · w equal the float64 twins", async () => {
+  for (const [R, D] of [[1, 256], [4, 300]]) {
+    const a = randomArray(R * D, 4);
+    const b = randomArray(R * D, 5);
+    const w = randomArray(D, 6);
+    using ta = Tensor.from(a, [R, D]);
+    using tb = Tensor.from(b, [R, D]);
+    using tw = Tensor.from(w, [D]);
+    const [s, y] = addRmsNorm(ta, tb, tw, 1e-5);
+    using _s = s;
+    using _y = y;
+    const sum = Float64Array.from(a, (v, i) => v + b[i]);
+    assertAllclose(await s.toArray(), sum, { rtol: 1e-6, atol: 1e-6, name: `sum R=${R} D=${D}` });
+    assertAllclose(await y.toArray(), rmsNormRef(sum, w, D, 1e-5), { rtol: 1e-4, atol: 1e-5, name: "norm" });
+  }
+  using x = Tensor.zeros([2, 8]);
+  using w = Tensor.zeros([7]);
+  assert.throws(() => addRmsNorm(x, x, w, 1e-5), ShapeError);
 });
