@@ -59,7 +59,9 @@ function random(shape: number[], rng: Rng): Tensor {
   return Tensor.from(Float32Array.from({ length: n }, () => rng.uniformRange(-1, 1)), shape);
 }
 
-const tileName = (t: FlashTile | null) => (t ? `${t.tx}x${t.ty}x${t.rq}` : "none");
+const tileName = (
+  t: FlashTile | null,
+) => (t ? `${t.tx}x${t.ty}x${t.rq}${t.pf === false ? "-nopf" : ""}` : "none");
 
 /** Causal forward FLOPs of attention over (B, L) with H_q heads of dim P. */
 export function attentionFlops(B: number, L: number, Hq: number, P: number): number {
@@ -195,6 +197,8 @@ export async function benchAttentionTiles(
     [16, 8, 2],
     [16, 16, 2],
   ].map(([tx, ty, rq]) => ({ tx, ty, rq }));
+  // without the register prefetch of the next block, for the first three candidates
+  candidates.push(...candidates.slice(0, 3).map((t) => ({ ...t, pf: false })));
   const out: TileSweepResult[] = [];
   for (const kernel of ["forward", "dq", "dkv"] as const) {
     for (const t of candidates) {

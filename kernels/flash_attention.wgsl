@@ -30,7 +30,9 @@
 // `backward_dq` (columns: keys), keys in `backward_dkv` (columns: queries). Head vectors are staged
 // as vec4 rows padded to PS = PD/4 + 1 vec4 (bank conflicts), the (BR, BC) tiles as rows of TX + 1
 // vec4. Accumulation is f32. Grid: (row blocks, heads, B); forward and dq take the last (heaviest)
-// query blocks first.
+// query blocks first. With PF, each invocation loads the next column block's vec4s (LOADS pairs) into
+// registers while the current block is computed, and stores them into workgroup memory after the
+// next barrier (global latency hidden behind the block's arithmetic).
 
 struct Params {
   L: u32, S: u32, cap: u32, Hq: u32, Hkv: u32, P: u32, group: u32, nblk: u32,
@@ -62,6 +64,8 @@ override PV: u32 = PD / 4u;              // vec4 per head vector
 override PS: u32 = PV + 1u;              // padded stride of staged head vectors (vec4)
 override CS: u32 = TX + 1u;              // padded stride of a (BR, BC) tile row (vec4)
 override NC: u32 = (PV + TX - 1u) / TX;  // head-vector chunks per invocation (RQ · NC ≤ 16)
+override LOADS: u32 = (BC * PV + NT - 1u) / NT; // vec4 pairs per invocation per column block (≤ 16)
+override PF: bool = true;                // prefetch the next column block into registers
 
 const LN2: f32 = 0.6931471805599453;
 const LOG2E: f32 = 1.4426950408889634;
@@ -99,6 +103,49 @@ fn ld_do(base: u32, c: u32) -> vec4f {
   var x = vec4f(0.0);
   for (var d = 0u; d < 4u; d++) { if (4u * c + d < p.P) { x[d] = dO[base + 4u * c + d]; } }
   return x;
+}
+
+// A column block's vec4 pairs owned by one invocation for staging: element e = li + t·NT of the
+// (BC, PV) block, t < LOADS.
+struct Pair { a: array<vec4f, 16>, b: array<vec4f, 16> }
+
+// K, V rows k0 … k0 + BC − 1 of kv head g (zero past S).
+fn fetch_kv(b: u32, g: u32, k0: u32, li: u32) -> Pair {
+  var x: Pair;
+  for (var t = 0u; t < LOADS; t++) {
+    let e = li + t * NT;
+    if (e < BC * PV && k0 + e / PV < p.S) {
+      let base = kv_row(b, k0 + e / PV, g);
+      x.a[t] = ld_k(base, e % PV);
+      x.b[t] = ld_v(base, e % PV);
+    }
+  }
+  return x;
+}
+
+// scale2 · Q and dO rows i0 … i0 + BC − 1 of query head h (zero past L).
+fn fetch_qdo(b: u32, h: u32, i0: u32, li: u32) -> Pair {
+  var x: Pair;
+  for (var t = 0u; t < LOADS; t++) {
+    let e = li + t * NT;
+    if (e < BC * PV && i0 + e / PV < p.L) {
+      let base = q_row(b, i0 + e / PV, h);
+      x.a[t] = ld_q(base, e % PV) * p.scale2;
+      x.b[t] = ld_do(base, e % PV);
+    }
+  }
+  return x;
+}
+
+// Stores a fetched block into colA (pair.a) and colB (pair.b).
+fn stage_cols(x: Pair, li: u32) {
+  for (var t = 0u; t < LOADS; t++) {
+    let e = li + t * NT;
+    if (e < BC * PV) {
+      colA[(e / PV) * PS + e % PV] = x.a[t];
+      colB[(e / PV) * PS + e % PV] = x.b[t];
+    }
+  }
 }
 
 // Dot products of the invocation's RQ rows with its four columns: rowA · colA and rowB · colB.
@@ -161,23 +208,14 @@ fn forward(
   // Keys up to the block's last query (padded rows past L see no more than that).
   let kend = min(p.S, off + q0 + BR);
   let nkb = (kend + BC - 1u) / BC;
+  var next: Pair;
+  if (PF) { next = fetch_kv(b, g, 0u, li); }
   for (var kb = 0u; kb < nkb; kb++) {
     let k0 = kb * BC;
     workgroupBarrier(); // the previous block's readers are done with colA/colB/tileA
-    for (var e = li; e < BC * PV; e += NT) {
-      let r = e / PV;
-      let c = e % PV;
-      var kx = vec4f(0.0);
-      var vx = vec4f(0.0);
-      if (k0 + r < p.S) {
-        let base = kv_row(b, k0 + r, g);
-        kx = ld_k(base, c);
-        vx = ld_v(base, c);
-      }
-      colA[r * PS + c] = kx;
-      colB[r * PS + c] = vx;
-    }
+    if (PF) { stage_cols(next, li); } else { stage_cols(fetch_kv(b, g, k0, li), li); }
     workgroupBarrier();
+    if (PF && kb + 1u < nkb) { next = fetch_kv(b, g, k0 + BC, li); }
     var s = dots_a(tx, ty);
     for (var a = 0u; a < RQ; a++) {
       let i = q0 + ty * RQ + a;
@@ -297,23 +335,14 @@ fn backward_dq(
   var acc: array<vec4f, 16>;
   let kend = min(p.S, off + q0 + BR);
   let nkb = (kend + BC - 1u) / BC;
+  var next: Pair;
+  if (PF) { next = fetch_kv(b, g, 0u, li); }
   for (var kb = 0u; kb < nkb; kb++) {
     let k0 = kb * BC;
     workgroupBarrier();
-    for (var e = li; e < BC * PV; e += NT) {
-      let r = e / PV;
-      let c = e % PV;
-      var kx = vec4f(0.0);
-      var vx = vec4f(0.0);
-      if (k0 + r < p.S) {
-        let base = kv_row(b, k0 + r, g);
-        kx = ld_k(base, c);
-        vx = ld_v(base, c);
-      }
-      colA[r * PS + c] = kx;
-      colB[r * PS + c] = vx;
-    }
+    if (PF) { stage_cols(next, li); } else { stage_cols(fetch_kv(b, g, k0, li), li); }
     workgroupBarrier();
+    if (PF && kb + 1u < nkb) { next = fetch_kv(b, g, k0 + BC, li); }
     let s = dots_a(tx, ty);  // s₂ = scale2 · q · k
     let dp = dots_b(tx, ty); // dP = dO · v
     for (var a = 0u; a < RQ; a++) {
@@ -403,23 +432,21 @@ fn backward_dkv(
   var qstart = 0u;
   if (k0 > off) { qstart = (k0 - off) / BC; }
   let nqb = (p.L + BC - 1u) / BC;
-  for (var h = h_lo; h < h_hi; h++) {
-    let rowbase = (b * p.Hq + h) * p.L;
-    for (var qb = qstart; qb < nqb; qb++) {
-      let i0 = qb * BC;
+  // one flat walk over (head, query block) pairs, so that the next pair can be prefetched
+  var nq = 0u;
+  if (qstart < nqb) { nq = nqb - qstart; }
+  let steps = (h_hi - h_lo) * nq;
+  var next: Pair;
+  if (PF && steps > 0u) { next = fetch_qdo(b, h_lo, qstart * BC, li); }
+  for (var st = 0u; st < steps; st++) {
+    {
+      let h = h_lo + st / nq;
+      let i0 = (qstart + st % nq) * BC;
+      let rowbase = (b * p.Hq + h) * p.L;
       workgroupBarrier();
-      for (var e = li; e < BC * PV; e += NT) {
-        let r = e / PV;
-        let c = e % PV;
-        var x = vec4f(0.0);
-        var y = vec4f(0.0);
-        if (i0 + r < p.L) {
-          let base = q_row(b, i0 + r, h);
-          x = ld_q(base, c) * p.scale2;
-          y = ld_do(base, c);
-        }
-        colA[r * PS + c] = x;
-        colB[r * PS + c] = y;
+      if (PF) { stage_cols(next, li); } else { stage_cols(fetch_qdo(b, h, i0, li), li); }
+      if (PF && st + 1u < steps) {
+        next = fetch_qdo(b, h_lo + (st + 1u) / nq, (qstart + (st + 1u) % nq) * BC, li);
       }
       // lse₂ and D of this invocation's four query columns
       var lq = vec4f(0.0);

@@ -34,6 +34,8 @@ export interface FlashTile {
   ty: number;
   /** Rows per invocation (1, 2 or 4). */
   rq: number;
+  /** Prefetch the next column block into registers during the current one (default true). */
+  pf?: boolean;
 }
 
 /** Tile choices per kernel (a benchmark may try others). */
@@ -78,7 +80,8 @@ export function flashTileBytes(kind: FlashKernel, P: number, t: FlashTile): numb
 export function flashTileFits(kind: FlashKernel, P: number, t: FlashTile): boolean {
   const lim = gpu().device.limits;
   const nc = Math.ceil(paddedDim(P) / 4 / t.tx);
-  return [1, 2, 4].includes(t.rq) && t.tx >= 1 && t.ty >= 1 && t.rq * nc <= 16 &&
+  const loads = Math.ceil((4 * t.tx * paddedDim(P)) / 4 / (t.tx * t.ty));
+  return [1, 2, 4].includes(t.rq) && t.tx >= 1 && t.ty >= 1 && t.rq * nc <= 16 && loads <= 16 &&
     t.tx * t.ty <= lim.maxComputeInvocationsPerWorkgroup && t.ty <= lim.maxComputeWorkgroupSizeY &&
     t.tx <= lim.maxComputeWorkgroupSizeX &&
     flashTileBytes(kind, P, t) <= lim.maxComputeWorkgroupStorageSize;
@@ -107,7 +110,7 @@ function spec(kind: FlashKernel, P: number, tile?: FlashTile): KernelSpec {
   return {
     file: "flash_attention.wgsl",
     entry,
-    constants: { TX: t.tx, TY: t.ty, RQ: t.rq, PD: paddedDim(P) },
+    constants: { TX: t.tx, TY: t.ty, RQ: t.rq, PD: paddedDim(P), PF: t.pf === false ? 0 : 1 },
   };
 }
 

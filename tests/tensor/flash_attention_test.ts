@@ -152,7 +152,7 @@ Deno.test("flash attention: every tile that fits gives the same result (forward 
   using dO = Tensor.from(x.dO, [1, 50, 2, 16]);
   const ref = attentionBackwardRef(x.q, x.k, x.v, x.dO, d);
   const refOut = attentionRef(x.q, x.k, x.v, d).out;
-  const tiles: FlashTile[] = [{ tx: 4, ty: 4, rq: 1 }, { tx: 8, ty: 8, rq: 4 }];
+  const tiles: FlashTile[] = [{ tx: 4, ty: 4, rq: 1 }, { tx: 8, ty: 8, rq: 4, pf: false }];
   let tried = 0;
   for (const t of tiles) {
     if (!flashTileFits("forward", 16, t) || !flashTileFits("dq", 16, t) || !flashTileFits("dkv", 16, t)) {
@@ -163,7 +163,7 @@ Deno.test("flash attention: every tile that fits gives the same result (forward 
     const f = flashAttention(Q, K, V, { tiles: tilesOpt });
     const g = flashAttentionBackward(Q, K, V, f.out, f.lse, dO, { tiles: tilesOpt });
     const [out, dq, dk, dv] = await readTensors([f.out, g.dq, g.dk, g.dv]);
-    const tag = `tile ${t.tx}×${t.ty}×${t.rq}`;
+    const tag = `tile ${t.tx}×${t.ty}×${t.rq} prefetch ${t.pf ?? true}`;
     assertAllclose(out, refOut, { name: `out ${tag}` });
     assertAllclose(dq, ref.dq, { atol: 1e-5, name: `dq ${tag}` });
     assertAllclose(dk, ref.dk, { atol: 1e-5, name: `dk ${tag}` });
