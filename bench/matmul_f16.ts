@@ -1,8 +1,9 @@
 /**
  * `deno run -A bench/matmul_f16.ts [--json FILE] [--quick] [--sizes 1024,2048,4096]`: the f16-storage
  * product (kernels/matmul_f16.wgsl: f16 A and B, f32 accumulation, f32 C) on square n³ products in the
- * NN (A·B) and NT (x·Wᵀ) layouts, in TFLOP/s, beside the f32 product (kernels/matmul.wgsl, main128v4) of
- * the same inputs. Each product is checked before it is timed: 256 sampled entries of C against float64
+ * NN (A·B) and NT (x·Wᵀ) layouts, in TFLOP/s, with each entry for aligned operands (`main128v4`:
+ * vec4<f16> loads, `main128u32`: u32 words + unpack2x16float), beside the f32 product (`matmul`, which
+ * takes kernels/matmul.wgsl's main128v4 from 1024 on) of the same inputs. Each product is checked before it is timed: 256 sampled entries of C against float64
  * dot products of the f16-rounded inputs (relative to Σ|ab|). Timing as bench/main.ts (bench/timing.ts).
  * PyTorch's side is bench/pytorch_matmul_f16.py.
  *
@@ -11,7 +12,7 @@
 import { adapterName, gpu, initGpu } from "../lib/gpu/device.ts";
 import { parseFlags } from "../lib/cli/args.ts";
 import { matmul } from "../lib/tensor/matmul.ts";
-import { matmulF16, toF16 } from "../lib/tensor/matmul_f16.ts";
+import { F16_ALIGNED_ENTRIES, matmulF16, toF16, useF16AlignedEntry } from "../lib/tensor/matmul_f16.ts";
 import { Tensor } from "../lib/tensor/tensor.ts";
 import { Rng } from "../lib/random.ts";
 import { FULL, QUICK, timeSustained, type Timing } from "./timing.ts";
@@ -51,8 +52,14 @@ export async function benchMatmulF16(
     using A16 = toF16(A);
     using B16 = toF16(B);
     for (const transB of [false, true]) {
-      for (const dtype of ["f16", "f32"] as const) {
-        const run = dtype === "f16" ? () => matmulF16(A16, B16, { transB }) : () => matmul(A, B, { transB });
+      for (const variant of [...F16_ALIGNED_ENTRIES, "f32"] as const) {
+        const dtype = variant === "f32" ? "f32" : "f16";
+        const run = variant === "f32" ? () => matmul(A, B, { transB }) : () => {
+          const prev = useF16AlignedEntry(variant);
+          const c = matmulF16(A16, B16, { transB });
+          useF16AlignedEntry(prev);
+          return c;
+        };
         // the check: the f16 product against the rounded inputs, the f32 one against the inputs as given
         const [x, y] = dtype === "f16" ? [a16, b16] : [a, b];
         using C = run();
@@ -68,7 +75,7 @@ export async function benchMatmulF16(
           }
           worst = Math.max(worst, Math.abs(got[m * n + j] - ref) / (mag + 1e-30));
         }
-        const name = `matmul_${dtype}_${transB ? "nt" : "nn"}_${n}`;
+        const name = `matmul_${dtype}_${transB ? "nt" : "nn"}_${n}${variant === "f32" ? "" : `_${variant}`}`;
         if (!(worst < MAX_REL_ERR)) throw new Error(`${name}: sampled error ${worst} (relative to Σ|ab|)`);
         const t = await time(() => run().dispose());
         const flops = 2 * n ** 3 / (t.ms / 1e3);

@@ -341,3 +341,123 @@ fn main128v4(
   store4(r1 + 3u, q0, c_base, c7l);
   store4(r1 + 3u, q1, c_base, c7h);
 }
+
+// main128u32: main128v4 with each group of four halves read as two u32 words (one 8-byte load)
+// and widened by unpack2x16float (element 2w is the low half of word w), in case a driver splits a
+// vec4<f16> storage load into 16-bit loads. The host picks the entry (bench/matmul_f16.ts times both).
+@group(0) @binding(1) var<storage, read> A2: array<vec2u>;
+@group(0) @binding(2) var<storage, read> B2: array<vec2u>;
+
+fn widen4(w: vec2u) -> vec4f {
+  return vec4f(unpack2x16float(w.x), unpack2x16float(w.y));
+}
+
+// A K-contiguous operand's vec4 for invocation li: row li / 2, k = k0 + 4 (li % 2) … +3; zero past the edge.
+fn fetch_rows4u(li: u32, rows: u32, r0: u32, k0: u32, base: u32, stride: u32, is_a: bool) -> vec4f {
+  let r = li / 2u;
+  let k = k0 + 4u * (li % 2u);
+  if (r0 + r >= rows || k >= p.K) { return vec4f(0.0); }
+  let i = (base + (r0 + r) * stride + k) / 4u;
+  if (is_a) { return widen4(A2[i]); }
+  return widen4(B2[i]);
+}
+
+fn fetch_u32(li: u32, m0: u32, n0: u32, k0: u32, a_base: u32, b_base: u32) -> Slice {
+  let a = fetch_rows4u(li, p.M, m0, k0, a_base, p.a_sm, true);
+  if (p.b_sn == 1u) {
+    // B (K, N) row-major: row k0 + li / 32 of the slice, columns n0 + 4 (li % 32) … +3
+    let k = k0 + li / 32u;
+    let n = n0 + 4u * (li % 32u);
+    var b = vec4f(0.0);
+    if (k < p.K && n < p.N) { b = widen4(B2[(b_base + k * p.b_sk + n) / 4u]); }
+    return Slice(a, b);
+  }
+  return Slice(a, fetch_rows4u(li, p.N, n0, k0, b_base, p.b_sn, false));
+}
+
+@compute @workgroup_size(16, 16)
+fn main128u32(
+  @builtin(workgroup_id) wg: vec3u,
+  @builtin(local_invocation_id) lid: vec3u,
+  @builtin(local_invocation_index) li: u32,
+) {
+  let b0 = wg.z / p.nb1;
+  let b1 = wg.z % p.nb1;
+  let a_base = p.a_off + b0 * p.a_s0 + (b1 / p.a_div) * p.a_s1;
+  let b_base = p.b_off + b0 * p.b_s0 + (b1 / p.b_div) * p.b_s1;
+  let c_base = p.c_off + b0 * p.c_s0 + b1 * p.c_s1;
+  let m0 = wg.y * 128u;
+  let n0 = wg.x * 128u;
+  let tx = lid.x;
+  let ty = lid.y;
+  var c0l = vec4f(0.0);
+  var c0h = vec4f(0.0);
+  var c1l = vec4f(0.0);
+  var c1h = vec4f(0.0);
+  var c2l = vec4f(0.0);
+  var c2h = vec4f(0.0);
+  var c3l = vec4f(0.0);
+  var c3h = vec4f(0.0);
+  var c4l = vec4f(0.0);
+  var c4h = vec4f(0.0);
+  var c5l = vec4f(0.0);
+  var c5h = vec4f(0.0);
+  var c6l = vec4f(0.0);
+  var c6h = vec4f(0.0);
+  var c7l = vec4f(0.0);
+  var c7h = vec4f(0.0);
+  stash_v4(li, 0u, fetch_u32(li, m0, n0, 0u, a_base, b_base));
+  workgroupBarrier();
+  var cur = 0u;
+  for (var k0 = 0u; k0 < p.K; k0 += 8u) {
+    let more = k0 + 8u < p.K;
+    var next: Slice;
+    if (more) { next = fetch_u32(li, m0, n0, k0 + 8u, a_base, b_base); }
+    for (var kk = 0u; kk < 8u; kk++) {
+      let o = cur + kk * SROW;
+      let al = Asd[o + ty];
+      let ah = Asd[o + 16u + ty];
+      let bl = Bsd[o + tx];
+      let bh = Bsd[o + 16u + tx];
+      c0l += al.x * bl;
+      c0h += al.x * bh;
+      c1l += al.y * bl;
+      c1h += al.y * bh;
+      c2l += al.z * bl;
+      c2h += al.z * bh;
+      c3l += al.w * bl;
+      c3h += al.w * bh;
+      c4l += ah.x * bl;
+      c4h += ah.x * bh;
+      c5l += ah.y * bl;
+      c5h += ah.y * bh;
+      c6l += ah.z * bl;
+      c6h += ah.z * bh;
+      c7l += ah.w * bl;
+      c7h += ah.w * bh;
+    }
+    cur = SBUF - cur;
+    if (more) { stash_v4(li, cur, next); }
+    workgroupBarrier();
+  }
+  let r0 = m0 + 4u * ty;
+  let r1 = m0 + 64u + 4u * ty;
+  let q0 = n0 + 4u * tx;
+  let q1 = n0 + 64u + 4u * tx;
+  store4(r0, q0, c_base, c0l);
+  store4(r0, q1, c_base, c0h);
+  store4(r0 + 1u, q0, c_base, c1l);
+  store4(r0 + 1u, q1, c_base, c1h);
+  store4(r0 + 2u, q0, c_base, c2l);
+  store4(r0 + 2u, q1, c_base, c2h);
+  store4(r0 + 3u, q0, c_base, c3l);
+  store4(r0 + 3u, q1, c_base, c3h);
+  store4(r1, q0, c_base, c4l);
+  store4(r1, q1, c_base, c4h);
+  store4(r1 + 1u, q0, c_base, c5l);
+  store4(r1 + 1u, q1, c_base, c5h);
+  store4(r1 + 2u, q0, c_base, c6l);
+  store4(r1 + 2u, q1, c_base, c6h);
+  store4(r1 + 3u, q0, c_base, c7l);
+  store4(r1 + 3u, q1, c_base, c7h);
+}

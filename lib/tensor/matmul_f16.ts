@@ -22,13 +22,26 @@ import { Tensor } from "./tensor.ts";
 
 export { toF16 } from "./convert.ts";
 
-/** Entry points of `kernels/matmul_f16.wgsl`: vec4<f16> loads for aligned operands, scalar loads otherwise. */
-export const F16_ENTRIES = ["main128v4", "main128"] as const;
+/**
+ * Entry points of `kernels/matmul_f16.wgsl` for vec4-aligned operands: four halves per load as
+ * `vec4<f16>` (`main128v4`) or as two u32 words widened with `unpack2x16float` (`main128u32`).
+ * Unaligned operands take `main128` (scalar f16 loads).
+ */
+export const F16_ALIGNED_ENTRIES = ["main128v4", "main128u32"] as const;
+/** One of {@linkcode F16_ALIGNED_ENTRIES}. */
+export type F16AlignedEntry = typeof F16_ALIGNED_ENTRIES[number];
+let alignedEntry: F16AlignedEntry = "main128v4";
+/** Picks the entry aligned products use (benchmarks compare them); returns the previous one. */
+export function useF16AlignedEntry(entry: F16AlignedEntry): F16AlignedEntry {
+  const prev = alignedEntry;
+  alignedEntry = entry;
+  return prev;
+}
 
 /**
  * Records C = α·A·B (+ bias) (+ C) for f16 operands A, B and an f32 output C with arbitrary strides
- * (in elements), as {@linkcode matmulStrided} does for f32. Every size takes 128×128 tiles: `main128v4`
- * when {@linkcode vec4Aligned} holds, else `main128`.
+ * (in elements), as `matmulStrided` does for f32. Every size takes 128×128 tiles: the aligned entry
+ * (see {@linkcode F16_ALIGNED_ENTRIES}) when `vec4Aligned` holds, else `main128`.
  */
 export function matmulF16Strided(args: StridedMatmul): void {
   const { M, N, a, b, c } = args;
@@ -42,7 +55,7 @@ export function matmulF16Strided(args: StridedMatmul): void {
   const [nb0, nb1] = args.batch ?? [1, 1];
   if (M === 0 || N === 0 || nb0 * nb1 === 0) return;
   if (nb0 * nb1 > 65535) throw new ShapeError("matmulF16", `batch ${nb0 * nb1} exceeds 65535`);
-  const entry = vec4Aligned(args) ? "main128v4" : "main128";
+  const entry = vec4Aligned(args) ? alignedEntry : "main128";
   dispatch(
     { file: "matmul_f16.wgsl", entry },
     [a.t.buffer, b.t.buffer, c.t.buffer, args.bias?.buffer ?? dummyBuffer()],

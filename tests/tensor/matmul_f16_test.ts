@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { gpu, initGpu } from "../../lib/gpu/device.ts";
-import { matmulF16, matmulF16Strided, toF16 } from "../../lib/tensor/matmul_f16.ts";
+import {
+  F16_ALIGNED_ENTRIES,
+  matmulF16,
+  matmulF16Strided,
+  toF16,
+  useF16AlignedEntry,
+} from "../../lib/tensor/matmul_f16.ts";
 import { matmulF16Ref, roundToF16 } from "../../lib/tensor/matmul_f16_ref.ts";
 import { matmulRef } from "../../lib/tensor/matmul_ref.ts";
 import { Tensor } from "../../lib/tensor/tensor.ts";
@@ -47,11 +53,18 @@ Deno.test({
     "matmul_f16.wgsl: NN, NT, TN and TT products of f16 inputs match the float64 product of the rounded inputs",
   ignore,
   async fn() {
-    // 132×128×12 and 256×132×16 (no transA) are vec4-aligned (main128v4); the rest take main128.
+    // 132×128×12 and 256×132×16 (no transA) are vec4-aligned (each aligned entry is run on them); the
+    // rest take main128.
     const cases = [[5, 7, 3], [70, 130, 33], [129, 65, 80], [132, 128, 12], [256, 132, 16]];
     for (const [M, N, K] of cases) {
-      for (const transA of [false, true]) {
-        for (const transB of [false, true]) {
+      for (
+        const [transA, transB, entry] of [false, true].flatMap((tA) =>
+          [false, true].flatMap((tB) => F16_ALIGNED_ENTRIES.map((e) => [tA, tB, e] as const))
+        )
+      ) {
+        if (entry !== F16_ALIGNED_ENTRIES[0] && (transA || K % 4 !== 0)) continue; // unaligned: main128 only
+        const prev = useF16AlignedEntry(entry);
+        try {
           const a = randomArray(M * K, M + K);
           const b = randomArray(K * N, N + 7);
           using A = Tensor.from(a, transA ? [K, M] : [M, K], "f16");
@@ -60,12 +73,14 @@ Deno.test({
           assert.equal(C.dtype, "f32");
           const dims = { M, N, K, transA, transB, alpha: 0.5 };
           const ref = matmulF16Ref(a, b, dims);
-          const name = `${M}x${N}x${K} tA=${transA} tB=${transB}`;
+          const name = `${M}x${N}x${K} tA=${transA} tB=${transB} ${entry}`;
           assertAllclose(await C.toArray(), ref, { atol: 1e-5, name });
           // the rounding matters at this tolerance: the unrounded product is further away than atol
           const exact = matmulRef(a, b, dims);
           const gap = exact.reduce((m, v, i) => Math.max(m, Math.abs(v - ref[i])), 0);
           assert.ok(gap > 1e-4, `${name}: f16 rounding changed the product by only ${gap}`);
+        } finally {
+          useF16AlignedEntry(prev);
         }
       }
     }
