@@ -1,11 +1,13 @@
 /**
- * `deno run -A bench/matmul_f16.ts [--json FILE] [--quick] [--sizes 1024,2048,4096]`: the f16-storage
- * product (kernels/matmul_f16.wgsl: f16 A and B, f32 accumulation, f32 C) on square n³ products in the
- * NN (A·B) and NT (x·Wᵀ) layouts, in TFLOP/s, with each entry for aligned operands (`main128v4`:
- * vec4<f16> loads, `main128u32`: u32 words + unpack2x16float), beside the f32 product (`matmul`, which
- * takes kernels/matmul.wgsl's main128v4 from 1024 on) of the same inputs. Each product is checked before it is timed: 256 sampled entries of C against float64
- * dot products of the f16-rounded inputs (relative to Σ|ab|). Timing as bench/main.ts (bench/timing.ts).
- * PyTorch's side is bench/pytorch_matmul_f16.py.
+ * `deno run -A bench/matmul_f16.ts [--json FILE] [--quick] [--sizes 1024,2048,4096] [--warm-ms N]
+ * [--samples N]`: the f16-storage product (kernels/matmul_f16.wgsl: f16 A and B, f32 accumulation, f32 C)
+ * on square n³ products in the NN (A·B) and NT (x·Wᵀ) layouts, in TFLOP/s, with each entry for aligned
+ * operands (`main128v4`: vec4<f16> loads; `main128u32`: u32 words + unpack2x16float; `main128k16`: K
+ * slices of 16, eight halves per load), beside the f32 product (`matmul`, which takes kernels/matmul.wgsl's
+ * main128v4 from 1024 on) of the same inputs. Each product is checked before it is timed: 256 sampled
+ * entries of C against float64 dot products of the f16-rounded inputs (relative to Σ|ab|). Timing as
+ * bench/main.ts (bench/timing.ts; the quick options' 0.1 s warm-up reads 2–2.5× slow for n ≥ 2048 on
+ * the H200, so use the full ones or --warm-ms ≥ 500). PyTorch's side is bench/pytorch_matmul_f16.py.
  *
  * @module
  */
@@ -98,8 +100,19 @@ export async function benchMatmulF16(
 }
 
 if (import.meta.main) {
-  const flags = parseFlags("matmul_f16", Deno.args, { json: "string", quick: "boolean", sizes: "string" });
-  const opts = flags.quick ? QUICK : FULL;
+  const flags = parseFlags("matmul_f16", Deno.args, {
+    json: "string",
+    quick: "boolean",
+    sizes: "string",
+    "warm-ms": "string",
+    samples: "string",
+  });
+  // --warm-ms / --samples override the chosen options' warm-up and sample count
+  const opts = {
+    ...(flags.quick ? QUICK : FULL),
+    ...(typeof flags["warm-ms"] === "string" ? { warmMs: Number(flags["warm-ms"]) } : {}),
+    ...(typeof flags.samples === "string" ? { samples: Number(flags.samples) } : {}),
+  };
   const ctx = await initGpu();
   if (!ctx.hasF16) throw new Error("this adapter has no shader-f16 feature");
   const sizes = typeof flags.sizes === "string" ? flags.sizes.split(",").map(Number) : undefined;

@@ -461,3 +461,162 @@ fn main128u32(
   store4(r1 + 3u, q0, c_base, c7l);
   store4(r1 + 3u, q1, c_base, c7h);
 }
+
+// main128k16: K slices of 16 and 16-byte global loads (eight halves as a vec4u, widened with
+// unpack2x16float), for operands aligned to 8 halves (the host checks: offsets, row strides, K and, for
+// an N-contiguous B, N multiples of 8). With slices of 8 a K-contiguous row contributes only 16 bytes
+// per slice in f16 (half a 32-byte memory sector); with 16 it contributes a whole sector, as in f32.
+// One stage of 16 k-rows per operand, f32 (the same 2 × 8.25 KiB arrays as the double buffers above);
+// the next slice's loads are issued before the current slice is multiplied (registers), and two
+// barriers guard the stage.
+@group(0) @binding(1) var<storage, read> A8: array<vec4u>;
+@group(0) @binding(2) var<storage, read> B8: array<vec4u>;
+
+struct Slice16 { a: vec4u, b: vec4u }
+
+// A K-contiguous operand's eight halves for invocation li: row li / 2, k = k0 + 8 (li % 2) … +7.
+fn fetch_rows8(li: u32, rows: u32, r0: u32, k0: u32, base: u32, stride: u32, is_a: bool) -> vec4u {
+  let r = li / 2u;
+  let k = k0 + 8u * (li % 2u);
+  if (r0 + r >= rows || k >= p.K) { return vec4u(0u); } // the bits of +0.0
+  let i = (base + (r0 + r) * stride + k) / 8u;
+  if (is_a) { return A8[i]; }
+  return B8[i];
+}
+
+fn fetch_k16(li: u32, m0: u32, n0: u32, k0: u32, a_base: u32, b_base: u32) -> Slice16 {
+  let a = fetch_rows8(li, p.M, m0, k0, a_base, p.a_sm, true);
+  if (p.b_sn == 1u) {
+    // B (K, N) row-major: row k0 + li / 16 of the slice, columns n0 + 8 (li % 16) … +7
+    let k = k0 + li / 16u;
+    let n = n0 + 8u * (li % 16u);
+    var b = vec4u(0u);
+    if (k < p.K && n < p.N) { b = B8[(b_base + k * p.b_sk + n) / 8u]; }
+    return Slice16(a, b);
+  }
+  return Slice16(a, fetch_rows8(li, p.N, n0, k0, b_base, p.b_sn, false));
+}
+
+// Row li / 2's eight values, k-rows 8 (li % 2) … +7 of the stage, column r of its k-major rows.
+fn put_rows8(li: u32, w: vec4u, is_a: bool) {
+  let r = li / 2u;
+  let o = 8u * (li % 2u) * SROW + r / 4u;
+  let c = r % 4u;
+  let v0 = unpack2x16float(w.x);
+  let v1 = unpack2x16float(w.y);
+  let v2 = unpack2x16float(w.z);
+  let v3 = unpack2x16float(w.w);
+  if (is_a) {
+    Asd[o][c] = v0.x;
+    Asd[o + SROW][c] = v0.y;
+    Asd[o + 2u * SROW][c] = v1.x;
+    Asd[o + 3u * SROW][c] = v1.y;
+    Asd[o + 4u * SROW][c] = v2.x;
+    Asd[o + 5u * SROW][c] = v2.y;
+    Asd[o + 6u * SROW][c] = v3.x;
+    Asd[o + 7u * SROW][c] = v3.y;
+  } else {
+    Bsd[o][c] = v0.x;
+    Bsd[o + SROW][c] = v0.y;
+    Bsd[o + 2u * SROW][c] = v1.x;
+    Bsd[o + 3u * SROW][c] = v1.y;
+    Bsd[o + 4u * SROW][c] = v2.x;
+    Bsd[o + 5u * SROW][c] = v2.y;
+    Bsd[o + 6u * SROW][c] = v3.x;
+    Bsd[o + 7u * SROW][c] = v3.y;
+  }
+}
+
+fn stash_k16(li: u32, s: Slice16) {
+  put_rows8(li, s.a, true);
+  if (p.b_sn == 1u) {
+    let o = (li / 16u) * SROW + 2u * (li % 16u);
+    Bsd[o] = vec4f(unpack2x16float(s.b.x), unpack2x16float(s.b.y));
+    Bsd[o + 1u] = vec4f(unpack2x16float(s.b.z), unpack2x16float(s.b.w));
+  } else {
+    put_rows8(li, s.b, false);
+  }
+}
+
+@compute @workgroup_size(16, 16)
+fn main128k16(
+  @builtin(workgroup_id) wg: vec3u,
+  @builtin(local_invocation_id) lid: vec3u,
+  @builtin(local_invocation_index) li: u32,
+) {
+  let b0 = wg.z / p.nb1;
+  let b1 = wg.z % p.nb1;
+  let a_base = p.a_off + b0 * p.a_s0 + (b1 / p.a_div) * p.a_s1;
+  let b_base = p.b_off + b0 * p.b_s0 + (b1 / p.b_div) * p.b_s1;
+  let c_base = p.c_off + b0 * p.c_s0 + b1 * p.c_s1;
+  let m0 = wg.y * 128u;
+  let n0 = wg.x * 128u;
+  let tx = lid.x;
+  let ty = lid.y;
+  var c0l = vec4f(0.0);
+  var c0h = vec4f(0.0);
+  var c1l = vec4f(0.0);
+  var c1h = vec4f(0.0);
+  var c2l = vec4f(0.0);
+  var c2h = vec4f(0.0);
+  var c3l = vec4f(0.0);
+  var c3h = vec4f(0.0);
+  var c4l = vec4f(0.0);
+  var c4h = vec4f(0.0);
+  var c5l = vec4f(0.0);
+  var c5h = vec4f(0.0);
+  var c6l = vec4f(0.0);
+  var c6h = vec4f(0.0);
+  var c7l = vec4f(0.0);
+  var c7h = vec4f(0.0);
+  var s = fetch_k16(li, m0, n0, 0u, a_base, b_base);
+  for (var k0 = 0u; k0 < p.K; k0 += 16u) {
+    stash_k16(li, s);
+    workgroupBarrier();
+    if (k0 + 16u < p.K) { s = fetch_k16(li, m0, n0, k0 + 16u, a_base, b_base); }
+    for (var kk = 0u; kk < 16u; kk++) {
+      let o = kk * SROW;
+      let al = Asd[o + ty];
+      let ah = Asd[o + 16u + ty];
+      let bl = Bsd[o + tx];
+      let bh = Bsd[o + 16u + tx];
+      c0l += al.x * bl;
+      c0h += al.x * bh;
+      c1l += al.y * bl;
+      c1h += al.y * bh;
+      c2l += al.z * bl;
+      c2h += al.z * bh;
+      c3l += al.w * bl;
+      c3h += al.w * bh;
+      c4l += ah.x * bl;
+      c4h += ah.x * bh;
+      c5l += ah.y * bl;
+      c5h += ah.y * bh;
+      c6l += ah.z * bl;
+      c6h += ah.z * bh;
+      c7l += ah.w * bl;
+      c7h += ah.w * bh;
+    }
+    workgroupBarrier();
+  }
+  let r0 = m0 + 4u * ty;
+  let r1 = m0 + 64u + 4u * ty;
+  let q0 = n0 + 4u * tx;
+  let q1 = n0 + 64u + 4u * tx;
+  store4(r0, q0, c_base, c0l);
+  store4(r0, q1, c_base, c0h);
+  store4(r0 + 1u, q0, c_base, c1l);
+  store4(r0 + 1u, q1, c_base, c1h);
+  store4(r0 + 2u, q0, c_base, c2l);
+  store4(r0 + 2u, q1, c_base, c2h);
+  store4(r0 + 3u, q0, c_base, c3l);
+  store4(r0 + 3u, q1, c_base, c3h);
+  store4(r1, q0, c_base, c4l);
+  store4(r1, q1, c_base, c4h);
+  store4(r1 + 1u, q0, c_base, c5l);
+  store4(r1 + 1u, q1, c_base, c5h);
+  store4(r1 + 2u, q0, c_base, c6l);
+  store4(r1 + 2u, q1, c_base, c6h);
+  store4(r1 + 3u, q0, c_base, c7l);
+  store4(r1 + 3u, q1, c_base, c7h);
+}

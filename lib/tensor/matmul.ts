@@ -92,11 +92,12 @@ export const MATVEC_MAX_ROWS = 8;
 
 /**
  * Whether `main128v4` can read both operands as vec4: A with K contiguous, B with K or N contiguous,
- * every offset and row stride a multiple of 4, K (and N for an N-contiguous B) a multiple of 4.
+ * every offset and row stride a multiple of 4, K (and N for an N-contiguous B) a multiple of 4. With
+ * `width` 8: the same for loads of eight elements (kernels/matmul_f16.wgsl `main128k16`).
  */
-export function vec4Aligned(args: StridedMatmul): boolean {
+export function vec4Aligned(args: StridedMatmul, width = 4): boolean {
   const { N, K, a, b } = args;
-  const q = (...xs: (number | undefined)[]) => xs.every((x) => (x ?? 0) % 4 === 0);
+  const q = (...xs: (number | undefined)[]) => xs.every((x) => (x ?? 0) % width === 0);
   const aOk = a.colStride === 1 && q(a.rowStride, a.offset, a.s0, a.s1, K);
   const bOk = (b.rowStride === 1 && q(b.colStride, K)) || (b.colStride === 1 && q(b.rowStride, N));
   return aOk && bOk && q(b.offset, b.s0, b.s1);

@@ -23,11 +23,12 @@ import { Tensor } from "./tensor.ts";
 export { toF16 } from "./convert.ts";
 
 /**
- * Entry points of `kernels/matmul_f16.wgsl` for vec4-aligned operands: four halves per load as
- * `vec4<f16>` (`main128v4`) or as two u32 words widened with `unpack2x16float` (`main128u32`).
+ * Entry points of `kernels/matmul_f16.wgsl` for aligned operands: four halves per load as `vec4<f16>`
+ * (`main128v4`) or as two u32 words widened with `unpack2x16float` (`main128u32`), or eight halves per
+ * load with K slices of 16 (`main128k16`, operands aligned to 8; others fall back to `main128u32`).
  * Unaligned operands take `main128` (scalar f16 loads).
  */
-export const F16_ALIGNED_ENTRIES = ["main128v4", "main128u32"] as const;
+export const F16_ALIGNED_ENTRIES = ["main128v4", "main128u32", "main128k16"] as const;
 /** One of {@linkcode F16_ALIGNED_ENTRIES}. */
 export type F16AlignedEntry = typeof F16_ALIGNED_ENTRIES[number];
 let alignedEntry: F16AlignedEntry = "main128v4";
@@ -55,7 +56,11 @@ export function matmulF16Strided(args: StridedMatmul): void {
   const [nb0, nb1] = args.batch ?? [1, 1];
   if (M === 0 || N === 0 || nb0 * nb1 === 0) return;
   if (nb0 * nb1 > 65535) throw new ShapeError("matmulF16", `batch ${nb0 * nb1} exceeds 65535`);
-  const entry = vec4Aligned(args) ? alignedEntry : "main128";
+  const entry = !vec4Aligned(args)
+    ? "main128"
+    : alignedEntry === "main128k16" && !vec4Aligned(args, 8)
+    ? "main128u32"
+    : alignedEntry;
   dispatch(
     { file: "matmul_f16.wgsl", entry },
     [a.t.buffer, b.t.buffer, c.t.buffer, args.bias?.buffer ?? dummyBuffer()],

@@ -53,9 +53,10 @@ Deno.test({
     "matmul_f16.wgsl: NN, NT, TN and TT products of f16 inputs match the float64 product of the rounded inputs",
   ignore,
   async fn() {
-    // 132×128×12 and 256×132×16 (no transA) are vec4-aligned (each aligned entry is run on them); the
-    // rest take main128.
-    const cases = [[5, 7, 3], [70, 130, 33], [129, 65, 80], [132, 128, 12], [256, 132, 16]];
+    // Every aligned entry runs on each case without transA whose K is a multiple of 4 (vec4-aligned:
+    // 132×128×12, 256×132×16, 136×136×24, 129×65×80); main128k16 takes those aligned to 8 (136×136×24,
+    // 129×65×80, 256×132×16 NT) and main128u32 the others. The rest take main128 (scalar loads).
+    const cases = [[5, 7, 3], [70, 130, 33], [129, 65, 80], [132, 128, 12], [256, 132, 16], [136, 136, 24]];
     for (const [M, N, K] of cases) {
       for (
         const [transA, transB, entry] of [false, true].flatMap((tA) =>
