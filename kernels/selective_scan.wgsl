@@ -55,8 +55,8 @@ const BC = 256u;  // vec4 capacity of the B and C stages: GPW × T × 4·SB ≤ 
 @group(0) @binding(1) var<storage, read> u: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> delta: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> A: array<f32>;
-@group(0) @binding(4) var<storage, read> bm: array<f32>;
-@group(0) @binding(5) var<storage, read> cm: array<f32>;
+@group(0) @binding(4) var<storage, read> bm: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> cm: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read> dskip: array<f32>;
 @group(0) @binding(7) var<storage, read> z: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read> dbias: array<f32>;
@@ -153,12 +153,12 @@ fn put_row(i: u32, len: u32, r: Row) {
 }
 
 // δ after bias and the optional softplus, zero for steps ≥ len (they then leave the state unchanged).
-fn step_sizes(raw: Row, l: Lane, len: u32) -> Row {
+fn step_sizes(raw: Row, d: u32, len: u32) -> Row {
   var a = raw.a;
   var b = raw.b;
   if ((p.flags & HAS_BIAS) != 0u) {
-    a += dbias[l.d];
-    b += dbias[l.d];
+    a += dbias[d];
+    b += dbias[d];
   }
   if ((p.flags & SOFTPLUS) != 0u) {
     a = select(log(1.0 + exp(a)), a, a > vec4(20.0));
@@ -185,8 +185,8 @@ fn bc_at(l: Lane, r: u32, t0: u32, len: u32) -> u32 {
   return NONE;
 }
 
-fn ld_b(i: u32) -> f32 { if (i == NONE) { return 0.0; } return bm[i]; }
-fn ld_c(i: u32) -> f32 { if (i == NONE) { return 0.0; } return cm[i]; }
+fn ld_b(i: u32) -> f32 { if (i == NONE) { return 0.0; } return bm[i >> 2u][i & 3u]; }
+fn ld_c(i: u32) -> f32 { if (i == NONE) { return 0.0; } return cm[i >> 2u][i & 3u]; }
 
 // The invocation's 8 elements of a sub-block's B and C tile, held in registers until stored.
 struct BcTile { ba: vec4<f32>, bb: vec4<f32>, ca: vec4<f32>, cb: vec4<f32> }
@@ -233,13 +233,13 @@ fn store_bc(l: Lane, st: BcTile) {
 }
 
 // A[d, n … n+3] log2 e (zero beyond N or when idle), and the matching states.
-fn rates(l: Lane, n: u32) -> vec4<f32> {
+fn rates(d: u32, act: bool, n: u32) -> vec4<f32> {
   var a = vec4(0.0);
-  let o = l.d * p.ns + n;
-  if (l.act && n < p.ns) { a.x = A[o]; }
-  if (l.act && n + 1u < p.ns) { a.y = A[o + 1u]; }
-  if (l.act && n + 2u < p.ns) { a.z = A[o + 2u]; }
-  if (l.act && n + 3u < p.ns) { a.w = A[o + 3u]; }
+  let o = d * p.ns + n;
+  if (act && n < p.ns) { a.x = A[o]; }
+  if (act && n + 1u < p.ns) { a.y = A[o + 1u]; }
+  if (act && n + 2u < p.ns) { a.z = A[o + 2u]; }
+  if (act && n + 3u < p.ns) { a.w = A[o + 3u]; }
   return a * LOG2E;
 }
 
@@ -261,10 +261,10 @@ fn put_states(o: u32, n: u32, x: vec4<f32>) {
 
 fn init_lane(l: Lane) {
   let n0 = 16u * l.s;
-  a0 = rates(l, n0);
-  a1 = rates(l, n0 + 4u);
-  a2 = rates(l, n0 + 8u);
-  a3 = rates(l, n0 + 12u);
+  a0 = rates(l.d, l.act, n0);
+  a1 = rates(l.d, l.act, n0 + 4u);
+  a2 = rates(l.d, l.act, n0 + 8u);
+  a3 = rates(l.d, l.act, n0 + 12u);
 }
 
 // One step of the recurrence for the invocation's 16 states, B and C at vec4 index j of the stage.
@@ -294,7 +294,7 @@ fn chunk_state(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
   for (var t0 = ch * p.q; t0 < cend; t0 += T) {
     let len = min(T, cend - t0);
     let i = (l.b * p.nd + l.d) * p.nl + t0;
-    let dt = step_sizes(row_delta(i, len), l, len);
+    let dt = step_sizes(row_delta(i, len), l.d, len);
     let uv = row_u(i, len);
     store_bc(l, bc);
     workgroupBarrier();
@@ -370,7 +370,7 @@ fn chunk_out(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) 
   for (var t0 = ch * p.q; t0 < cend; t0 += T) {
     let len = min(T, cend - t0);
     let i = (l.b * p.nd + l.d) * p.nl + t0;
-    let dt = step_sizes(row_delta(i, len), l, len);
+    let dt = step_sizes(row_delta(i, len), l.d, len);
     let uv = row_u(i, len);
     let zv = row_z(i, len);
     store_bc(l, bc);
@@ -415,5 +415,341 @@ fn chunk_out(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) 
       put_row(i, len, o);
     }
     workgroupBarrier();
+  }
+}
+
+// ───────────── Single-pass forward (entry `scan`; selectiveScan with tuning.singlePass) ─────────────
+//
+// One workgroup of WG per (block of CW = WG / SP channels, batch) walks the whole of L in chunks of
+// Q = SP · T steps; invocation li owns channel c = li / SP of the block and, in every chunk, the T = 8
+// consecutive steps t0 … t0+7 with t0 = (chunk · SP + j) · T, j = li % SP. u, δ, z, B, C are read once
+// from memory, y is written once, and exp(δ A) is computed once per (t, n) (twice with REC).
+// Per chunk, a round for each RG groups of 4 states (RG ∈ {1, 2}; a group is one vec4):
+//   walk      from a zero start over the invocation's 8 steps: x ← e_t x + δ_t u_t B_t with
+//             e_t = exp2(δ_t A log2 e); y_t += C_t · x_t (the local part of y); cum_t = Π_{s≤t} e_s and
+//             w_t = C_t ⊙ cum_t are kept in registers. The invocation's pair is (cum_7, x_7): over its
+//             steps the state maps h ↦ cum_7 ⊙ h + x_7.
+//   scan      pairs to workgroup memory; "owner" invocation (c, n) (4·RG·CW of them, one state each)
+//             walks the SP pairs of its channel in order from its carry H (the state entering the
+//             chunk): it writes H in place of pair j's x_7 (the state entering part j), then
+//             H ← cum_7 H + x_7; after part SP−1, H is the state entering the next chunk (`carry`).
+//   finish    each invocation reads the state h entering its steps and adds the rest of y:
+//             y_t += w_t · h  (x_t = x_t^local + cum_t ⊙ h). With REC, w is not kept: v_t = e_t ⊙ v_{t−1}
+//             from v = h with e_t formed again, y_t += C_t · v_t.
+// After the last chunk the owners' carries are the last state. The time axis is thus an associative
+// scan: sequential within an invocation's 8 steps, across the SP invocations of a channel through the
+// owners, and across chunks through the carry. Barriers per round: 2 (pairs stored | owners done).
+// B and C (override STAGE: the block's channels share one group and SP ≤ 16): the round's tile
+// (4·RG states × Q steps of each) is loaded by the whole workgroup with vec4 loads along t and kept in
+// workgroup memory as vec4 over n, step t at t + t/8 (padding: the 8-step rows of the SP parts fall
+// in different banks). The next round's tile is fetched into registers before the first barrier and
+// stored between the two into the other of two tile buffers; u, δ of the next chunk are fetched at the
+// start of each chunk. Without STAGE each invocation reads its B and C from memory.
+// The pair buffers alternate between two halves, so the next round's pairs never overwrite a state
+// entering a part before every invocation has read it.
+// Speed (H200, B4 L2048 D2048 N16): 0.68 ms at SP = 8, RG = 2, against 0.39 ms for the three passes;
+// what bounds it is not yet understood (bench/scan_variants.ts has the variants and the diagnosis).
+// Workgroup memory: 2 × 576 vec4 (pairs) + 1024 f32 (carries) + 2 × 576 vec4 (tiles) = 40 KiB.
+
+override SP: u32 = 16u;        // invocations per channel
+override RG: u32 = 1u;         // groups of 4 states per round: 1 or 2
+override STAGE: bool = true;   // B and C staged in workgroup memory (all channels of a block in one group)
+override REC: bool = false;    // finish by recomputing exp(δ A) instead of keeping w_t (fewer registers)
+const FCW = 16u;               // most channels per workgroup (SP ≥ 8)
+const AGG = WG + FCW;          // rows of one pair buffer: (channel c, part j) at c·(SP+1) + j
+const NMAX = 64u;              // MAX_STATE of the host: carries per channel
+const QMAX = 128u;             // longest staged chunk (SP ≤ 16)
+const TILE = QMAX + QMAX / 8u; // step t of a tile at t + t/8
+
+var<workgroup> pair_a: array<vec4<f32>, 4 * AGG>;  // cum_7 of each (channel, part): (half, group, row)
+var<workgroup> pair_x: array<vec4<f32>, 4 * AGG>;  // x_7, overwritten by the state entering the part
+var<workgroup> carry: array<f32, FCW * NMAX>;      // (channel, n): the state entering the next chunk
+var<workgroup> tile_b: array<vec4<f32>, 4 * TILE>; // B_t of 4 states: (buffer, group of the round, t)
+var<workgroup> tile_c: array<vec4<f32>, 4 * TILE>; // C_t
+
+fn at_b(i: u32, k: u32, len: u32) -> f32 {
+  if (k < len) { return bm[(i + k) / 4u][(i + k) % 4u]; }
+  return 0.0;
+}
+fn at_c(i: u32, k: u32, len: u32) -> f32 {
+  if (k < len) { return cm[(i + k) / 4u][(i + k) % 4u]; }
+  return 0.0;
+}
+
+// Steps of the 8 starting at t0 that lie before L.
+fn steps_from(t0: u32) -> u32 { return min(T, p.nl - min(t0, p.nl)); }
+
+// Element e (a vec4 along t) of a round's tile: state n0 + e / (Q/4), steps tk + 4 (e % (Q/4)) …;
+// returns its index in B or C and how many of its 4 steps are real (0: state ≥ N, past L, or e past
+// the round's 4·RG states).
+fn tile_src(e: u32, brow: u32, tk: u32, n0: u32) -> vec2u {
+  let qv = SP * T / 4u;
+  let n = n0 + e / qv;
+  let t = tk + 4u * (e % qv);
+  if (e < 4u * RG * qv && n < p.ns && t < p.nl) { return vec2u(brow + n * p.nl + t, min(4u, p.nl - t)); }
+  return vec2u(brow, 0u);
+}
+
+fn ld4_b(s: vec2u) -> vec4<f32> {
+  if ((p.flags & VEC4) != 0u) { return keep(bm[s.x / 4u], s.y, 0u); }
+  return vec4(at_b(s.x, 0u, s.y), at_b(s.x, 1u, s.y), at_b(s.x, 2u, s.y), at_b(s.x, 3u, s.y));
+}
+fn ld4_c(s: vec2u) -> vec4<f32> {
+  if ((p.flags & VEC4) != 0u) { return keep(cm[s.x / 4u], s.y, 0u); }
+  return vec4(at_c(s.x, 0u, s.y), at_c(s.x, 1u, s.y), at_c(s.x, 2u, s.y), at_c(s.x, 3u, s.y));
+}
+
+// Stores element e of a tile (B and C of one state over 4 steps) as components of 4 vec4 over n.
+fn put_tile(e: u32, buf: u32, vb: vec4<f32>, vc: vec4<f32>) {
+  let qv = SP * T / 4u;
+  if (e >= 4u * RG * qv) { return; }
+  let r = e / qv;
+  let t = 4u * (e % qv);
+  let i = buf + (r / 4u) * TILE + t + t / 8u;  // t … t+3 lie in one row of 8
+  let m = r % 4u;
+  tile_b[i][m] = vb.x;
+  tile_b[i + 1u][m] = vb.y;
+  tile_b[i + 2u][m] = vb.z;
+  tile_b[i + 3u][m] = vb.w;
+  tile_c[i][m] = vc.x;
+  tile_c[i + 1u][m] = vc.y;
+  tile_c[i + 2u][m] = vc.z;
+  tile_c[i + 3u][m] = vc.w;
+}
+
+// B_t and C_t of 4 states at step k of the invocation's 8.
+struct Bc { b: vec4<f32>, c: vec4<f32> }
+
+// From the tile (STAGE; ti = the invocation's first step there), else from memory (rows r, steps lens).
+fn bc_step(k: u32, ti: u32, r: vec4u, lens: vec4u) -> Bc {
+  if (STAGE) { return Bc(tile_b[ti + k], tile_c[ti + k]); }
+  return Bc(vec4(at_b(r.x, k, lens.x), at_b(r.y, k, lens.y), at_b(r.z, k, lens.z), at_b(r.w, k, lens.w)),
+            vec4(at_c(r.x, k, lens.x), at_c(r.y, k, lens.y), at_c(r.z, k, lens.z), at_c(r.w, k, lens.w)));
+}
+
+// The walk of 4 states over the invocation's 8 steps from a zero start: the local part of y, the pair
+// (cum_7, x_7), and w_t = C_t ⊙ cum_t for the finish.
+struct Walk {
+  y: Row, x: vec4<f32>, cum: vec4<f32>,
+  w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>,
+  w4: vec4<f32>, w5: vec4<f32>, w6: vec4<f32>, w7: vec4<f32>,
+}
+
+// One step: e = exp2(δ A log2 e), x ← e x + δ u B, cum ← cum e; returns C · x.
+fn step1(w: ptr<function, Walk>, a: vec4<f32>, dt: f32, du: f32, s: Bc) -> f32 {
+  let e = exp2(dt * a);
+  (*w).x = e * (*w).x + du * s.b;
+  (*w).cum *= e;
+  return dot((*w).x, s.c);
+}
+
+// Walk of states n … n+3 (rates a), B/C from tile offset ti or rows of states n … n+3.
+fn walk8(dt: Row, du: Row, a: vec4<f32>, n: u32, t0: u32, brow: u32, len: u32, ti: u32) -> Walk {
+  let rr = vec4u(brow + min(n, p.ns - 1u) * p.nl + t0, brow + min(n + 1u, p.ns - 1u) * p.nl + t0,
+                 brow + min(n + 2u, p.ns - 1u) * p.nl + t0, brow + min(n + 3u, p.ns - 1u) * p.nl + t0);
+  let lens = select(vec4u(0u), vec4u(len), vec4u(n, n + 1u, n + 2u, n + 3u) < vec4u(p.ns));
+  var w: Walk;
+  w.x = vec4(0.0);
+  w.cum = vec4(1.0);
+  var s = bc_step(0u, ti, rr, lens);
+  w.y.a.x = step1(&w, a, dt.a.x, du.a.x, s);
+  if (!REC) { w.w0 = s.c * w.cum; }
+  s = bc_step(1u, ti, rr, lens);
+  w.y.a.y = step1(&w, a, dt.a.y, du.a.y, s);
+  if (!REC) { w.w1 = s.c * w.cum; }
+  s = bc_step(2u, ti, rr, lens);
+  w.y.a.z = step1(&w, a, dt.a.z, du.a.z, s);
+  if (!REC) { w.w2 = s.c * w.cum; }
+  s = bc_step(3u, ti, rr, lens);
+  w.y.a.w = step1(&w, a, dt.a.w, du.a.w, s);
+  if (!REC) { w.w3 = s.c * w.cum; }
+  s = bc_step(4u, ti, rr, lens);
+  w.y.b.x = step1(&w, a, dt.b.x, du.b.x, s);
+  if (!REC) { w.w4 = s.c * w.cum; }
+  s = bc_step(5u, ti, rr, lens);
+  w.y.b.y = step1(&w, a, dt.b.y, du.b.y, s);
+  if (!REC) { w.w5 = s.c * w.cum; }
+  s = bc_step(6u, ti, rr, lens);
+  w.y.b.z = step1(&w, a, dt.b.z, du.b.z, s);
+  if (!REC) { w.w6 = s.c * w.cum; }
+  s = bc_step(7u, ti, rr, lens);
+  w.y.b.w = step1(&w, a, dt.b.w, du.b.w, s);
+  if (!REC) { w.w7 = s.c * w.cum; }
+  return w;
+}
+
+// The rest of y once the state h entering the invocation's steps is known: y_t += w_t · h.
+fn finish(w: Walk, h: vec4<f32>) -> Row {
+  return Row(vec4(dot(w.w0, h), dot(w.w1, h), dot(w.w2, h), dot(w.w3, h)),
+             vec4(dot(w.w4, h), dot(w.w5, h), dot(w.w6, h), dot(w.w7, h)));
+}
+
+// REC: the rest of y recomputed from the state h entering the invocation's steps, with the decays
+// formed again: v_t = e_t ⊙ v_{t−1} from v = h, y_t += C_t · v_t (x_t = x_t^local + v_t).
+fn finish_rec(dt: Row, a: vec4<f32>, h: vec4<f32>, n: u32, t0: u32, brow: u32, len: u32, ti: u32) -> Row {
+  let rr = vec4u(brow + min(n, p.ns - 1u) * p.nl + t0, brow + min(n + 1u, p.ns - 1u) * p.nl + t0,
+                 brow + min(n + 2u, p.ns - 1u) * p.nl + t0, brow + min(n + 3u, p.ns - 1u) * p.nl + t0);
+  let lens = select(vec4u(0u), vec4u(len), vec4u(n, n + 1u, n + 2u, n + 3u) < vec4u(p.ns));
+  var v = h * exp2(dt.a.x * a);
+  var y: Row;
+  y.a.x = dot(bc_step(0u, ti, rr, lens).c, v);
+  v *= exp2(dt.a.y * a);
+  y.a.y = dot(bc_step(1u, ti, rr, lens).c, v);
+  v *= exp2(dt.a.z * a);
+  y.a.z = dot(bc_step(2u, ti, rr, lens).c, v);
+  v *= exp2(dt.a.w * a);
+  y.a.w = dot(bc_step(3u, ti, rr, lens).c, v);
+  v *= exp2(dt.b.x * a);
+  y.b.x = dot(bc_step(4u, ti, rr, lens).c, v);
+  v *= exp2(dt.b.y * a);
+  y.b.y = dot(bc_step(5u, ti, rr, lens).c, v);
+  v *= exp2(dt.b.z * a);
+  y.b.z = dot(bc_step(6u, ti, rr, lens).c, v);
+  v *= exp2(dt.b.w * a);
+  y.b.w = dot(bc_step(7u, ti, rr, lens).c, v);
+  return y;
+}
+
+@compute @workgroup_size(WG)
+fn scan(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let cw = WG / SP;
+  let c = li / SP;
+  let j = li % SP;
+  let b = wg.y;
+  let act = wg.x * cw + c < p.nd;
+  let d = min(wg.x * cw + c, p.nd - 1u);
+  let urow = (b * p.nd + d) * p.nl;                        // u, δ, z, y of channel d
+  let brow = (b * p.ng + d / (p.nd / p.ng)) * p.ns * p.nl;  // B, C of its group: state n at brow + n L
+  let slot = c * (SP + 1u) + j;
+  let ti = 9u * j;
+  let rs = 4u * RG;  // states per round
+  // Owner role: channel oc of the block, state n0 + on of each round (group on / 4, component on % 4).
+  let own = li < rs * cw;
+  let oc = li / rs;
+  let on = li % rs;
+  let oact = own && wg.x * cw + oc < p.nd;
+  let od = min(wg.x * cw + oc, p.nd - 1u);
+  if (own) {
+    for (var n = on; n < p.ns; n += rs) {
+      var h = 0.0;
+      if ((p.flags & HAS_H0) != 0u) { h = h0[(b * p.nd + od) * p.ns + n]; }
+      carry[oc * NMAX + n] = h;
+    }
+  }
+  var skip = 0.0;
+  if ((p.flags & HAS_D) != 0u) { skip = dskip[d]; }
+  // The first round's tile, and u, δ of the first chunk.
+  let q = SP * T;
+  var pb0 = vec4(0.0);
+  var pc0 = vec4(0.0);
+  var pb1 = vec4(0.0);
+  var pc1 = vec4(0.0);
+  if (STAGE) {
+    let s0 = tile_src(li, brow, 0u, 0u);
+    let s1 = tile_src(li + WG, brow, 0u, 0u);
+    put_tile(li, 0u, ld4_b(s0), ld4_c(s0));
+    put_tile(li + WG, 0u, ld4_b(s1), ld4_c(s1));
+  }
+  workgroupBarrier();
+  var next_d = row_delta(urow + j * T, steps_from(j * T));
+  var next_u = row_u(urow + j * T, steps_from(j * T));
+  var half = 0u;
+  var tb = 0u;  // tile buffer of the round: 0 or 2·TILE
+  for (var k = 0u; k < p.nc; k++) {
+    let t0 = k * q + j * T;
+    let len = steps_from(t0);  // 0 for parts past L: their pairs are (1, 0)
+    let i = urow + t0;
+    let dt = step_sizes(next_d, d, len);
+    let uv = next_u;
+    let du = Row(dt.a * uv.a, dt.b * uv.b);
+    let zv = row_z(i, len);
+    next_d = row_delta(i + q, steps_from(t0 + q));
+    next_u = row_u(i + q, steps_from(t0 + q));
+    var o = Row(vec4(0.0), vec4(0.0));
+    for (var n0 = 0u; n0 < p.ns; n0 += rs) {
+      let a1 = rates(d, true, n0);
+      let a2 = rates(d, true, n0 + 4u);
+      let w1 = walk8(dt, du, a1, n0, t0, brow, len, tb + ti);
+      o.a += w1.y.a;
+      o.b += w1.y.b;
+      pair_a[half + slot] = w1.cum;
+      pair_x[half + slot] = w1.x;
+      var w2: Walk;
+      if (RG == 2u) {
+        w2 = walk8(dt, du, a2, n0 + 4u, t0, brow, len, tb + TILE + ti);
+        o.a += w2.y.a;
+        o.b += w2.y.b;
+        pair_a[half + AGG + slot] = w2.cum;
+        pair_x[half + AGG + slot] = w2.x;
+      }
+      // The next round's tile (next states, or the next chunk's first ones) into registers.
+      var nn0 = n0 + rs;
+      var nk = k;
+      if (nn0 >= p.ns) {
+        nn0 = 0u;
+        nk = k + 1u;
+      }
+      let more = STAGE && nk < p.nc;
+      if (more) {
+        let s0 = tile_src(li, brow, nk * q, nn0);
+        let s1 = tile_src(li + WG, brow, nk * q, nn0);
+        pb0 = ld4_b(s0);
+        pc0 = ld4_c(s0);
+        pb1 = ld4_b(s1);
+        pc1 = ld4_c(s1);
+      }
+      workgroupBarrier();
+      if (own && n0 + on < p.ns) {
+        // The owner of (oc, n0 + on): the states entering its channel's SP parts, in order.
+        let ci = oc * NMAX + n0 + on;
+        var h = carry[ci];
+        let base = half + (on / 4u) * AGG + oc * (SP + 1u);
+        let m = on % 4u;
+        for (var r = 0u; r < SP; r++) {
+          let a = pair_a[base + r][m];
+          let x = pair_x[base + r][m];
+          pair_x[base + r][m] = h;
+          h = a * h + x;
+        }
+        carry[ci] = h;
+      }
+      if (more) {
+        put_tile(li, 2u * TILE - tb, pb0, pc0);
+        put_tile(li + WG, 2u * TILE - tb, pb1, pc1);
+      }
+      workgroupBarrier();
+      var f1: Row;
+      if (REC) {
+        f1 = finish_rec(dt, a1, pair_x[half + slot], n0, t0, brow, len, tb + ti);
+      } else {
+        f1 = finish(w1, pair_x[half + slot]);
+      }
+      o.a += f1.a;
+      o.b += f1.b;
+      if (RG == 2u) {
+        var f2: Row;
+        if (REC) {
+          f2 = finish_rec(dt, a2, pair_x[half + AGG + slot], n0 + 4u, t0, brow, len, tb + TILE + ti);
+        } else {
+          f2 = finish(w2, pair_x[half + AGG + slot]);
+        }
+        o.a += f2.a;
+        o.b += f2.b;
+      }
+      half = 2u * AGG - half;
+      tb = 2u * TILE - tb;
+    }
+    if (act && len > 0u) {
+      o.a += skip * uv.a;
+      o.b += skip * uv.b;
+      if ((p.flags & HAS_Z) != 0u) {
+        o.a *= silu4(zv.a);
+        o.b *= silu4(zv.b);
+      }
+      put_row(i, len, o);
+    }
+  }
+  if (oact) {
+    for (var n = on; n < p.ns; n += rs) { last[(b * p.nd + od) * p.ns + n] = carry[oc * NMAX + n]; }
   }
 }

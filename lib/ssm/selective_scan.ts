@@ -1,6 +1,6 @@
 /**
  * The Mamba-1 selective scan on the GPU (`kernels/selective_scan.wgsl`, `kernels/selective_scan_bwd.wgsl`):
- * the forward as a chunked scan over time, its reverse-time adjoint (gradients of every input), and the
+ * the forward as a chunked scan over time (three passes, or one with a workgroup-level scan), its reverse-time adjoint (gradients of every input), and the
  * one-token step used when decoding. Semantics are those of `selective_scan_ref` of state-spaces/mamba;
  * the plain-loop twins are in `selective_scan_ref.ts`.
  *
@@ -42,8 +42,9 @@ export interface SelectiveScanOptions {
   /** State before the first step (B, D, N); zeros when absent. */
   initialState?: Tensor;
   /**
-   * Chunk length Q of the scan over time (results do not depend on it beyond float rounding). Default
-   * {@linkcode SCAN_CHUNK}; the backward uses min(Q, {@linkcode MAX_BACKWARD_CHUNK}).
+   * Chunk length Q of the three-pass scan over time (results do not depend on it beyond float rounding).
+   * Default {@linkcode SCAN_CHUNK}; the backward uses min(Q, {@linkcode MAX_BACKWARD_CHUNK}); the
+   * single-pass forward ({@linkcode ScanTuning}) chunks by its own `parts`.
    */
   chunkLength?: number;
 }
@@ -214,9 +215,57 @@ function carry(
 }
 
 /**
+ * Which forward {@linkcode selectiveScan} runs, and the launch choices of the single-pass one; every
+ * choice gives the same result up to f32 rounding.
+ */
+export interface ScanTuning {
+  /**
+   * The single-pass forward (`scan` of selective_scan.wgsl) instead of the three chunk passes. Default
+   * {@linkcode SCAN_SINGLE_PASS}: on the H200 at B4 L2048 D2048 N16 it is still slower than the three
+   * passes (0.68 ms against 0.39 ms, bench/scan_variants.ts), so it is not yet the default.
+   */
+  singlePass?: boolean;
+  /**
+   * Invocations per channel (the override SP): each owns 8 consecutive steps of every chunk of 8·SP
+   * steps, and a workgroup of 128 covers 128/SP channels. Default {@linkcode SCAN_PARTS}.
+   */
+  parts?: 8 | 16 | 32 | 64 | 128;
+  /**
+   * Groups of 4 states per round (the override RG): each round costs two workgroup barriers and a walk
+   * of the owners over the parts; 2 halves the rounds and doubles the registers a round holds.
+   * Default {@linkcode SCAN_GROUPS}.
+   */
+  groups?: 1 | 2;
+  /**
+   * Stage B and C in workgroup memory (one coalesced load per workgroup instead of one per channel).
+   * Only possible when every block of 128/parts channels lies in one group of B/C and parts ≤ 16; the
+   * default is to stage whenever possible, `false` makes each invocation read its own B and C.
+   */
+  stage?: boolean;
+  /**
+   * Form exp(δ A) a second time after the scan instead of keeping C_t ⊙ Π e in registers (override REC:
+   * twice the exponentials, about 32 fewer registers per invocation). Default false.
+   */
+  recompute?: boolean;
+}
+
+/** Whether {@linkcode selectiveScan} runs the single-pass forward by default. */
+export const SCAN_SINGLE_PASS = false;
+/** Default invocations per channel of the single-pass forward (its fastest choice on the H200). */
+export const SCAN_PARTS = 8;
+/** Default groups of 4 states per round of the single-pass forward (its fastest choice on the H200). */
+export const SCAN_GROUPS = 2;
+const STEPS = 8; // consecutive steps per invocation in `scan`
+
+/**
  * The selective scan (`selective_scan_ref`): returns out (B, D, L) and the last state (B, D, N).
- * Three passes over chunks of Q steps: chunk end states from zero, the short scan across chunks, and
- * each chunk recomputed from its entering state to emit y.
+ *
+ * By default in three passes over chunks of Q = `opts.chunkLength` steps: chunk end states from zero,
+ * the short scan across chunks, and each chunk recomputed from its entering state to emit y. With
+ * `tuning.singlePass`, in one pass (`scan` of selective_scan.wgsl): a workgroup per (block of channels,
+ * batch) walks L in chunks of 8·parts steps, each invocation owning 8 consecutive steps of its channel;
+ * the invocations' (decay, state) pairs are combined in workgroup memory and the carry is kept from chunk
+ * to chunk, so u, δ, z, B, C are read and y is written once (`opts.chunkLength` does not apply).
  *
  * @example
  * ```ts
@@ -236,8 +285,10 @@ function carry(
 export function selectiveScan(
   inp: SelectiveScanInputs,
   opts: SelectiveScanOptions = {},
+  tuning: ScanTuning = {},
 ): { y: Tensor; lastState: Tensor } {
   const l = checkScan("selectiveScan", inp, opts);
+  if (tuning.singlePass ?? SCAN_SINGLE_PASS) return singlePass(l, inp, opts, tuning);
   const y = Tensor.empty([l.batch, l.D, l.L]);
   const lastState = Tensor.empty([l.batch, l.D, l.N]);
   using states = Tensor.empty([l.batch, l.nc, l.D, l.N]);
@@ -256,6 +307,38 @@ export function selectiveScan(
   ];
   bufs.push(states.buffer, null, y.buffer);
   dispatch(fwd("chunk_out"), bufs, fwdParams(l, l.flags), chunkGrid(l));
+  return { y, lastState };
+}
+
+/** The single-pass forward: one dispatch of `scan`, a workgroup per (block of 128/parts channels, batch). */
+function singlePass(
+  lc: Layout,
+  inp: SelectiveScanInputs,
+  opts: SelectiveScanOptions,
+  tuning: ScanTuning,
+): { y: Tensor; lastState: Tensor } {
+  const op = "selectiveScan";
+  const parts = tuning.parts ?? SCAN_PARTS;
+  if (![8, 16, 32, 64, 128].includes(parts)) {
+    throw new ShapeError(op, `parts = ${parts} is not one of 8, 16, 32, 64, 128`);
+  }
+  const groups = tuning.groups ?? SCAN_GROUPS;
+  if (groups !== 1 && groups !== 2) throw new ShapeError(op, `groups = ${groups} is not 1 or 2`);
+  const q = parts * STEPS;
+  // Rows of u, δ, z, y and B, C start at multiples of 4 and every part at a multiple of 8 when L % 4 = 0.
+  const flags = (lc.flags & ~VEC4) | (lc.L % 4 === 0 ? VEC4 : 0);
+  const l: Layout = { ...lc, q, nc: Math.max(1, Math.ceil(lc.L / q)), cw: WG / parts, gpw: 1, sb: 1, flags };
+  const stage = (tuning.stage ?? true) && parts <= 16 && (l.D / l.G) % l.cw === 0;
+  const y = Tensor.empty([l.batch, l.D, l.L]);
+  const lastState = Tensor.empty([l.batch, l.D, l.N]);
+  const { u, delta, A, B, C, D, z, deltaBias } = inp;
+  const bufs: (Binding | null)[] = [u.buffer, delta.buffer, A.buffer, B.buffer, C.buffer, opt(D), opt(z)];
+  bufs.push(opt(deltaBias), null, null, y.buffer, opt(opts.initialState), lastState.buffer);
+  const constants = { SP: parts, RG: groups, STAGE: stage ? 1 : 0, REC: tuning.recompute ? 1 : 0 };
+  dispatch({ file: FWD, entry: "scan", constants }, bufs, fwdParams(l, l.flags), [
+    Math.ceil(l.D / l.cw),
+    l.batch,
+  ]);
   return { y, lastState };
 }
 
