@@ -40,6 +40,7 @@ import type { HostTensor } from "../lib/io/dtype.ts";
 import { writeSafetensors } from "../lib/io/safetensors.ts";
 import { LlamaModel } from "../lib/models/llama.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/models/default_model.ts";
+import { useSplitK } from "../lib/tensor/matmul.ts";
 import { Tensor } from "../lib/tensor/tensor.ts";
 import { nextTokenLoss } from "../lib/train/next_token.ts";
 import { AdamW, selectTrainable } from "../lib/train/optim.ts";
@@ -49,7 +50,7 @@ import { FULL, QUICK, type SustainedOptions, timeSustained, type Timing } from "
 export type StepResult = {
   name: string;
   model: "brown-llama-6m" | "llama-3.2-1b-shape";
-  step: "llama_train" | "distill";
+  step: "llama_train" | "distill" | "part";
   batch: number;
   seq: number;
   tokens_per_s: number;
@@ -411,6 +412,49 @@ async function bench6m(time: TimeFn, quick: boolean): Promise<(StepResult | Step
   await runDistill(32, 256, "mixers", "chunked");
   await runDistill(32, 256, "all", "full");
   await runLlama(32, 256);
+  // Where the 32 × 256 distillation step's time goes, and what split-K is worth there.
+  {
+    const [B, T] = [32, 256];
+    const { x, y } = batchOf(B, T, V);
+    using _x = x;
+    using _y = y;
+    const part = async (name: string, fn: () => void) => {
+      try {
+        const r = await measure(time, fn, { name, model, step: "part", batch: B, seq: T }, wallSteps);
+        console.error(`${name}: ${r.ms.toFixed(3)} ms GPU, ${r.wall_ms?.toFixed(3)} ms wall`);
+        out.push(r);
+      } catch (e) {
+        out.push(errorRow(name, e));
+      }
+    };
+    await part("part_teacher_forward_6m_B32_T256", () => teacher.forward(x).logits.dispose());
+    const trainable = selectTrainable(student.namedParameters(), { train: ["model.layers.*.mamba.*"] });
+    using one = Tensor.from([1], [1]);
+    await part("part_student_loss_fwd_bwd_6m_B32_T256_mixers", () => {
+      using tape = new GradTape();
+      const { loss, parts } = tape.run(() =>
+        distillLoss(teacher, student, x, y, { ceWeight: 1, klWeight: 0.1, klReduction: "batchmean" })
+      );
+      tape.backward(loss, one);
+      loss.dispose();
+      for (const p of Object.values(parts)) p.dispose();
+      for (const [, p] of trainable) {
+        p.grad?.dispose();
+        p.grad = null;
+      }
+    });
+    const prev = useSplitK(false);
+    try {
+      const s = distillStep(teacher, student, x, y, "mixers", "full");
+      await part("part_distill_6m_B32_T256_mixers_no-split-k", s.step);
+      s.dispose();
+      const l = llamaTrainStep(llama, x, y);
+      await part("part_llama_train_6m_B32_T256_no-split-k", l.step);
+      l.dispose();
+    } finally {
+      useSplitK(prev);
+    }
+  }
   const tokens = 16384;
   for (const T of quick ? [256, 1024, 4096] : [256, 512, 1024, 2048, 4096]) {
     await runDistill(tokens / T, T, "mixers", "full");

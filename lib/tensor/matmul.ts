@@ -8,6 +8,8 @@
 import { ShapeError } from "../errors.ts";
 import { dispatch, Params } from "../gpu/commands.ts";
 import { dummyBuffer } from "../gpu/buffers.ts";
+import { copyElements } from "./copy.ts";
+import { sumColumns } from "./reduce.ts";
 import { fmtShape, numel, Tensor } from "./tensor.ts";
 
 /**
@@ -119,12 +121,74 @@ export function matmulParams(args: StridedMatmul): Params {
   return p.f32v(args.alpha ?? 1).u32((args.bias ? 1 : 0) | (args.accumulate ? 2 : 0));
 }
 
+/** Least workgroups a product should have; fewer output tiles than this split K (see {@linkcode splitK}). */
+const SPLIT_K_WORKGROUPS = 264;
+let splitKOn = true;
+/** Turns split-K off or on (for benchmarks and tests comparing the two); returns the previous setting. */
+export function useSplitK(on: boolean): boolean {
+  const prev = splitKOn;
+  splitKOn = on;
+  return prev;
+}
+
+/**
+ * Split-K for products with a small output and a long inner dimension — a weight gradient
+ * dW = dYᵀ X (out, in) summed over thousands of tokens: its few 64×64 output tiles would each loop
+ * over all of K on a handful of the GPU's multiprocessors. K is cut into S ≥ 2 chunks, each chunk's
+ * partial product goes into slab s of a (S, M·N) buffer (one batched dispatch, plus one for a shorter
+ * last chunk), and the slabs are summed (sumColumns) and copied into C:
+ *
+ *   C = α Σ_s A[:, K_s] B[K_s, :]
+ *
+ * Taken only for unbatched products without bias or accumulation into a contiguous C (M, N), with
+ * fewer than SPLIT_K_WORKGROUPS / 2 tiles and K ≥ 1024. Returns whether it recorded the product.
+ */
+function splitK(args: StridedMatmul): boolean {
+  const { M, N, K, a, b, c } = args;
+  const [nb0, nb1] = args.batch ?? [1, 1];
+  if (!splitKOn || nb0 * nb1 !== 1 || args.bias || args.accumulate || M <= MATVEC_MAX_ROWS) return false;
+  if (c.rowStride !== N || c.colStride !== 1 || K < 1024) return false;
+  const tiles = Math.ceil(M / 64) * Math.ceil(N / 64);
+  if (tiles >= SPLIT_K_WORKGROUPS / 2) return false;
+  const want = Math.min(Math.ceil(SPLIT_K_WORKGROUPS / tiles), Math.floor(K / 256));
+  if (want < 2) return false;
+  const chunk = Math.ceil(K / want / 64) * 64;
+  const full = Math.floor(K / chunk);
+  const rem = K - full * chunk;
+  const S = full + (rem > 0 ? 1 : 0);
+  using slabs = Tensor.empty([S, M * N]);
+  const part = (k: number, batch: number, kOffset: number, slab: number) =>
+    matmulStrided({
+      M,
+      N,
+      K: k,
+      batch: [1, batch],
+      a: { ...a, s0: 0, s1: k * a.colStride, div: 1, offset: (a.offset ?? 0) + kOffset * a.colStride },
+      b: { ...b, s0: 0, s1: k * b.rowStride, div: 1, offset: (b.offset ?? 0) + kOffset * b.rowStride },
+      c: { t: slabs, offset: slab * M * N, s1: M * N, rowStride: N, colStride: 1 },
+      alpha: args.alpha,
+    });
+  // The chunks' own products must not split again.
+  const prev = splitKOn;
+  splitKOn = false;
+  try {
+    part(chunk, full, 0, 0);
+    if (rem > 0) part(rem, 1, full * chunk, full);
+  } finally {
+    splitKOn = prev;
+  }
+  using sum = sumColumns(slabs);
+  copyElements(sum, 0, c.t, c.offset ?? 0, M * N);
+  return true;
+}
+
 /** Records C = α·A·B (+ bias) (+ C) for arbitrary strides; the one primitive behind every product here. */
 export function matmulStrided(args: StridedMatmul): void {
   const { M, N, a, b, c } = args;
   const [nb0, nb1] = args.batch ?? [1, 1];
   if (M === 0 || N === 0 || nb0 * nb1 === 0) return;
   if (nb0 * nb1 > 65535) throw new ShapeError("matmul", `batch ${nb0 * nb1} exceeds 65535`);
+  if (splitK(args)) return;
   const p = matmulParams(args);
   const buffers = [a.t.buffer, b.t.buffer, c.t.buffer, args.bias?.buffer ?? dummyBuffer()];
   if (M <= MATVEC_MAX_ROWS) {
