@@ -4,7 +4,7 @@
  * @module
  */
 import { ShapeError } from "../errors.ts";
-import { dispatch, Params } from "../gpu/commands.ts";
+import { dispatch, encoder, Params } from "../gpu/commands.ts";
 import { fmtShape, Tensor } from "./tensor.ts";
 import type { Weight } from "./matmul.ts";
 
@@ -40,7 +40,10 @@ export function embeddingBackward(ids: Tensor, dy: Tensor, table: Weight): Tenso
   let lo = 0;
   return table.parts.map((part) => {
     const hi = lo + part.shape[0];
-    const dW = Tensor.zeros(part.shape);
+    // zeroed on the GPU (clearBuffer, in order with the dispatches): no host array and upload of a
+    // table's size every step (a Llama-3 embedding is 1 GB)
+    const dW = Tensor.empty(part.shape);
+    encoder().clearBuffer(dW.buffer, 0, dW.size * 4);
     dispatch(
       { file: "embedding.wgsl", entry: "backward" },
       [ids.buffer, null, null, dy.buffer, dW.buffer],
