@@ -447,8 +447,11 @@ fn chunk_out(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) 
 // start of each chunk. Without STAGE each invocation reads its B and C from memory.
 // The pair buffers alternate between two halves, so the next round's pairs never overwrite a state
 // entering a part before every invocation has read it.
-// Speed (H200, B4 L2048 D2048 N16): 0.68 ms at SP = 8, RG = 2, against 0.39 ms for the three passes;
-// what bounds it is not yet understood (bench/scan_variants.ts has the variants and the diagnosis).
+// Speed (H200, B4 L2048 D2048 N16): 0.68 ms at SP = 8, RG = 2, against 0.39 ms for the three passes,
+// measured before the walk's state moved from a struct behind a function pointer to private variables
+// and before D u / z left the registers held through the rounds. Diagnostic builds pointed at register
+// pressure (synthetic B/C in registers: 0.36 ms; without exp: no change), hence REC.
+// bench/scan_variants.ts times the variants.
 // Workgroup memory: 2 × 576 vec4 (pairs) + 1024 f32 (carries) + 2 × 576 vec4 (tiles) = 40 KiB.
 
 override SP: u32 = 16u;        // invocations per channel
@@ -460,6 +463,7 @@ const AGG = WG + FCW;          // rows of one pair buffer: (channel c, part j) a
 const NMAX = 64u;              // MAX_STATE of the host: carries per channel
 const QMAX = 128u;             // longest staged chunk (SP ≤ 16)
 const TILE = QMAX + QMAX / 8u; // step t of a tile at t + t/8
+override TWO: bool = RG * SP * T > WG;  // a round's tile has more than one vec4 per invocation (two at most)
 
 var<workgroup> pair_a: array<vec4<f32>, 4 * AGG>;  // cum_7 of each (channel, part): (half, group, row)
 var<workgroup> pair_x: array<vec4<f32>, 4 * AGG>;  // x_7, overwritten by the state entering the part
@@ -535,12 +539,17 @@ struct Walk {
   w4: vec4<f32>, w5: vec4<f32>, w6: vec4<f32>, w7: vec4<f32>,
 }
 
+// The walk's state x and running decay product cum (module-scope private variables, as x0 … x3 of the
+// chunk kernels: no pointer to a function variable, which a driver may keep in local memory).
+var<private> wx: vec4<f32>;
+var<private> wc: vec4<f32>;
+
 // One step: e = exp2(δ A log2 e), x ← e x + δ u B, cum ← cum e; returns C · x.
-fn step1(w: ptr<function, Walk>, a: vec4<f32>, dt: f32, du: f32, s: Bc) -> f32 {
+fn step1(a: vec4<f32>, dt: f32, du: f32, s: Bc) -> f32 {
   let e = exp2(dt * a);
-  (*w).x = e * (*w).x + du * s.b;
-  (*w).cum *= e;
-  return dot((*w).x, s.c);
+  wx = e * wx + du * s.b;
+  wc *= e;
+  return dot(wx, s.c);
 }
 
 // Walk of states n … n+3 (rates a), B/C from tile offset ti or rows of states n … n+3.
@@ -549,32 +558,34 @@ fn walk8(dt: Row, du: Row, a: vec4<f32>, n: u32, t0: u32, brow: u32, len: u32, t
                  brow + min(n + 2u, p.ns - 1u) * p.nl + t0, brow + min(n + 3u, p.ns - 1u) * p.nl + t0);
   let lens = select(vec4u(0u), vec4u(len), vec4u(n, n + 1u, n + 2u, n + 3u) < vec4u(p.ns));
   var w: Walk;
-  w.x = vec4(0.0);
-  w.cum = vec4(1.0);
+  wx = vec4(0.0);
+  wc = vec4(1.0);
   var s = bc_step(0u, ti, rr, lens);
-  w.y.a.x = step1(&w, a, dt.a.x, du.a.x, s);
-  if (!REC) { w.w0 = s.c * w.cum; }
+  w.y.a.x = step1(a, dt.a.x, du.a.x, s);
+  if (!REC) { w.w0 = s.c * wc; }
   s = bc_step(1u, ti, rr, lens);
-  w.y.a.y = step1(&w, a, dt.a.y, du.a.y, s);
-  if (!REC) { w.w1 = s.c * w.cum; }
+  w.y.a.y = step1(a, dt.a.y, du.a.y, s);
+  if (!REC) { w.w1 = s.c * wc; }
   s = bc_step(2u, ti, rr, lens);
-  w.y.a.z = step1(&w, a, dt.a.z, du.a.z, s);
-  if (!REC) { w.w2 = s.c * w.cum; }
+  w.y.a.z = step1(a, dt.a.z, du.a.z, s);
+  if (!REC) { w.w2 = s.c * wc; }
   s = bc_step(3u, ti, rr, lens);
-  w.y.a.w = step1(&w, a, dt.a.w, du.a.w, s);
-  if (!REC) { w.w3 = s.c * w.cum; }
+  w.y.a.w = step1(a, dt.a.w, du.a.w, s);
+  if (!REC) { w.w3 = s.c * wc; }
   s = bc_step(4u, ti, rr, lens);
-  w.y.b.x = step1(&w, a, dt.b.x, du.b.x, s);
-  if (!REC) { w.w4 = s.c * w.cum; }
+  w.y.b.x = step1(a, dt.b.x, du.b.x, s);
+  if (!REC) { w.w4 = s.c * wc; }
   s = bc_step(5u, ti, rr, lens);
-  w.y.b.y = step1(&w, a, dt.b.y, du.b.y, s);
-  if (!REC) { w.w5 = s.c * w.cum; }
+  w.y.b.y = step1(a, dt.b.y, du.b.y, s);
+  if (!REC) { w.w5 = s.c * wc; }
   s = bc_step(6u, ti, rr, lens);
-  w.y.b.z = step1(&w, a, dt.b.z, du.b.z, s);
-  if (!REC) { w.w6 = s.c * w.cum; }
+  w.y.b.z = step1(a, dt.b.z, du.b.z, s);
+  if (!REC) { w.w6 = s.c * wc; }
   s = bc_step(7u, ti, rr, lens);
-  w.y.b.w = step1(&w, a, dt.b.w, du.b.w, s);
-  if (!REC) { w.w7 = s.c * w.cum; }
+  w.y.b.w = step1(a, dt.b.w, du.b.w, s);
+  if (!REC) { w.w7 = s.c * wc; }
+  w.x = wx;
+  w.cum = wc;
   return w;
 }
 
@@ -662,10 +673,9 @@ fn scan(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     let dt = step_sizes(next_d, d, len);
     let uv = next_u;
     let du = Row(dt.a * uv.a, dt.b * uv.b);
-    let zv = row_z(i, len);
     next_d = row_delta(i + q, steps_from(t0 + q));
     next_u = row_u(i + q, steps_from(t0 + q));
-    var o = Row(vec4(0.0), vec4(0.0));
+    var o = Row(skip * uv.a, skip * uv.b);  // D u first: u is not kept through the rounds
     for (var n0 = 0u; n0 < p.ns; n0 += rs) {
       let a1 = rates(d, true, n0);
       let a2 = rates(d, true, n0 + 4u);
@@ -692,11 +702,13 @@ fn scan(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       let more = STAGE && nk < p.nc;
       if (more) {
         let s0 = tile_src(li, brow, nk * q, nn0);
-        let s1 = tile_src(li + WG, brow, nk * q, nn0);
         pb0 = ld4_b(s0);
         pc0 = ld4_c(s0);
-        pb1 = ld4_b(s1);
-        pc1 = ld4_c(s1);
+        if (TWO) {
+          let s1 = tile_src(li + WG, brow, nk * q, nn0);
+          pb1 = ld4_b(s1);
+          pc1 = ld4_c(s1);
+        }
       }
       workgroupBarrier();
       if (own && n0 + on < p.ns) {
@@ -715,7 +727,7 @@ fn scan(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       }
       if (more) {
         put_tile(li, 2u * TILE - tb, pb0, pc0);
-        put_tile(li + WG, 2u * TILE - tb, pb1, pc1);
+        if (TWO) { put_tile(li + WG, 2u * TILE - tb, pb1, pc1); }
       }
       workgroupBarrier();
       var f1: Row;
@@ -740,9 +752,8 @@ fn scan(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       tb = 2u * TILE - tb;
     }
     if (act && len > 0u) {
-      o.a += skip * uv.a;
-      o.b += skip * uv.b;
       if ((p.flags & HAS_Z) != 0u) {
+        let zv = row_z(i, len);
         o.a *= silu4(zv.a);
         o.b *= silu4(zv.b);
       }
