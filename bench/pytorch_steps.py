@@ -15,7 +15,7 @@ Llama-3.2-1B's shapes (tied embeddings). "compiled" rows wrap both models in tor
 
 Usage: python3 bench/pytorch_steps.py [--json FILE] [--quick] [--only 6m|1b]
 """
-import argparse, copy, json, time
+import argparse, copy, gc, json, time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -191,7 +191,22 @@ def run(name, make, B, T, o, wall_steps=0, **extra):
         r = {"name": name, "error": str(e).split("\n")[0][:300]}
         print(f"{name}: FAILED {r['error']}", flush=True, file=__import__("sys").stderr)
     results.append(r)
+    step = None
+    gc.collect()  # an out-of-memory step's tensors go with its traceback
     torch.cuda.empty_cache()
+    return r
+
+
+def run_fallback(kind, make, B, T, o, **extra):
+    """The row at B x T, and after a failure (out of memory) at B/2, B/4, ... down to 1."""
+    b = B
+    while b >= 1:
+        x, y = batch_of(b, T, V)
+        r = run(f"{kind}_1b_B{b}_T{T}" + ("_mixers" if kind == "distill" else "") + "_sdpa",
+                lambda: make(x, y), b, T, o, **extra)
+        if "error" not in r:
+            return
+        b //= 2
 
 
 if args.only != "1b":
@@ -234,12 +249,10 @@ if args.only != "6m":
     V = cfg.vocab_size
     shapes = [(8, 2048)] if args.quick else [(8, 2048), (64, 256), (32, 512), (16, 1024), (4, 4096)]
     for B, T in shapes:
-        x, y = batch_of(B, T, V)
-        run(f"distill_1b_B{B}_T{T}_mixers_sdpa", lambda: distill_step(teacher, student, x, y, "mixers"), B, T, ONE_SHOT, attn="sdpa")
+        run_fallback("distill", lambda x, y: distill_step(teacher, student, x, y, "mixers"), B, T, ONE_SHOT, attn="sdpa")
     del student
     for B, T in ([(2, 2048)] if args.quick else [(8, 2048), (64, 256), (16, 1024), (4, 4096)]):
-        x, y = batch_of(B, T, V)
-        run(f"llama_train_1b_B{B}_T{T}_sdpa", lambda: llama_step(teacher, x, y), B, T, ONE_SHOT, attn="sdpa")
+        run_fallback("llama_train", lambda x, y: llama_step(teacher, x, y), B, T, ONE_SHOT, attn="sdpa")
 
 report = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "device": torch.cuda.get_device_name(), "torch": torch.__version__,
           "results": results}

@@ -40,7 +40,7 @@ import type { HostTensor } from "../lib/io/dtype.ts";
 import { writeSafetensors } from "../lib/io/safetensors.ts";
 import { LlamaModel } from "../lib/models/llama.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/models/default_model.ts";
-import { useSplitK } from "../lib/tensor/matmul.ts";
+import { matmulStrided, useSplitK } from "../lib/tensor/matmul.ts";
 import { Tensor } from "../lib/tensor/tensor.ts";
 import { nextTokenLoss } from "../lib/train/next_token.ts";
 import { AdamW, selectTrainable } from "../lib/train/optim.ts";
@@ -443,6 +443,41 @@ async function bench6m(time: TimeFn, quick: boolean): Promise<(StepResult | Step
         p.grad = null;
       }
     });
+    // A weight gradient's product (MLP gate: dW (688, 256) over K = 8192 tokens) with dY read transposed
+    // (as linear's backward reads it) and from a contiguous (M, K) copy, split-K on and off.
+    {
+      const [M, N, K] = [688, 256, B * T];
+      using g = Tensor.from(new Float32Array(K * M).fill(0.01), [K, M]);
+      using gT = Tensor.from(new Float32Array(K * M).fill(0.01), [M, K]);
+      using xs = Tensor.from(new Float32Array(K * N).fill(0.02), [K, N]);
+      for (
+        const [layout, a] of [["transA", { t: g, rowStride: 1, colStride: M }], ["contiguous", {
+          t: gT,
+          rowStride: K,
+          colStride: 1,
+        }]] as const
+      ) {
+        for (const split of [true, false]) {
+          const prev = useSplitK(split);
+          try {
+            await part(`part_matmul_dW_${M}x${N}xK${K}_${layout}_${split ? "split-k" : "no-split-k"}`, () => {
+              const c = Tensor.empty([M, N]);
+              matmulStrided({
+                M,
+                N,
+                K,
+                a,
+                b: { t: xs, rowStride: N, colStride: 1 },
+                c: { t: c, rowStride: N, colStride: 1 },
+              });
+              c.dispose();
+            });
+          } finally {
+            useSplitK(prev);
+          }
+        }
+      }
+    }
     const prev = useSplitK(false);
     try {
       const s = distillStep(teacher, student, x, y, "mixers", "full");
