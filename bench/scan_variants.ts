@@ -14,7 +14,7 @@ import { parseFlags } from "../lib/cli/args.ts";
 import { type ScanTuning, selectiveScan } from "../lib/ssm/selective_scan.ts";
 import { Rng } from "../lib/random.ts";
 import { readTensors, Tensor } from "../lib/tensor/tensor.ts";
-import { FULL, QUICK, type SustainedOptions, timeSustained, type Timing } from "./timing.ts";
+import { FULL, QUICK, timeSustained, type Timing } from "./timing.ts";
 import { peakFor } from "./peaks.ts";
 
 /** One row: a variant's timing, bandwidth and its difference from the three-pass forward. */
@@ -46,10 +46,10 @@ function diff(a: Float32Array, ref: Float32Array): { norm: number; elem: number 
  * `small`) and checks each against the three-pass output.
  */
 export async function benchScanVariants(
-  o: SustainedOptions,
-  small: boolean,
-  peakBytesPerS?: number,
+  time: (fn: () => void) => Promise<Timing>,
+  opts: { small?: boolean; peakBytesPerS?: number } = {},
 ): Promise<ScanVariantResult[]> {
+  const { small = false, peakBytesPerS } = opts;
   const [B, L, D, N] = small ? [1, 256, 256, 16] : [4, 2048, 2048, 16];
   const rng = new Rng(0);
   const stack = new DisposableStack();
@@ -70,17 +70,17 @@ export async function benchScanVariants(
     deltaBias: rand([D]),
   };
   using _ = stack;
-  const opts = { deltaSoftplus: true };
+  const scan = { deltaSoftplus: true };
   // reads u, δ, z (B, D, L) and B, C (B, N, L); writes y (B, D, L) (as bench/ssm.ts)
   const bytes = (4 * B * D * L + 2 * B * N * L) * 4;
   const single = (t: ScanTuning) => ({
     name: `single_pass_parts${t.parts}_groups${t.groups}${t.stage === false ? "_unstaged" : ""}${
       t.recompute ? "_recompute" : ""
     }`,
-    run: () => selectiveScan(inp, opts, { singlePass: true, ...t }),
+    run: () => selectiveScan(inp, scan, { singlePass: true, ...t }),
   });
   const variants: { name: string; run: () => { y: Tensor; lastState: Tensor } }[] = [
-    { name: "three_pass_Q128", run: () => selectiveScan(inp, { ...opts, chunkLength: 128 }) },
+    { name: "three_pass_Q128", run: () => selectiveScan(inp, { ...scan, chunkLength: 128 }) },
     single({ parts: 8, groups: 2 }),
     single({ parts: 8, groups: 1 }),
     single({ parts: 16, groups: 2 }),
@@ -99,11 +99,11 @@ export async function benchScanVariants(
     ref ??= got;
     const dy = diff(got[0], ref[0]);
     const ds = diff(got[1], ref[1]);
-    const t = await timeSustained(() => {
+    const t = await time(() => {
       const x = v.run();
       x.y.dispose();
       x.lastState.dispose();
-    }, o);
+    });
     const bw = bytes / (t.ms / 1e3);
     out.push({
       name: `selective_scan_fwd_B${B}_L${L}_D${D}_N${N}_${v.name}`,
@@ -133,7 +133,11 @@ if (import.meta.main) {
   const ctx = await initGpu();
   const adapter = adapterName(ctx);
   const peak = peakFor(adapter);
-  const results = await benchScanVariants(flags.quick ? QUICK : FULL, !!flags.small, peak?.bytes_per_s);
+  const o = flags.quick ? QUICK : FULL;
+  const results = await benchScanVariants((fn) => timeSustained(fn, o), {
+    small: !!flags.small,
+    peakBytesPerS: peak?.bytes_per_s,
+  });
   const text = JSON.stringify(
     { date: new Date().toISOString(), adapter, peak: peak ?? null, results },
     null,
