@@ -20,7 +20,11 @@
  * (bench/timing.ts). The 1B steps take seconds each, so they are timed over one call after one
  * untimed call (`ONE_SHOT`). Standalone:
  *
- *   deno run -A bench/steps.ts [--quick] [--json FILE] [--only 6m|1b]
+ *   deno run -A bench/steps.ts [--quick] [--json FILE] [--only 6m|1b] [--breakdown]
+ *
+ * `--quick` (≈ 60 s on an H200): brown-llama-6m at 32 × 256 and T = 1024, 4096; the 1B distillation
+ * step at 8 × 2048 and its training step at 2 × 2048. `--breakdown` adds where the 32 × 256 step's
+ * time goes (teacher forward, student loss + backward, split-K off, a weight-gradient product).
  *
  * The PyTorch side of the same steps is bench/pytorch_steps.py.
  *
@@ -66,8 +70,8 @@ export type StepResult = {
   lm_head?: string;
 } & Timing;
 
-/** A failed row: what was attempted and the error's first line. */
-export type StepError = { name: string; error: string };
+/** A failed row: what was attempted and the error's first line (ms NaN, so that loggers print it). */
+export type StepError = { name: string; error: string; ms: number; ms_single: number };
 
 /** One untimed call, then one timed call: for steps of seconds. */
 export const ONE_SHOT: SustainedOptions = { warmMs: 0, sampleMs: 0, samples: 1, singles: 0 };
@@ -253,7 +257,8 @@ type TimeFn = (fn: () => void) => Promise<Timing>;
 
 /**
  * Times one step closure: GPU time per step (`time`), the peak bytes of live tensors meanwhile, and,
- * when `wallSteps` > 0, the host's wall-clock time per step over that many steps back to back with one
+ * when `wallMs` > 0, the host's wall-clock time per step over about that many ms of steps back to back (2
+ * to 30 steps, from the GPU time) with one
  * sync at the end. GPU timestamps span the recorded work only; a step whose recording on the host
  * (~6 µs per dispatch) takes longer than its GPU work runs at the wall-clock rate in a training loop,
  * so both are reported (tokens/s from each).
@@ -262,7 +267,7 @@ async function measure(
   time: TimeFn,
   step: () => void,
   row: Omit<StepResult, keyof Timing | "tokens_per_s" | "peak_bytes" | "base_bytes">,
-  wallSteps = 0,
+  wallMs = 0,
 ): Promise<StepResult> {
   await sync();
   const base = gpuMemory().inUse;
@@ -270,7 +275,8 @@ async function measure(
   const t = await time(step);
   const peak = gpuMemory().peak;
   let wall: { wall_ms: number; tokens_per_s_wall: number } | undefined;
-  if (wallSteps > 0) {
+  if (wallMs > 0) {
+    const wallSteps = Math.min(30, Math.max(2, Math.ceil(wallMs / t.ms)));
     await sync();
     const t0 = performance.now();
     for (let i = 0; i < wallSteps; i++) step();
@@ -333,14 +339,18 @@ export function distillStep(
 function errorRow(name: string, e: unknown): StepError {
   const msg = e instanceof Error ? e.message : String(e);
   console.error(`${name}: FAILED ${msg.split("\n")[0]}`);
-  return { name, error: msg.split("\n")[0].slice(0, 300) };
+  return { name, error: msg.split("\n")[0].slice(0, 300), ms: NaN, ms_single: NaN };
 }
 
 /**
  * The brown-llama-6m rows: distillation at 32 × 256 (mixers only and every parameter; the LM head
  * whole and chunked), then both steps at T = 256 … 4096 with `tokens` per step.
  */
-async function bench6m(time: TimeFn, quick: boolean): Promise<(StepResult | StepError)[]> {
+async function bench6m(
+  time: TimeFn,
+  quick: boolean,
+  breakdown: boolean,
+): Promise<(StepResult | StepError)[]> {
   const out: (StepResult | StepError)[] = [];
   const teacherDir = await withPositions(DEFAULT_MODEL_DIR, 4096);
   const studentDir = await Deno.makeTempDir({ prefix: "steps-student-" });
@@ -350,7 +360,7 @@ async function bench6m(time: TimeFn, quick: boolean): Promise<(StepResult | Step
   using llama = await LlamaModel.load(teacherDir); // a separate copy that trains
   const V = teacher.config.vocabSize;
   const model = "brown-llama-6m" as const;
-  const wallSteps = quick ? 10 : 30;
+  const wallMs = quick ? 200 : 1000; // ms of consecutive steps for the wall-clock figure
   const runDistill = async (B: number, T: number, train: "mixers" | "all", lmHead: LmHeadMode) => {
     const name = `distill_6m_B${B}_T${T}_${train}${lmHead === "full" ? "" : `_head-${lmHead}`}`;
     try {
@@ -367,7 +377,7 @@ async function bench6m(time: TimeFn, quick: boolean): Promise<(StepResult | Step
           seq: T,
           train,
           lm_head: lmHead,
-        }, wallSteps);
+        }, wallMs);
         console.error(
           `${name}: ${r.ms.toFixed(3)} ms GPU, ${r.wall_ms?.toFixed(3)} ms wall, ${
             Math.round(r.tokens_per_s)
@@ -393,7 +403,7 @@ async function bench6m(time: TimeFn, quick: boolean): Promise<(StepResult | Step
           time,
           s.step,
           { name, model, step: "llama_train", batch: B, seq: T },
-          wallSteps,
+          wallMs,
         );
         console.error(
           `${name}: ${r.ms.toFixed(3)} ms GPU, ${r.wall_ms?.toFixed(3)} ms wall, ${
@@ -413,14 +423,14 @@ async function bench6m(time: TimeFn, quick: boolean): Promise<(StepResult | Step
   await runDistill(32, 256, "all", "full");
   await runLlama(32, 256);
   // Where the 32 × 256 distillation step's time goes, and what split-K is worth there.
-  {
+  if (breakdown) {
     const [B, T] = [32, 256];
     const { x, y } = batchOf(B, T, V);
     using _x = x;
     using _y = y;
     const part = async (name: string, fn: () => void) => {
       try {
-        const r = await measure(time, fn, { name, model, step: "part", batch: B, seq: T }, wallSteps);
+        const r = await measure(time, fn, { name, model, step: "part", batch: B, seq: T }, wallMs);
         console.error(`${name}: ${r.ms.toFixed(3)} ms GPU, ${r.wall_ms?.toFixed(3)} ms wall`);
         out.push(r);
       } catch (e) {
@@ -491,7 +501,7 @@ async function bench6m(time: TimeFn, quick: boolean): Promise<(StepResult | Step
     }
   }
   const tokens = 16384;
-  for (const T of quick ? [256, 1024, 4096] : [256, 512, 1024, 2048, 4096]) {
+  for (const T of quick ? [1024, 4096] : [256, 512, 1024, 2048, 4096]) {
     await runDistill(tokens / T, T, "mixers", "full");
     await runLlama(tokens / T, T);
   }
@@ -587,19 +597,25 @@ export async function benchSteps(
   time: TimeFn,
   quick: boolean,
   only?: "6m" | "1b",
+  breakdown = false,
 ): Promise<(StepResult | StepError)[]> {
   const out: (StepResult | StepError)[] = [];
-  if (only !== "1b") out.push(...await bench6m(time, quick));
+  if (only !== "1b") out.push(...await bench6m(time, quick, breakdown));
   if (only !== "6m") out.push(...await bench1b(quick));
   return out;
 }
 
 if (import.meta.main) {
-  const flags = parseFlags("steps", Deno.args, { quick: "boolean", json: "string", only: "string" });
+  const flags = parseFlags("steps", Deno.args, {
+    quick: "boolean",
+    json: "string",
+    only: "string",
+    breakdown: "boolean",
+  });
   const ctx = await initGpu();
   const opts = flags.quick ? QUICK : FULL;
   const only = flags.only === "6m" || flags.only === "1b" ? flags.only : undefined;
-  const results = await benchSteps((fn) => timeSustained(fn, opts), !!flags.quick, only);
+  const results = await benchSteps((fn) => timeSustained(fn, opts), !!flags.quick, only, !!flags.breakdown);
   const report = {
     date: new Date().toISOString(),
     adapter: adapterName(ctx),
