@@ -61,7 +61,7 @@ function random(shape: number[], rng: Rng): Tensor {
 
 const tileName = (
   t: FlashTile | null,
-) => (t ? `${t.tx}x${t.ty}x${t.rq}${t.pf === false ? "-nopf" : ""}` : "none");
+) => (t ? `${t.tx}x${t.ty}${t.pf === false ? "-nopf" : ""}` : "none");
 
 /** Causal forward FLOPs of attention over (B, L) with H_q heads of dim P. */
 export function attentionFlops(B: number, L: number, Hq: number, P: number): number {
@@ -184,25 +184,22 @@ export async function benchAttentionTiles(
   using _o = f.out;
   using _l = f.lse;
   const candidates: FlashTile[] = [
-    [8, 16, 4],
-    [8, 32, 2],
-    [8, 16, 2],
-    [8, 8, 4],
-    [8, 32, 1],
-    [8, 16, 1],
-    [8, 8, 2],
-    [4, 32, 2],
-    [4, 16, 4],
-    [16, 16, 1],
-    [16, 8, 2],
-    [16, 16, 2],
-  ].map(([tx, ty, rq]) => ({ tx, ty, rq }));
+    [8, 16],
+    [8, 8],
+    [4, 16],
+    [4, 32],
+    [16, 8],
+    [16, 4],
+    [8, 32],
+    [4, 8],
+    [8, 4],
+  ].map(([tx, ty]) => ({ tx, ty }));
   // without the register prefetch of the next block, for the first three candidates
   candidates.push(...candidates.slice(0, 3).map((t) => ({ ...t, pf: false })));
   const out: TileSweepResult[] = [];
   for (const kernel of ["forward", "dq", "dkv"] as const) {
     for (const t of candidates) {
-      if (!flashTileFits(kernel, P, t) || t.tx * t.ty < 64) continue;
+      if (!flashTileFits(kernel, P, t) || t.tx * t.ty < 32) continue;
       const tiles = { [kernel]: t };
       const timing = kernel === "forward"
         ? await time(() => {
@@ -250,7 +247,7 @@ export type DecodeBenchResult = {
 } & Timing;
 
 /**
- * Decoding-shaped attention (B = 1; L = 1 and 4 queries after a KV cache of S = 512 or 4096
+ * Decoding-shaped attention (B = 1; L = 1 and 16 queries after a KV cache of S = 512 or 4096
  * positions) through the fused kernel and the materialising path, for choosing which one
  * `attention()` takes at small L.
  */
@@ -264,7 +261,7 @@ export async function benchAttentionDecode(
     const B = 1;
     using k = random([B, cap, Hkv, P], rng);
     using v = random([B, cap, Hkv, P], rng);
-    for (const L of [1, 4]) {
+    for (const L of [1, 16]) {
       using q = random([B, L, Hq, P], rng);
       for (const S of [512, 4096]) {
         const fused = await time(() => {

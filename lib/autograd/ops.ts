@@ -6,8 +6,8 @@
  * @module
  */
 import { ShapeError } from "../errors.ts";
-import { attention as attentionRaw, attentionBackward } from "../tensor/attention.ts";
-import { flashAttention, flashAttentionBackward, flashSupported } from "../tensor/flash_attention.ts";
+import { attention as attentionRaw, attentionBackward, usesFusedAttention } from "../tensor/attention.ts";
+import { flashAttention, flashAttentionBackward } from "../tensor/flash_attention.ts";
 import {
   add as addRaw,
   scale as scaleRaw,
@@ -108,9 +108,9 @@ export function embedding(ids: Tensor, table: Weight): Tensor {
 
 /**
  * Causal GQA attention (no KV cache under a tape). Returns the output and, on request, probabilities.
- * Without `returnProbs` the fused kernels run both ways (the tape keeps q, k, v, out and the per-row
- * logsumexp, and the backward recomputes the probabilities); with it, the materialising path keeps
- * the probabilities (B, H_q, L, S) for its backward.
+ * Without `returnProbs` the fused kernels run both ways where `usesFusedAttention` says so (the tape
+ * keeps q, k, v, out and the per-row logsumexp, and the backward recomputes the probabilities);
+ * otherwise the materialising path keeps the probabilities (B, H_q, L, S) for its backward.
  */
 export function attention(
   q: Tensor,
@@ -122,7 +122,8 @@ export function attention(
   if (opts.keyLength !== undefined && opts.keyLength !== k.shape[1]) {
     throw new ShapeError("attention", "a KV cache cannot be used while recording gradients");
   }
-  if (!opts.returnProbs && flashSupported(q.shape[3])) {
+  const [B, L, Hq, P] = q.shape;
+  if (!opts.returnProbs && usesFusedAttention(B, L, k.shape[1], Hq, P)) {
     const f = flashAttention(q, k, v);
     const out = record([q, k, v], f.out, [q, k, v, f.out, f.lse], (g, [qs, ks, vs, os, ls]) => {
       const { dq, dk, dv } = flashAttentionBackward(qs, ks, vs, os, ls, g);

@@ -8,14 +8,15 @@
  * K and V may be a KV cache with room for more positions than the S in use (`keyLength`).
  * The per-head probability matrices (B, H_q, L, S) are the attention mixing matrices; they are
  * returned on request. Without that request the fused kernel of `flash_attention.ts` computes the same
- * output without storing them (memory O(L) instead of O(L·S)); with it, the materialising path below
- * (strided matmul, causal softmax, matmul) runs.
+ * output without storing them (memory O(L) instead of O(L·S)), except for a few queries (decoding);
+ * otherwise the materialising path below (strided matmul, causal softmax, matmul) runs.
  *
  * @module
  */
 import { ShapeError } from "../errors.ts";
 import { matmulStrided } from "./matmul.ts";
 import { causalSoftmaxInPlace, softmaxBackwardInPlace } from "./softmax.ts";
+import { gpu } from "../gpu/device.ts";
 import { flashAttention, flashSupported } from "./flash_attention.ts";
 import { fmtShape, Tensor } from "./tensor.ts";
 
@@ -38,8 +39,25 @@ export interface AttentionResult {
 }
 
 /**
+ * Below this many queries (decoding, speculative verification) `attention()` materialises the small
+ * probabilities (B, H_q, L, S): the fused kernel's one workgroup per (head, query block) would walk
+ * all S keys alone, while the strided matmuls spread the keys over many workgroups.
+ */
+export const FUSED_MIN_QUERIES = 16;
+
+/**
+ * Whether attention over L queries and S keys takes the fused kernels (`flash_attention.ts`): the head
+ * dim fits a fused tile on this device, and L ≥ {@linkcode FUSED_MIN_QUERIES} or the probabilities
+ * (B, H_q, L, S) would not fit one binding.
+ */
+export function usesFusedAttention(B: number, L: number, S: number, Hq: number, P: number): boolean {
+  if (!flashSupported(P)) return false;
+  return L >= FUSED_MIN_QUERIES || 4 * B * Hq * L * S > gpu().maxBindingBytes;
+}
+
+/**
  * Causal GQA attention; see the module doc for shapes. Fused (no probabilities stored) unless
- * `returnProbs` is set or no fused tile fits the head dim on this device.
+ * `returnProbs` is set or {@linkcode usesFusedAttention} says otherwise.
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): AttentionResult {
   if (q.shape.length !== 4 || k.shape.length !== 4 || v.shape.length !== 4) {
@@ -54,7 +72,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
       `q ${fmtShape(q.shape)} does not fit k ${fmtShape(k.shape)} / v ${fmtShape(v.shape)} with S=${S}`,
     );
   }
-  if (!opts.returnProbs && flashSupported(P)) {
+  if (!opts.returnProbs && usesFusedAttention(B, L, S, Hq, P)) {
     const { out, lse } = flashAttention(q, k, v, opts);
     lse.dispose();
     return { out };

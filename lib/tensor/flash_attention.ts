@@ -24,17 +24,18 @@ import { fmtShape, Tensor } from "./tensor.ts";
 export type FlashKernel = "forward" | "dq" | "dkv";
 
 /**
- * A workgroup tile: `tx` × `ty` invocations, `rq` rows each; the workgroup owns `ty·rq` rows
- * (queries; keys for `dkv`) and walks columns in blocks of `4·tx`.
+ * A workgroup tile: `tx` × `ty` invocations, four rows each; the workgroup owns `4·ty` rows (queries;
+ * keys for `dkv`) and walks columns in blocks of `4·tx`.
  */
 export interface FlashTile {
   /** Invocations along columns (4·tx columns per block). */
   tx: number;
-  /** Invocations along rows. */
+  /** Invocations along rows (4·ty rows per workgroup). */
   ty: number;
-  /** Rows per invocation (1, 2 or 4). */
-  rq: number;
-  /** Prefetch the next column block into registers during the current one (default true). */
+  /**
+   * Prefetch the next column block into registers during the current one (default true; only where
+   * an invocation stages at most 4 vec4 pairs per block).
+   */
   pf?: boolean;
 }
 
@@ -50,14 +51,15 @@ export interface FlashTiles {
 
 /** Candidate tiles, most preferred first (largest blocks that fit the device). */
 const CANDIDATES: FlashTile[] = [
-  { tx: 8, ty: 32, rq: 2 },
-  { tx: 8, ty: 16, rq: 2 },
-  { tx: 8, ty: 32, rq: 1 },
-  { tx: 8, ty: 16, rq: 1 },
-  { tx: 8, ty: 8, rq: 1 },
-  { tx: 4, ty: 16, rq: 1 },
-  { tx: 4, ty: 8, rq: 1 },
-  { tx: 4, ty: 4, rq: 1 },
+  { tx: 8, ty: 16 },
+  { tx: 8, ty: 8 },
+  { tx: 4, ty: 16 },
+  { tx: 16, ty: 8 },
+  { tx: 4, ty: 8 },
+  { tx: 8, ty: 4 },
+  { tx: 4, ty: 4 },
+  { tx: 8, ty: 2 },
+  { tx: 4, ty: 2 },
 ];
 
 /** P rounded up to a multiple of 4 (the kernels' vec4 granularity). */
@@ -68,20 +70,24 @@ function paddedDim(P: number): number {
 /** Bytes of workgroup memory a tile needs for head dim P (the arrays each entry point uses). */
 export function flashTileBytes(kind: FlashKernel, P: number, t: FlashTile): number {
   const PS = paddedDim(P) / 4 + 1;
-  const BR = t.ty * t.rq;
+  const BR = 4 * t.ty;
   const BC = 4 * t.tx;
-  const CS = t.tx + 1;
-  if (kind === "forward") return 16 * (BR * PS + 2 * BC * PS + BR * CS) + 4 * BR * t.tx;
-  if (kind === "dq") return 16 * (2 * BR * PS + 2 * BC * PS + BR * CS);
-  return 16 * (2 * BR * PS + 2 * BC * PS + 2 * BR * CS);
+  const TP = t.ty + 1;
+  if (kind === "forward") return 16 * (BR * PS + 2 * BC * PS + BC * TP + t.tx * TP);
+  if (kind === "dq") return 16 * (2 * BR * PS + 2 * BC * PS + BC * TP);
+  return 16 * (2 * BR * PS + 2 * BC * PS + 2 * BC * TP);
 }
 
-/** Whether a tile is valid for head dim P on this device (memory, invocations, accumulator room). */
+/** Vec4 pairs one invocation stages per column block. */
+function loadsPer(P: number, t: FlashTile): number {
+  return Math.ceil((4 * t.tx * (paddedDim(P) / 4)) / (t.tx * t.ty));
+}
+
+/** Whether a tile is valid for head dim P on this device (memory, invocations, ≤ 8 chunks). */
 export function flashTileFits(kind: FlashKernel, P: number, t: FlashTile): boolean {
   const lim = gpu().device.limits;
   const nc = Math.ceil(paddedDim(P) / 4 / t.tx);
-  const loads = Math.ceil((4 * t.tx * paddedDim(P)) / 4 / (t.tx * t.ty));
-  return [1, 2, 4].includes(t.rq) && t.tx >= 1 && t.ty >= 1 && t.rq * nc <= 16 && loads <= 16 &&
+  return t.tx >= 1 && t.ty >= 1 && nc <= 8 &&
     t.tx * t.ty <= lim.maxComputeInvocationsPerWorkgroup && t.ty <= lim.maxComputeWorkgroupSizeY &&
     t.tx <= lim.maxComputeWorkgroupSizeX &&
     flashTileBytes(kind, P, t) <= lim.maxComputeWorkgroupStorageSize;
@@ -110,7 +116,7 @@ function spec(kind: FlashKernel, P: number, tile?: FlashTile): KernelSpec {
   return {
     file: "flash_attention.wgsl",
     entry,
-    constants: { TX: t.tx, TY: t.ty, RQ: t.rq, PD: paddedDim(P), PF: t.pf === false ? 0 : 1 },
+    constants: { TX: t.tx, TY: t.ty, PD: paddedDim(P), PF: t.pf !== false && loadsPer(P, t) <= 4 ? 1 : 0 },
   };
 }
 
@@ -197,7 +203,7 @@ export function flashAttention(
 ): { out: Tensor; lse: Tensor } {
   const d = dimsOf("flashAttention", q, k, v, opts);
   const s = spec("forward", d.P, opts.tiles?.forward);
-  const BR = s.constants!.TY * s.constants!.RQ;
+  const BR = 4 * s.constants!.TY;
   const nblk = Math.ceil(d.L / BR);
   const out = Tensor.empty(q.shape);
   const lse = Tensor.empty([d.B, d.Hq, d.L]);
@@ -248,13 +254,13 @@ export function flashAttentionBackward(
     [gx, gy],
   );
   const bindings = [q.buffer, k.buffer, v.buffer, null, lse.buffer, dOut.buffer, delta.buffer];
-  const BRkv = sdkv.constants!.TY * sdkv.constants!.RQ;
+  const BRkv = 4 * sdkv.constants!.TY;
   dispatch(sdkv, [...bindings, null, dk.buffer, dv.buffer], params(d, 0), [
     Math.ceil(d.cap / BRkv),
     d.Hkv,
     d.B,
   ]);
-  const BRq = sdq.constants!.TY * sdq.constants!.RQ;
+  const BRq = 4 * sdq.constants!.TY;
   const nblk = Math.ceil(d.L / BRq);
   if (nblk > 0) dispatch(sdq, [...bindings, dq.buffer], params(d, nblk), [nblk, d.Hq, d.B]);
   return { dq, dk, dv };

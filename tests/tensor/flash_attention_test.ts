@@ -62,7 +62,7 @@ Deno.test("flash attention forward: out and logsumexp equal the reference and th
 });
 
 Deno.test("flash attention forward: queries after a KV cache (L < S ≤ capacity), one-token decode", async () => {
-  for (const [L, S, cap] of [[5, 23, 32], [1, 40, 48], [33, 40, 40]]) {
+  for (const [L, S, cap] of [[5, 23, 32], [1, 40, 48], [33, 40, 40], [16, 50, 64]]) {
     const d = { B: 2, L, S, Hq: 4, Hkv: 1, P: 16 };
     const x = inputs(d, L + S);
     // the cache holds S of cap positions; the rest is garbage that must not be read
@@ -75,13 +75,15 @@ Deno.test("flash attention forward: queries after a KV cache (L < S ≤ capacity
     using K = Tensor.from(pad(x.k), [2, cap, 1, 16]);
     using V = Tensor.from(pad(x.v), [2, cap, 1, 16]);
     const ref = attentionRef(x.q, x.k, x.v, d);
-    using out = attention(Q, K, V, { keyLength: S }).out;
+    const f = flashAttention(Q, K, V, { keyLength: S });
+    using pub = attention(Q, K, V, { keyLength: S }).out; // fused from FUSED_MIN_QUERIES on
     const old = attention(Q, K, V, { keyLength: S, returnProbs: true });
-    const [o, oo] = await readTensors([out, old.out]);
+    const [o, lse, po, oo] = await readTensors([f.out, f.lse, pub, old.out]);
     assertAllclose(o, ref.out, { name: `cached fused L${L} S${S}` });
+    assertAllclose(lse, ref.lse, { atol: 1e-5, name: `cached lse L${L} S${S}` });
     assertAllclose(o, oo, { name: `cached fused vs materialising L${L} S${S}` });
-    old.out.dispose();
-    old.probs!.dispose();
+    assertAllclose(po, ref.out, { name: `cached attention() L${L} S${S}` });
+    for (const t of [f.out, f.lse, old.out, old.probs!]) t.dispose();
   }
 });
 
@@ -152,7 +154,7 @@ Deno.test("flash attention: every tile that fits gives the same result (forward 
   using dO = Tensor.from(x.dO, [1, 50, 2, 16]);
   const ref = attentionBackwardRef(x.q, x.k, x.v, x.dO, d);
   const refOut = attentionRef(x.q, x.k, x.v, d).out;
-  const tiles: FlashTile[] = [{ tx: 4, ty: 4, rq: 1 }, { tx: 8, ty: 8, rq: 4, pf: false }];
+  const tiles: FlashTile[] = [{ tx: 4, ty: 4 }, { tx: 2, ty: 8, pf: false }];
   let tried = 0;
   for (const t of tiles) {
     if (!flashTileFits("forward", 16, t) || !flashTileFits("dq", 16, t) || !flashTileFits("dkv", 16, t)) {
@@ -163,7 +165,7 @@ Deno.test("flash attention: every tile that fits gives the same result (forward 
     const f = flashAttention(Q, K, V, { tiles: tilesOpt });
     const g = flashAttentionBackward(Q, K, V, f.out, f.lse, dO, { tiles: tilesOpt });
     const [out, dq, dk, dv] = await readTensors([f.out, g.dq, g.dk, g.dv]);
-    const tag = `tile ${t.tx}×${t.ty}×${t.rq} prefetch ${t.pf ?? true}`;
+    const tag = `tile ${t.tx}×${t.ty} prefetch ${t.pf ?? true}`;
     assertAllclose(out, refOut, { name: `out ${tag}` });
     assertAllclose(dq, ref.dq, { atol: 1e-5, name: `dq ${tag}` });
     assertAllclose(dk, ref.dk, { atol: 1e-5, name: `dk ${tag}` });
