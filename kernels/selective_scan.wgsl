@@ -440,19 +440,22 @@ fn chunk_out(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) 
 // scan: sequential within an invocation's 8 steps, across the SP invocations of a channel through the
 // owners, and across chunks through the carry. Barriers per round: 2 (pairs stored | owners done).
 // B and C (override STAGE: the block's channels share one group and SP ≤ 16): the round's tile
-// (4·RG states × Q steps of each) is loaded by the whole workgroup with vec4 loads along t and kept in
-// workgroup memory as vec4 over n, step t at t + t/8 (padding: the 8-step rows of the SP parts fall
-// in different banks). The next round's tile is fetched into registers before the first barrier and
+// (4·RG states × Q steps of each) is loaded by the whole workgroup, invocation e taking the 4 states
+// of step e (consecutive invocations read consecutive steps of each row), and kept in workgroup memory
+// as whole vec4 over n, step t at t + t/8 (padding: the 8-step rows of the SP parts fall in different
+// banks). The next round's tile is fetched into registers before the first barrier and
 // stored between the two into the other of two tile buffers; u, δ of the next chunk are fetched at the
 // start of each chunk. Without STAGE each invocation reads its B and C from memory.
 // The pair buffers alternate between two halves, so the next round's pairs never overwrite a state
-// entering a part before every invocation has read it.
+// entering a part before every invocation has read it; they are scalar arrays, component-major, so
+// that the owners read and write plain words (no vector element picked by a runtime index).
 // Speed (H200, B4 L2048 D2048 N16): 0.68 ms at SP = 8, RG = 2, against 0.39 ms for the three passes,
-// measured before the walk's state moved from a struct behind a function pointer to private variables
-// and before D u / z left the registers held through the rounds. Diagnostic builds pointed at register
+// measured before the walk's state moved from a struct behind a function pointer to private variables,
+// before D u / z left the registers held through the rounds and before the tile and pair stores lost
+// their runtime-indexed vector elements. Diagnostic builds pointed at register
 // pressure (synthetic B/C in registers: 0.36 ms; without exp: no change), hence REC.
 // bench/scan_variants.ts times the variants.
-// Workgroup memory: 2 × 576 vec4 (pairs) + 1024 f32 (carries) + 2 × 576 vec4 (tiles) = 40 KiB.
+// Workgroup memory: 2 × 2336 f32 (pairs) + 1024 f32 (carries) + 2 × 576 vec4 (tiles) = 41 KiB.
 
 override SP: u32 = 16u;        // invocations per channel
 override RG: u32 = 1u;         // groups of 4 states per round: 1 or 2
@@ -465,8 +468,9 @@ const QMAX = 128u;             // longest staged chunk (SP ≤ 16)
 const TILE = QMAX + QMAX / 8u; // step t of a tile at t + t/8
 override TWO: bool = RG * SP * T > WG;  // a round's tile has more than one vec4 per invocation (two at most)
 
-var<workgroup> pair_a: array<vec4<f32>, 4 * AGG>;  // cum_7 of each (channel, part): (half, group, row)
-var<workgroup> pair_x: array<vec4<f32>, 4 * AGG>;  // x_7, overwritten by the state entering the part
+const PS = 4u * AGG + 8u;      // stride of a component in the pair buffers (8: owners' reads in distinct banks)
+var<workgroup> pair_a: array<f32, 4 * PS>;  // cum_7 of each (channel, part): (component, half, group, row)
+var<workgroup> pair_x: array<f32, 4 * PS>;  // x_7, overwritten by the state entering the part
 var<workgroup> carry: array<f32, FCW * NMAX>;      // (channel, n): the state entering the next chunk
 var<workgroup> tile_b: array<vec4<f32>, 4 * TILE>; // B_t of 4 states: (buffer, group of the round, t)
 var<workgroup> tile_c: array<vec4<f32>, 4 * TILE>; // C_t
@@ -483,46 +487,50 @@ fn at_c(i: u32, k: u32, len: u32) -> f32 {
 // Steps of the 8 starting at t0 that lie before L.
 fn steps_from(t0: u32) -> u32 { return min(T, p.nl - min(t0, p.nl)); }
 
-// Element e (a vec4 along t) of a round's tile: state n0 + e / (Q/4), steps tk + 4 (e % (Q/4)) …;
-// returns its index in B or C and how many of its 4 steps are real (0: state ≥ N, past L, or e past
-// the round's 4·RG states).
-fn tile_src(e: u32, brow: u32, tk: u32, n0: u32) -> vec2u {
-  let qv = SP * T / 4u;
-  let n = n0 + e / qv;
-  let t = tk + 4u * (e % qv);
-  if (e < 4u * RG * qv && n < p.ns && t < p.nl) { return vec2u(brow + n * p.nl + t, min(4u, p.nl - t)); }
-  return vec2u(brow, 0u);
-}
-
-fn ld4_b(s: vec2u) -> vec4<f32> {
-  if ((p.flags & VEC4) != 0u) { return keep(bm[s.x / 4u], s.y, 0u); }
-  return vec4(at_b(s.x, 0u, s.y), at_b(s.x, 1u, s.y), at_b(s.x, 2u, s.y), at_b(s.x, 3u, s.y));
-}
-fn ld4_c(s: vec2u) -> vec4<f32> {
-  if ((p.flags & VEC4) != 0u) { return keep(cm[s.x / 4u], s.y, 0u); }
-  return vec4(at_c(s.x, 0u, s.y), at_c(s.x, 1u, s.y), at_c(s.x, 2u, s.y), at_c(s.x, 3u, s.y));
-}
-
-// Stores element e of a tile (B and C of one state over 4 steps) as components of 4 vec4 over n.
-fn put_tile(e: u32, buf: u32, vb: vec4<f32>, vc: vec4<f32>) {
-  let qv = SP * T / 4u;
-  if (e >= 4u * RG * qv) { return; }
-  let r = e / qv;
-  let t = 4u * (e % qv);
-  let i = buf + (r / 4u) * TILE + t + t / 8u;  // t … t+3 lie in one row of 8
-  let m = r % 4u;
-  tile_b[i][m] = vb.x;
-  tile_b[i + 1u][m] = vb.y;
-  tile_b[i + 2u][m] = vb.z;
-  tile_b[i + 3u][m] = vb.w;
-  tile_c[i][m] = vc.x;
-  tile_c[i + 1u][m] = vc.y;
-  tile_c[i + 2u][m] = vc.z;
-  tile_c[i + 3u][m] = vc.w;
-}
-
 // B_t and C_t of 4 states at step k of the invocation's 8.
 struct Bc { b: vec4<f32>, c: vec4<f32> }
+
+fn ld1_b(i: u32, ok: bool) -> f32 {
+  if (ok) { return bm[i >> 2u][i & 3u]; }
+  return 0.0;
+}
+fn ld1_c(i: u32, ok: bool) -> f32 {
+  if (ok) { return cm[i >> 2u][i & 3u]; }
+  return 0.0;
+}
+
+// Element e of a round's tile: B and C of the 4 states n0 + 4 (e / Q) … at step tk + e % Q (zero for
+// states ≥ N, steps ≥ L and e past the round's RG · Q elements). Invocations with consecutive e read
+// consecutive steps of each state's row.
+fn tile_ld(e: u32, brow: u32, tk: u32, n0: u32) -> Bc {
+  let q = SP * T;
+  let n = n0 + 4u * (e / q);
+  let t = tk + e % q;
+  let ok = e < RG * q && t < p.nl;
+  let tc = min(t, p.nl - 1u);
+  let i0 = brow + min(n, p.ns - 1u) * p.nl + tc;
+  let i1 = brow + min(n + 1u, p.ns - 1u) * p.nl + tc;
+  let i2 = brow + min(n + 2u, p.ns - 1u) * p.nl + tc;
+  let i3 = brow + min(n + 3u, p.ns - 1u) * p.nl + tc;
+  let k0 = ok && n < p.ns;
+  let k1 = ok && n + 1u < p.ns;
+  let k2 = ok && n + 2u < p.ns;
+  let k3 = ok && n + 3u < p.ns;
+  return Bc(vec4(ld1_b(i0, k0), ld1_b(i1, k1), ld1_b(i2, k2), ld1_b(i3, k3)),
+            vec4(ld1_c(i0, k0), ld1_c(i1, k1), ld1_c(i2, k2), ld1_c(i3, k3)));
+}
+
+// Stores element e of a tile into tile buffer `buf` (0 or 2·TILE): group e / Q of the round, step t
+// at t + t/8 (whole vec4 over n).
+fn put_tile(e: u32, buf: u32, s: Bc) {
+  let q = SP * T;
+  if (e >= RG * q) { return; }
+  let t = e % q;
+  let i = buf + (e / q) * TILE + t + t / 8u;
+  tile_b[i] = s.b;
+  tile_c[i] = s.c;
+}
+
 
 // From the tile (STAGE; ti = the invocation's first step there), else from memory (rows r, steps lens).
 fn bc_step(k: u32, ti: u32, r: vec4u, lens: vec4u) -> Bc {
@@ -537,6 +545,21 @@ struct Walk {
   y: Row, x: vec4<f32>, cum: vec4<f32>,
   w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>, w3: vec4<f32>,
   w4: vec4<f32>, w5: vec4<f32>, w6: vec4<f32>, w7: vec4<f32>,
+}
+
+// Pair row r of the pair buffers: store (cum_7, x_7), and read back the state entering the part.
+fn put_pair(r: u32, a: vec4<f32>, x: vec4<f32>) {
+  pair_a[r] = a.x;
+  pair_a[PS + r] = a.y;
+  pair_a[2u * PS + r] = a.z;
+  pair_a[3u * PS + r] = a.w;
+  pair_x[r] = x.x;
+  pair_x[PS + r] = x.y;
+  pair_x[2u * PS + r] = x.z;
+  pair_x[3u * PS + r] = x.w;
+}
+fn get_h(r: u32) -> vec4<f32> {
+  return vec4(pair_x[r], pair_x[PS + r], pair_x[2u * PS + r], pair_x[3u * PS + r]);
 }
 
 // The walk's state x and running decay product cum (module-scope private variables, as x0 … x3 of the
@@ -651,15 +674,11 @@ fn scan(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   if ((p.flags & HAS_D) != 0u) { skip = dskip[d]; }
   // The first round's tile, and u, δ of the first chunk.
   let q = SP * T;
-  var pb0 = vec4(0.0);
-  var pc0 = vec4(0.0);
-  var pb1 = vec4(0.0);
-  var pc1 = vec4(0.0);
+  var pre0 = Bc(vec4(0.0), vec4(0.0));
+  var pre1 = Bc(vec4(0.0), vec4(0.0));
   if (STAGE) {
-    let s0 = tile_src(li, brow, 0u, 0u);
-    let s1 = tile_src(li + WG, brow, 0u, 0u);
-    put_tile(li, 0u, ld4_b(s0), ld4_c(s0));
-    put_tile(li + WG, 0u, ld4_b(s1), ld4_c(s1));
+    put_tile(li, 0u, tile_ld(li, brow, 0u, 0u));
+    if (TWO) { put_tile(li + WG, 0u, tile_ld(li + WG, brow, 0u, 0u)); }
   }
   workgroupBarrier();
   var next_d = row_delta(urow + j * T, steps_from(j * T));
@@ -682,15 +701,13 @@ fn scan(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       let w1 = walk8(dt, du, a1, n0, t0, brow, len, tb + ti);
       o.a += w1.y.a;
       o.b += w1.y.b;
-      pair_a[half + slot] = w1.cum;
-      pair_x[half + slot] = w1.x;
+      put_pair(half + slot, w1.cum, w1.x);
       var w2: Walk;
       if (RG == 2u) {
         w2 = walk8(dt, du, a2, n0 + 4u, t0, brow, len, tb + TILE + ti);
         o.a += w2.y.a;
         o.b += w2.y.b;
-        pair_a[half + AGG + slot] = w2.cum;
-        pair_x[half + AGG + slot] = w2.x;
+        put_pair(half + AGG + slot, w2.cum, w2.x);
       }
       // The next round's tile (next states, or the next chunk's first ones) into registers.
       var nn0 = n0 + rs;
@@ -701,49 +718,42 @@ fn scan(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       }
       let more = STAGE && nk < p.nc;
       if (more) {
-        let s0 = tile_src(li, brow, nk * q, nn0);
-        pb0 = ld4_b(s0);
-        pc0 = ld4_c(s0);
-        if (TWO) {
-          let s1 = tile_src(li + WG, brow, nk * q, nn0);
-          pb1 = ld4_b(s1);
-          pc1 = ld4_c(s1);
-        }
+        pre0 = tile_ld(li, brow, nk * q, nn0);
+        if (TWO) { pre1 = tile_ld(li + WG, brow, nk * q, nn0); }
       }
       workgroupBarrier();
       if (own && n0 + on < p.ns) {
         // The owner of (oc, n0 + on): the states entering its channel's SP parts, in order.
         let ci = oc * NMAX + n0 + on;
         var h = carry[ci];
-        let base = half + (on / 4u) * AGG + oc * (SP + 1u);
-        let m = on % 4u;
+        let base = (on % 4u) * PS + half + (on / 4u) * AGG + oc * (SP + 1u);
         for (var r = 0u; r < SP; r++) {
-          let a = pair_a[base + r][m];
-          let x = pair_x[base + r][m];
-          pair_x[base + r][m] = h;
+          let a = pair_a[base + r];
+          let x = pair_x[base + r];
+          pair_x[base + r] = h;
           h = a * h + x;
         }
         carry[ci] = h;
       }
       if (more) {
-        put_tile(li, 2u * TILE - tb, pb0, pc0);
-        if (TWO) { put_tile(li + WG, 2u * TILE - tb, pb1, pc1); }
+        put_tile(li, 2u * TILE - tb, pre0);
+        if (TWO) { put_tile(li + WG, 2u * TILE - tb, pre1); }
       }
       workgroupBarrier();
       var f1: Row;
       if (REC) {
-        f1 = finish_rec(dt, a1, pair_x[half + slot], n0, t0, brow, len, tb + ti);
+        f1 = finish_rec(dt, a1, get_h(half + slot), n0, t0, brow, len, tb + ti);
       } else {
-        f1 = finish(w1, pair_x[half + slot]);
+        f1 = finish(w1, get_h(half + slot));
       }
       o.a += f1.a;
       o.b += f1.b;
       if (RG == 2u) {
         var f2: Row;
         if (REC) {
-          f2 = finish_rec(dt, a2, pair_x[half + AGG + slot], n0 + 4u, t0, brow, len, tb + TILE + ti);
+          f2 = finish_rec(dt, a2, get_h(half + AGG + slot), n0 + 4u, t0, brow, len, tb + TILE + ti);
         } else {
-          f2 = finish(w2, pair_x[half + AGG + slot]);
+          f2 = finish(w2, get_h(half + AGG + slot));
         }
         o.a += f2.a;
         o.b += f2.b;
