@@ -6,6 +6,8 @@
 //
 // Ground truth: selective_scan_ref of state-spaces/mamba (method.md §2.1); CPU twin
 // lib/ssm/selective_scan_ref.ts. The one-token step is selective_scan_step.wgsl.
+// Two forwards: `scan` (end of file) in one pass with a workgroup-level scan over time, and the three
+// chunk passes below (the default of the host; chunk_state + chunk_carry also serve the backward).
 // Chunks of Q steps (p.q), c = 0 … NC−1. Three passes:
 //   chunk_state  S_c = the chunk's end state from a zero start;  Σ_c = Σ_{t∈c} δ_t
 //   chunk_carry  H_0 = h0;  H_{c+1} = exp(A Σ_c) ⊙ H_c + S_c   (H_c overwrites S_c; H_NC = last state)
@@ -452,8 +454,9 @@ fn chunk_out(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) 
 // Speed (H200, B4 L2048 D2048 N16): 0.68 ms at SP = 8, RG = 2, against 0.39 ms for the three passes,
 // measured before the walk's state moved from a struct behind a function pointer to private variables,
 // before D u / z left the registers held through the rounds and before the tile and pair stores lost
-// their runtime-indexed vector elements. Diagnostic builds pointed at register
-// pressure (synthetic B/C in registers: 0.36 ms; without exp: no change), hence REC.
+// their runtime-indexed vector elements. Diagnostic builds of the first version suggest register
+// pressure or B/C traffic (B/C made up from registers: 0.36 ms; exp2 replaced by 1 + x: no change),
+// hence REC and the changes above.
 // bench/scan_variants.ts times the variants.
 // Workgroup memory: 2 × 2336 f32 (pairs) + 1024 f32 (carries) + 2 × 576 vec4 (tiles) = 41 KiB.
 
