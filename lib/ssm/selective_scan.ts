@@ -221,8 +221,9 @@ function carry(
 export interface ScanTuning {
   /**
    * The single-pass forward (`scan` of selective_scan.wgsl) instead of the three chunk passes. Default
-   * {@linkcode SCAN_SINGLE_PASS}: on the H200 at B4 L2048 D2048 N16 it is still slower than the three
-   * passes (0.68 ms against 0.39 ms, bench/scan_variants.ts), so it is not yet the default.
+   * {@linkcode SCAN_SINGLE_PASS}: on the H200 at B4 L2048 D2048 N16 its first versions were slower than
+   * the three passes (best 0.68 ms against 0.39 ms, bench/scan_variants.ts), so it is not the default
+   * until that benchmark shows otherwise.
    */
   singlePass?: boolean;
   /**
