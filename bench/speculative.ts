@@ -7,6 +7,8 @@
  *
  *   deno run -A bench/speculative.ts OUT.json [--tokens N] [--new N]
  *
+ * (`--tokens 0` skips the distillation: the converted students as initialised, to check the harness.)
+ *
  * Every speculative output is checked to equal the target's own greedy output token for token. The
  * rounds run GPU-resident (the default of `speculativeGenerate`); the original host loop (one readback
  * per round) is timed at K = 3 for comparison, and `bench/speculative_profile.ts` splits the time into
@@ -15,15 +17,16 @@
  * @module
  */
 import { parseFlags } from "../lib/cli/args.ts";
-import { generate } from "../lib/decode/generate.ts";
+import { encodePrompt, generate } from "../lib/decode/generate.ts";
 import { speculativeGenerate } from "../lib/decode/speculative.ts";
 import { runDistillation } from "../lib/distill/run.ts";
+import { convertTeacher } from "../lib/distill/convert.ts";
 import { adapterName, initGpu } from "../lib/gpu/device.ts";
 import { SafetensorsFile, writeSafetensors } from "../lib/io/safetensors.ts";
 import { loadTokenizer } from "../lib/io/tokenizer.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/models/default_model.ts";
 import { LlamaModel } from "../lib/models/llama.ts";
-import { profileSteps, type StepProfile } from "./speculative_profile.ts";
+import { plainReplayed, profileSteps, type StepProfile } from "./speculative_profile.ts";
 
 const [outPath, ...rest] = Deno.args;
 if (!outPath) throw new Error("usage: speculative.ts OUT.json [--tokens N] [--new N]");
@@ -51,6 +54,16 @@ async function earlyExit(dir: string, layers: number): Promise<void> {
 }
 
 const distilled = async (name: string, attentionLayers: number[]) => {
+  if (tokens === 0) {
+    // --tokens 0: the converted students as initialised (a quick check of the harness, not a result).
+    await convertTeacher(DEFAULT_MODEL_DIR, `${tmp}/${name}`, {
+      attentionLayers,
+      mamba: 2,
+      init: "attention",
+      seed: 0,
+    });
+    return { dir: `${tmp}/${name}`, ppl: null };
+  }
   const r = await runDistillation({
     teacherDir: DEFAULT_MODEL_DIR,
     outDir: `${tmp}/${name}`,
@@ -99,7 +112,41 @@ for (
   alone[name] = (await best(() => generate(m, tok, prompt, greedy), 2)).tokensPerSecond;
 }
 log(`plain ${plain.tokensPerSecond.toFixed(1)} tok/s; alone ${JSON.stringify(alone)}`);
+// The fair baseline: plain greedy decoding replayed on the GPU like the speculative rounds.
+const promptIds = encodePrompt(target, tok, prompt);
+const replayedPlain = await best(() => plainReplayed(target, promptIds, N), 2);
+const replayedSame = replayedPlain.tokens.join() === plain.tokens.join();
+log(
+  `plain, replayed: ${
+    replayedPlain.tokensPerSecond.toFixed(1)
+  } tok/s (same tokens as generate: ${replayedSame})`,
+);
 const rows: Record<string, unknown>[] = [];
+const profiles: Record<string, StepProfile> = {};
+/** Writes what is measured so far (a run cut short by a time limit keeps its rows). */
+const save = () =>
+  Deno.writeTextFile(
+    outPath,
+    JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        adapter: adapterName(ctx),
+        new_tokens: N,
+        distill_tokens: tokens,
+        students: { "hybrid-50": hybridRun.ppl, "mamba-0": mambaRun.ppl },
+        tokens_per_s_alone: alone,
+        ms_per_token_alone: Object.fromEntries(Object.entries(alone).map(([k, v]) => [k, 1000 / v])),
+        target_plain_tokens_per_s: plain.tokensPerSecond,
+        target_plain_replayed_tokens_per_s: replayedPlain.tokensPerSecond,
+        plain_replayed_equals_greedy: replayedSame,
+        step_profiles: profiles,
+        speculative: rows,
+      },
+      null,
+      2,
+    ),
+  );
+await save();
 for (const [draftName, draft] of [["early-exit-2", early], ["mamba-0", mamba]] as const) {
   for (let K = 1; K <= 6; K++) {
     const r = await best(() => speculativeGenerate(target, draft, tok, prompt, { ...greedy, lookahead: K }));
@@ -112,6 +159,7 @@ for (const [draftName, draft] of [["early-exit-2", early], ["mamba-0", mamba]] a
       K,
       tokens_per_s: r.tokensPerSecond,
       speedup: r.tokensPerSecond / plain.tokensPerSecond,
+      speedup_vs_replayed_plain: r.tokensPerSecond / replayedPlain.tokensPerSecond,
       acceptance_rate: r.acceptanceRate,
       mean_accepted: r.meanAccepted,
       rounds: r.rounds.length,
@@ -120,8 +168,11 @@ for (const [draftName, draft] of [["early-exit-2", early], ["mamba-0", mamba]] a
     log(
       `${draftName} K=${K}: ${r.tokensPerSecond.toFixed(1)} tok/s (×${
         (r.tokensPerSecond / plain.tokensPerSecond).toFixed(2)
-      }), acceptance ${r.acceptanceRate.toFixed(2)}`,
+      }, ×${(r.tokensPerSecond / replayedPlain.tokensPerSecond).toFixed(2)} vs replayed plain), acceptance ${
+        r.acceptanceRate.toFixed(2)
+      }`,
     );
+    await save();
   }
 }
 // The original loop (one readback per round), at K = 3.
@@ -146,24 +197,13 @@ for (const [draftName, draft] of [["early-exit-2", early], ["mamba-0", mamba]] a
     ms_per_round: 1000 * (N / r.tokensPerSecond) / r.rounds.length,
   });
   log(`${draftName} host loop K=${K}: ${r.tokensPerSecond.toFixed(1)} tok/s`);
+  await save();
 }
-const profiles: Record<string, StepProfile> = {};
 for (const [name, m] of [["hybrid", target], ["early-exit-2", early], ["mamba-0", mamba]] as const) {
   profiles[name] = await profileSteps(m, [1, 2, 3, 4, 5, 6]);
   log(`profile ${name}: ${JSON.stringify(profiles[name])}`);
+  await save();
 }
-const out = {
-  date: new Date().toISOString(),
-  adapter: adapterName(ctx),
-  new_tokens: N,
-  distill_tokens: tokens,
-  students: { "hybrid-50": hybridRun.ppl, "mamba-0": mambaRun.ppl },
-  tokens_per_s_alone: alone,
-  ms_per_token_alone: Object.fromEntries(Object.entries(alone).map(([k, v]) => [k, 1000 / v])),
-  target_plain_tokens_per_s: plain.tokensPerSecond,
-  step_profiles: profiles,
-  speculative: rows,
-};
-await Deno.writeTextFile(outPath, JSON.stringify(out, null, 2));
+await save();
 await Deno.remove(tmp, { recursive: true });
 console.error(`wrote ${outPath}`);

@@ -12,12 +12,17 @@
  */
 import {
   beginCapture,
+  type CapturedCommands,
+  dispatch,
   dispatchCount,
   endCapture,
   releaseCapture,
   replayCommands,
   sync,
 } from "../lib/gpu/commands.ts";
+import { readBuffers } from "../lib/gpu/transfer.ts";
+import { samplerParams } from "../lib/decode/gpu_sampler.ts";
+import { copyElements } from "../lib/tensor/copy.ts";
 import { DecodeState } from "../lib/models/decode_state.ts";
 import type { LlamaModel } from "../lib/models/llama.ts";
 import { Tensor } from "../lib/tensor/tensor.ts";
@@ -100,4 +105,69 @@ export async function profileSteps(model: LlamaModel, Ks: number[], n = 200): Pr
     replay_ms_verify: verify,
     dispatches_verify: vd,
   };
+}
+
+/**
+ * Plain greedy decoding the way the speculative loop runs (for a fair baseline): one step — a one-token
+ * forward at the position in a GPU buffer and the sampler — captured once and replayed N times, the
+ * position set by a buffer copy from a table before each step and the token copied into a history;
+ * read back every `readEvery` steps, as `generate`. Returns the tokens and tokens/s (prefill excluded).
+ */
+export async function plainReplayed(
+  model: LlamaModel,
+  ids: number[],
+  N: number,
+  readEvery = 32,
+): Promise<{ tokens: number[]; tokensPerSecond: number }> {
+  const V = model.config.vocabSize;
+  const n = ids.length;
+  using st = new DecodeState(model.createCache(1, n + N));
+  if (n > 1) {
+    using pre = Tensor.from(ids.slice(0, -1), [1, n - 1], "i32");
+    model.forward(pre, { cache: st.layers, lastOnly: true }).logits.dispose();
+  }
+  using counts = Tensor.from([n - 1], [1], "i32");
+  using table = Tensor.from(Array.from({ length: N }, (_, i) => n - 1 + i), [N], "i32");
+  using next = Tensor.from([ids[n - 1]], [1, 1], "i32");
+  using slot = Tensor.zeros([1, 1], "i32");
+  using history = Tensor.zeros([1, N], "i32");
+  const step = () => {
+    const { logits } = model.forward(next, {
+      cache: st.layers,
+      lastOnly: true,
+      position: { counts, word: 0, offset: 0 },
+    });
+    dispatch(
+      { file: "sample.wgsl", entry: "sample" },
+      [logits.buffer, slot.buffer, next.buffer],
+      samplerParams(1, V, 1, 0, { temperature: 0 }),
+      [1],
+    );
+    logits.dispose();
+  };
+  await sync();
+  const t0 = performance.now();
+  let program: CapturedCommands | null = null;
+  try {
+    for (let i = 0; i < N; i++) {
+      copyElements(table, i, counts, 0, 1);
+      if (program) {
+        replayCommands(program);
+      } else {
+        beginCapture();
+        try {
+          step();
+        } finally {
+          program = endCapture();
+        }
+      }
+      copyElements(next, 0, history, i, 1);
+      if ((i + 1) % readEvery === 0 || i + 1 === N) await readBuffers([{ buffer: history.buffer }]);
+    }
+  } finally {
+    if (program) releaseCapture(program);
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const tokens = Array.from((await history.toArray()) as Int32Array);
+  return { tokens, tokensPerSecond: N / seconds };
 }

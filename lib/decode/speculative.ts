@@ -46,6 +46,7 @@ import {
 } from "../gpu/commands.ts";
 import { readBuffers } from "../gpu/transfer.ts";
 import { gpu } from "../gpu/device.ts";
+import { type KernelSpec, precompile } from "../gpu/pipelines.ts";
 import type { TextTokenizer } from "../io/tokenizer.ts";
 import { DecodeState } from "../models/decode_state.ts";
 import type { LlamaModel } from "../models/llama.ts";
@@ -225,6 +226,19 @@ function distribution(
     [rows],
   );
 }
+
+/** The kernels only the GPU-resident loop dispatches (compiled in parallel before its first round). */
+export const RESIDENT_KERNELS: KernelSpec[] = [
+  { file: "kv_decode.wgsl", entry: "rope_append" },
+  { file: "kv_decode.wgsl", entry: "attend" },
+  { file: "decode_fused.wgsl", entry: "swiglu_matvec" },
+  { file: "decode_fused.wgsl", entry: "add_rmsnorm" },
+  { file: "sample.wgsl", entry: "sample_round" },
+  { file: "sample.wgsl", entry: "distribution" },
+  { file: "speculative.wgsl", entry: "accept_round" },
+  { file: "decode_state.wgsl", entry: "ssd_replay" },
+  { file: "decode_state.wgsl", entry: "conv_window" },
+];
 
 /** Rounds written ahead of the host's last readback: chunks of `roundsPerRead` in flight at once. */
 const IN_FLIGHT = 3;
@@ -410,6 +424,7 @@ async function residentLoop(
   const s = setup(target, draft, tokenizer, prompt, opts);
   const { K, V, ids, steps, capacity } = s;
   const R = Math.max(1, Math.floor(opts.roundsPerRead ?? 8));
+  await precompile(RESIDENT_KERNELS);
   const K1 = K + 1;
   using tState = new DecodeState(target.createCache(1, capacity));
   using dState = new DecodeState(draft.createCache(1, capacity));
