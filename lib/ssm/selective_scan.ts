@@ -245,7 +245,7 @@ export interface ScanTuning {
   stage?: boolean;
   /**
    * Form exp(δ A) a second time after the scan instead of keeping C_t ⊙ Π e in registers (override REC:
-   * twice the exponentials, about 32 fewer registers per invocation). Default false.
+   * twice the exponentials, about 32 fewer registers per invocation). Default {@linkcode SCAN_RECOMPUTE}.
    */
   recompute?: boolean;
 }
@@ -256,6 +256,8 @@ export const SCAN_SINGLE_PASS = false;
 export const SCAN_PARTS = 8;
 /** Default groups of 4 states per round of the single-pass forward (its fastest choice on the H200). */
 export const SCAN_GROUPS = 2;
+/** Whether the single-pass forward forms exp(δ A) again after the scan by default. */
+export const SCAN_RECOMPUTE = false;
 const STEPS = 8; // consecutive steps per invocation in `scan`
 
 /**
@@ -335,7 +337,12 @@ function singlePass(
   const { u, delta, A, B, C, D, z, deltaBias } = inp;
   const bufs: (Binding | null)[] = [u.buffer, delta.buffer, A.buffer, B.buffer, C.buffer, opt(D), opt(z)];
   bufs.push(opt(deltaBias), null, null, y.buffer, opt(opts.initialState), lastState.buffer);
-  const constants = { SP: parts, RG: groups, STAGE: stage ? 1 : 0, REC: tuning.recompute ? 1 : 0 };
+  const constants = {
+    SP: parts,
+    RG: groups,
+    STAGE: stage ? 1 : 0,
+    REC: (tuning.recompute ?? SCAN_RECOMPUTE) ? 1 : 0,
+  };
   dispatch({ file: FWD, entry: "scan", constants }, bufs, fwdParams(l, l.flags), [
     Math.ceil(l.D / l.cw),
     l.batch,
