@@ -13,10 +13,13 @@
 // step's input ids), dist (4, (B, V): the kept, normalised distribution; written by `distribution`).
 // One workgroup of 256 owns one row b; thresholds by 40-step bisection with workgroup reductions.
 // sample_round: `sample` inside a speculative round loop that never reads back, with the seed
-// pcg(seed ^ pcg(2·round)) of the round counter counts[word] (binding 5; `roundSeed(seed, round, 0)`).
+// pcg(seed ^ pcg(2·round)) of the round counter counts[word] (binding 5; `roundSeed(seed, round, 0)`);
+// with_dist = 1 also writes `distribution`'s output into dist (binding 4), the same values in one
+// dispatch instead of two.
 
 struct Params {
   B: u32, V: u32, cap: u32, step: u32, seed: u32, top_k: u32, inv_tau: f32, top_p: f32, word: u32,
+  with_dist: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -116,6 +119,10 @@ fn sample(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li:
 fn sample_round(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   draw_seed = pcg(p.seed ^ pcg(2u * u32(counts[p.word])));
   sample_row(wg.x, li);
+  if (p.with_dist != 0u) {
+    workgroupBarrier(); // sample_row's last reads of workgroup memory before dist_row reuses it
+    dist_row(wg.x, li);
+  }
 }
 
 fn sample_row(b: u32, li: u32) {
@@ -166,7 +173,10 @@ fn sample_row(b: u32, li: u32) {
 // Bindings: logits (1), dist (4). The kept distribution, normalised (for tests and speculative decoding).
 @compute @workgroup_size(256)
 fn distribution(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let b = wg.x;
+  dist_row(wg.x, li);
+}
+
+fn dist_row(b: u32, li: u32) {
   let base = b * p.V;
   if (p.inv_tau <= 0.0) {
     let tok = argmax_row(li, base);

@@ -466,20 +466,15 @@ async function residentLoop(
         position,
       });
       if (i < K) {
+        // d_{i+1} into slot i + 1 of roundTokens and draftNext, and q_{i+1}, in one dispatch.
         const direct = slot(i);
-        if (direct) {
-          distribution(logits, direct, 1, V, opts);
-        } else {
-          distribution(logits, qi, 1, V, opts);
-          copyElements(qi, 0, q, i * V, V);
-        }
-        const params = samplerParams(1, V, K1, i + 1, { ...opts, seed }).u32(ROUND_STATE.round);
         dispatch(
           { file: "sample.wgsl", entry: "sample_round" },
-          [logits.buffer, roundTokens.buffer, draftNext.buffer, null, state.buffer],
-          params,
+          [logits.buffer, roundTokens.buffer, draftNext.buffer, direct ?? qi.buffer, state.buffer],
+          samplerParams(1, V, K1, i + 1, { ...opts, seed }).u32(ROUND_STATE.round, 1),
           [1],
         );
+        if (!direct) copyElements(qi, 0, q, i * V, V);
       }
       logits.dispose();
     }

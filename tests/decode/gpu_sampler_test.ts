@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { initGpu } from "../../lib/gpu/device.ts";
-import { GpuSampler, gpuUniform } from "../../lib/decode/gpu_sampler.ts";
+import { GpuSampler, gpuUniform, samplerParams } from "../../lib/decode/gpu_sampler.ts";
+import { roundSeed } from "../../lib/decode/speculative.ts";
+import { dispatch } from "../../lib/gpu/commands.ts";
 import { argmax, samplingDistribution } from "../../lib/decode/sampling.ts";
 import { Tensor } from "../../lib/tensor/tensor.ts";
 import { assertAllclose, randomArray } from "../_assert.ts";
@@ -54,5 +56,30 @@ Deno.test("sample.wgsl: draws follow the inverse CDF of U(seed, step) and land i
     }
     assert.equal(rows[b][6], argmax(row), "greedy");
     assert.equal(next[b], rows[b][6], "the last token is the next input");
+  }
+});
+
+Deno.test("sample.wgsl sample_round: the round counter's seed and the distribution in one dispatch equal sample + distribution", async () => {
+  using x = Tensor.from(logits.subarray(0, V), [1, V]);
+  const seed = 77, round = 5;
+  using counts = Tensor.from([0, round], [2], "i32");
+  for (const o of [{ temperature: 0 }, ...cases]) {
+    using sampler = new GpuSampler(1, V, 4);
+    using tokens = Tensor.zeros([1, 4], "i32");
+    using next = Tensor.zeros([1, 1], "i32");
+    using dist = Tensor.zeros([1, V]);
+    dispatch(
+      { file: "sample.wgsl", entry: "sample_round" },
+      [x.buffer, tokens.buffer, next.buffer, dist.buffer, counts.buffer],
+      samplerParams(1, V, 4, 2, { ...o, seed }).u32(1, 1),
+      [1],
+    );
+    sampler.sample(x, 2, { ...o, seed: roundSeed(seed, round, 0) });
+    using want = sampler.distribution(x, o);
+    const [got] = await sampler.read(2, 3);
+    const t = (await tokens.toArray()) as Int32Array;
+    assert.equal(t[2], got[0], `${JSON.stringify(o)}: token`);
+    assert.equal(((await next.toArray()) as Int32Array)[0], got[0]);
+    assert.deepEqual(Array.from(await dist.toArray()), Array.from(await want.toArray()), "same distribution");
   }
 });
