@@ -13,8 +13,11 @@ import type { LayerKind, Phase, ScalingResult } from "./scaling.ts";
 
 /** The parts of a bench/scaling.ts JSON report the figure uses. */
 export interface ScalingReport {
+  /** The adapter the run used (bench/scaling.ts's `adapterName`). */
   adapter: string;
+  /** ISO date of the run. */
   date: string;
+  /** Every point, measured or with its error. */
   results: ScalingResult[];
 }
 
