@@ -26,7 +26,7 @@ import { SafetensorsFile, writeSafetensors } from "../lib/io/safetensors.ts";
 import { loadTokenizer } from "../lib/io/tokenizer.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/models/default_model.ts";
 import { LlamaModel } from "../lib/models/llama.ts";
-import { plainReplayed, profileSteps, type StepProfile } from "./speculative_profile.ts";
+import { opCosts, plainReplayed, profileSteps, type StepProfile } from "./speculative_profile.ts";
 
 const [outPath, ...rest] = Deno.args;
 if (!outPath) throw new Error("usage: speculative.ts OUT.json [--tokens N] [--new N]");
@@ -123,6 +123,7 @@ log(
 );
 const rows: Record<string, unknown>[] = [];
 const profiles: Record<string, StepProfile> = {};
+let opCostsUs: Record<string, number> = {};
 /** Writes what is measured so far (a run cut short by a time limit keeps its rows). */
 const save = () =>
   Deno.writeTextFile(
@@ -139,6 +140,7 @@ const save = () =>
         target_plain_tokens_per_s: plain.tokensPerSecond,
         target_plain_replayed_tokens_per_s: replayedPlain.tokensPerSecond,
         plain_replayed_equals_greedy: replayedSame,
+        op_costs_us: opCostsUs,
         step_profiles: profiles,
         speculative: rows,
       },
@@ -199,6 +201,8 @@ for (const [draftName, draft] of [["early-exit-2", early], ["mamba-0", mamba]] a
   log(`${draftName} host loop K=${K}: ${r.tokensPerSecond.toFixed(1)} tok/s`);
   await save();
 }
+opCostsUs = await opCosts();
+log(`op costs (µs, replayed): ${JSON.stringify(opCostsUs)}`);
 for (const [name, m] of [["hybrid", target], ["early-exit-2", early], ["mamba-0", mamba]] as const) {
   profiles[name] = await profileSteps(m, [1, 2, 3, 4, 5, 6]);
   log(`profile ${name}: ${JSON.stringify(profiles[name])}`);

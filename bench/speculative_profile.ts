@@ -16,6 +16,7 @@ import {
   dispatch,
   dispatchCount,
   endCapture,
+  Params,
   releaseCapture,
   replayCommands,
   sync,
@@ -170,4 +171,29 @@ export async function plainReplayed(
   const seconds = (performance.now() - t0) / 1000;
   const tokens = Array.from((await history.toArray()) as Int32Array);
   return { tokens, tokensPerSecond: N / seconds };
+}
+
+/** Replayed cost of small commands on this device (µs each): tiny dispatches alone, and each followed by a copy. */
+export async function opCosts(n = 500): Promise<{ dispatch_us: number; dispatch_and_copy_us: number }> {
+  using a = Tensor.zeros([256]);
+  using b = Tensor.zeros([256]);
+  using c = Tensor.zeros([256]);
+  using d = Tensor.zeros([256]);
+  const add = () =>
+    dispatch(
+      { file: "elementwise.wgsl", entry: "add" },
+      [a.buffer, b.buffer, c.buffer],
+      new Params().u32(256, 256),
+      [1],
+    );
+  const alone = await replayed(() => {
+    for (let i = 0; i < 100; i++) add();
+  }, Math.ceil(n / 100));
+  const withCopy = await replayed(() => {
+    for (let i = 0; i < 100; i++) {
+      add();
+      copyElements(c, 0, d, 0, 256);
+    }
+  }, Math.ceil(n / 100));
+  return { dispatch_us: alone.ms * 10, dispatch_and_copy_us: withCopy.ms * 10 };
 }
