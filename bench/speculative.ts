@@ -5,7 +5,7 @@
  * distilled in this run (end-to-end KD, `--tokens`), so nothing is carried to the GPU machine.
  * `bench/pytorch_generate.py` times transformers on the same weights in the same run.
  *
- *   deno run -A bench/speculative.ts OUT.json [--tokens N] [--new N]
+ *   deno run -A bench/speculative.ts OUT.json [--quick] [--tokens N] [--new N]
  *
  * (`--tokens 0` skips the distillation: the converted students as initialised, to check the harness.)
  *
@@ -29,13 +29,19 @@ import { LlamaModel } from "../lib/models/llama.ts";
 import { opCosts, plainReplayed, profileSteps, type StepProfile } from "./speculative_profile.ts";
 
 const [outPath, ...rest] = Deno.args;
-if (!outPath) throw new Error("usage: speculative.ts OUT.json [--tokens N] [--new N]");
-const f = parseFlags("speculative", rest, { tokens: "number", new: "number" });
-const tokens = (f.tokens as number) ?? 2 ** 19;
+if (!outPath) throw new Error("usage: speculative.ts OUT.json [--quick] [--tokens N] [--new N]");
+const f = parseFlags("speculative", rest, { tokens: "number", new: "number", quick: "boolean" });
+// --quick (about a minute on the H200): 2^16 distillation tokens, perplexity on 64 validation windows,
+// best of 2 instead of 3, each model alone once, the host loop with the early-exit draft only,
+// profiles at K = 1, 3, 6.
+const quick = f.quick === true;
+const tokens = (f.tokens as number) ?? (quick ? 2 ** 16 : 2 ** 19);
 const N = (f.new as number) ?? 256;
+const reps = quick ? 2 : 3;
 const ctx = await initGpu();
 const tmp = await Deno.makeTempDir();
-const log = (l: string) => console.error(l);
+const t0 = performance.now();
+const log = (l: string) => console.error(`[${((performance.now() - t0) / 1000).toFixed(1)} s] ${l}`);
 
 /** The teacher's first `layers` layers as a checkpoint directory (an early-exit draft). */
 async function earlyExit(dir: string, layers: number): Promise<void> {
@@ -73,6 +79,7 @@ const distilled = async (name: string, attentionLayers: number[]) => {
     batch: 16,
     seqLen: 256,
     report: false,
+    evalWindows: quick ? 64 : undefined,
     log: (l) => log(`[${name}] ${l}`),
   });
   return { dir: `${tmp}/${name}`, ppl: r.studentPpl };
@@ -109,7 +116,7 @@ for (
     mamba,
   ]] as const
 ) {
-  alone[name] = (await best(() => generate(m, tok, prompt, greedy), 2)).tokensPerSecond;
+  alone[name] = (await best(() => generate(m, tok, prompt, greedy), quick ? 1 : 2)).tokensPerSecond;
 }
 log(`plain ${plain.tokensPerSecond.toFixed(1)} tok/s; alone ${JSON.stringify(alone)}`);
 // The fair baseline: plain greedy decoding replayed on the GPU like the speculative rounds.
@@ -151,7 +158,10 @@ const save = () =>
 await save();
 for (const [draftName, draft] of [["early-exit-2", early], ["mamba-0", mamba]] as const) {
   for (let K = 1; K <= 6; K++) {
-    const r = await best(() => speculativeGenerate(target, draft, tok, prompt, { ...greedy, lookahead: K }));
+    const r = await best(
+      () => speculativeGenerate(target, draft, tok, prompt, { ...greedy, lookahead: K }),
+      reps,
+    );
     const same = r.text === plain.text;
     if (!same) log(`ERROR ${draftName} K=${K}: speculative output differs from greedy`);
     rows.push({
@@ -178,7 +188,10 @@ for (const [draftName, draft] of [["early-exit-2", early], ["mamba-0", mamba]] a
   }
 }
 // The original loop (one readback per round), at K = 3.
-for (const [draftName, draft] of [["early-exit-2", early], ["mamba-0", mamba]] as const) {
+const hostDrafts = quick
+  ? [["early-exit-2", early]] as const
+  : [["early-exit-2", early], ["mamba-0", mamba]] as const;
+for (const [draftName, draft] of hostDrafts) {
   const K = 3;
   const r = await best(
     () => speculativeGenerate(target, draft, tok, prompt, { ...greedy, lookahead: K, hostRounds: true }),
@@ -204,7 +217,7 @@ for (const [draftName, draft] of [["early-exit-2", early], ["mamba-0", mamba]] a
 opCostsUs = await opCosts();
 log(`op costs (µs, replayed): ${JSON.stringify(opCostsUs)}`);
 for (const [name, m] of [["hybrid", target], ["early-exit-2", early], ["mamba-0", mamba]] as const) {
-  profiles[name] = await profileSteps(m, [1, 2, 3, 4, 5, 6]);
+  profiles[name] = await profileSteps(m, quick ? [1, 3, 6] : [1, 2, 3, 4, 5, 6], quick ? 100 : 200);
   log(`profile ${name}: ${JSON.stringify(profiles[name])}`);
   await save();
 }
