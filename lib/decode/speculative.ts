@@ -233,6 +233,7 @@ export const RESIDENT_KERNELS: KernelSpec[] = [
   { file: "kv_decode.wgsl", entry: "attend" },
   { file: "decode_fused.wgsl", entry: "swiglu_matvec" },
   { file: "decode_fused.wgsl", entry: "add_rmsnorm" },
+  { file: "split_matvec.wgsl" },
   { file: "sample.wgsl", entry: "sample_round" },
   { file: "sample.wgsl", entry: "distribution" },
   { file: "speculative.wgsl", entry: "accept_round" },

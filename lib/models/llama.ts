@@ -24,6 +24,9 @@ import { flashAttentionKernels } from "../tensor/flash_attention.ts";
 import { decodeAttention, type DevicePosition, ropeAppend } from "../tensor/kv_decode.ts";
 import {
   addRmsNorm,
+  SPLIT_MATVEC_MAX_ROWS,
+  splitMatvec,
+  splitMatvecFits,
   SWIGLU_MATVEC_MAX_ROWS,
   swigluMatvec,
   swigluMatvecFits,
@@ -111,8 +114,8 @@ export interface ForwardOptions {
    * The position of the first token on the GPU (`counts[word] + offset`) instead of the caches' host
    * lengths: attention layers rotate, append and mask from it (`kernels/kv_decode.wgsl`), so recorded
    * work stays valid whatever the length (speculative round loops; their KV caches' host `length` is
-   * then not maintained; each residual add and the RMSNorm after it, and the MLP's gate, up and
-   * SwiGLU, run as one dispatch each). Needs `cache`.
+   * then not maintained; q, k and v (or a Mamba-2 in_proj's blocks), each residual add and the
+   * RMSNorm after it, and the MLP's gate, up and SwiGLU run as one dispatch each). Needs `cache`.
    */
   position?: DevicePosition;
 }
@@ -426,7 +429,7 @@ export class LlamaModel implements Disposable {
             );
           }
           const o = { dims: this.hybrid!.dims, kvHeads: c.numKvHeads, eps: c.rmsNormEps };
-          a = { out: mamba2Decode(x, layer.mamba, o, lc) };
+          a = { out: mamba2Decode(x, layer.mamba, o, lc, opts.position !== undefined) };
         } else {
           a = { out: this.mixerForward(i, x) };
         }
@@ -524,9 +527,18 @@ export class LlamaModel implements Disposable {
   ) {
     const c = this.config;
     const pos0 = cache?.length ?? 0;
-    const q0 = linear(x, w.q, w.qBias);
-    const k0 = linear(x, w.k, w.kBias);
-    const v = linear(x, w.v, w.vBias);
+    // With a device position and few rows, q, k and v in one dispatch (the same values as linear).
+    const split = position && cache && !w.qBias && !w.kBias && !w.vBias && B * L <= SPLIT_MATVEC_MAX_ROWS &&
+        splitMatvecFits(w.q, w.k, w.v)
+      ? splitMatvec(x, [
+        { w: w.q, row0: 0, rows: w.q.shape[0] },
+        { w: w.k, row0: 0, rows: w.k.shape[0] },
+        { w: w.v, row0: 0, rows: w.v.shape[0] },
+      ])
+      : null;
+    const q0 = split ? split[0] : linear(x, w.q, w.qBias);
+    const k0 = split ? split[1] : linear(x, w.k, w.kBias);
+    const v = split ? split[2] : linear(x, w.v, w.vBias);
     if (position && cache) {
       // The length is on the GPU: one kernel rotates q, k and appends k, v; one attends with the mask.
       const view = (t: Tensor, H: number) => t.view([B, L, H, c.headDim]);

@@ -31,6 +31,7 @@ import { copyElements } from "../tensor/copy.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import type { Mamba2Dims } from "../distill/convert_mamba2.ts";
 import { addSkip, sliceColumns, ssdInputs } from "../ssm/mamba2_glue.ts";
+import { SPLIT_MATVEC_MAX_ROWS, splitMatvec, splitMatvecFits } from "../tensor/decode_fused.ts";
 import type { Mamba2Options, Mamba2Weights } from "./mamba2_layer.ts";
 
 /** A kept-token count in a GPU buffer: word `word` of the i32 tensor `counts`. */
@@ -185,9 +186,16 @@ function disposeRound(r: Round): void {
 
 /**
  * The mixer's output (B, L, d_model) for u (B, L, d_model), continuing from `cache` and advancing it by
- * L tokens; the same maths as `mamba2Forward` (which it equals on an empty cache).
+ * L tokens; the same maths as `mamba2Forward` (which it equals on an empty cache). `fused` (decoding
+ * with few rows) computes in_proj's blocks in one dispatch instead of a product and two column slices.
  */
-export function mamba2Decode(u: Tensor, w: Mamba2Weights, o: Mamba2Options, cache: Mamba2Cache): Tensor {
+export function mamba2Decode(
+  u: Tensor,
+  w: Mamba2Weights,
+  o: Mamba2Options,
+  cache: Mamba2Cache,
+  fused = false,
+): Tensor {
   const { dInner, dXb, nHeads: H, headDim: P, dState: N, nGroups } = o.dims;
   if (P !== N) throw new ShapeError("mamba2", `head dim ${P} ≠ state size ${N} is not supported`);
   const [Bt, L] = u.shape;
@@ -196,8 +204,17 @@ export function mamba2Decode(u: Tensor, w: Mamba2Weights, o: Mamba2Options, cach
   }
   const C = 2 * dXb + dInner;
   const cols = 2 * dInner + 2 * dXb + H;
-  using zxbcdt = linear(u, w.inProj);
-  using xbcIn = sliceColumns(zxbcdt, dInner, C);
+  // fused (few rows): in_proj's z, xBC and dt blocks straight into their own tensors in one dispatch
+  // (the same values as linear + the column slices); else one product and the slices.
+  const split = fused && Bt * L <= SPLIT_MATVEC_MAX_ROWS && splitMatvecFits(w.inProj)
+    ? splitMatvec(u, [
+      { w: w.inProj, row0: 0, rows: dInner },
+      { w: w.inProj, row0: dInner, rows: C },
+      { w: w.inProj, row0: dInner + C, rows: H },
+    ])
+    : null;
+  using zxbcdt = split ? split[2] : linear(u, w.inProj); // (…, cols), or dt alone (…, H) when split
+  using xbcIn = split ? split[1] : sliceColumns(zxbcdt, dInner, C);
   const convOpts = { bias: w.convBias, activation: "silu" as const };
   let xbc: Tensor;
   if (L === 1) {
@@ -212,7 +229,7 @@ export function mamba2Decode(u: Tensor, w: Mamba2Weights, o: Mamba2Options, cach
   const glueDims = { H, Hkv: o.kvHeads, P, N };
   const si = ssdInputs(
     xbc.view([Bt, L, C]),
-    { dtRaw: zxbcdt, dtColumn: cols - H, dtBias: w.dtBias, aLog: w.aLog },
+    { dtRaw: zxbcdt, dtColumn: split ? 0 : cols - H, dtBias: w.dtBias, aLog: w.aLog },
     glueDims,
   );
   using X = si.X;
@@ -238,7 +255,7 @@ export function mamba2Decode(u: Tensor, w: Mamba2Weights, o: Mamba2Options, cach
   cache.length += L;
   addSkip(Y, xbc.view([Bt, L, C]), w.D, glueDims, true);
   xbc.dispose();
-  using z = sliceColumns(zxbcdt, 0, dInner);
+  using z = split ? split[0] : sliceColumns(zxbcdt, 0, dInner);
   using y = Y.view([Bt, L, dInner]);
   using g = gatedRmsNorm(y, z.view([Bt, L, dInner]), w.norm, { eps: o.eps, groupSize: dInner / nGroups });
   Y.dispose();

@@ -4,6 +4,7 @@
  *
  *   swigluMatvec:  y = silu(x Wgᵀ) ⊙ (x Wuᵀ)      x (…, K), Wg and Wu (N, K) → y (…, N)
  *   addRmsNorm:    s = a + b,  y = RMSNorm(s) · w   a, b (…, D), w (D) → s, y (…, D)
+ *   splitMatvec:   y_j = x W_j[rows_j]ᵀ, j < 3      (q, k, v; or a Mamba-2 in_proj's z, xBC, dt)
  *
  * The float64 twins are `swigluRef` of the two products and `rmsNormRef` of the sum (`ops_ref.ts`).
  *
@@ -72,4 +73,52 @@ export function addRmsNorm(a: Tensor, b: Tensor, w: Tensor, eps: number): [Tenso
     [R],
   );
   return [s, y];
+}
+
+/** Rows up to which decoding uses {@linkcode splitMatvec} (its values equal linear's matvec up to 8). */
+export const SPLIT_MATVEC_MAX_ROWS = 8;
+
+/** Rows [row0, row0 + rows) of a weight (out, in): one block of {@linkcode splitMatvec}. */
+export interface RowBlock {
+  /** The weight, one f32 block. */
+  w: Weight;
+  /** First row. */
+  row0: number;
+  /** Row count. */
+  rows: number;
+}
+
+/** Whether {@linkcode splitMatvec} takes these weights (one f32 block each). */
+export function splitMatvecFits(...ws: Weight[]): boolean {
+  return ws.every((w) => w.parts.length === 1 && w.parts[0].dtype === "f32");
+}
+
+/**
+ * Three row blocks of products in one dispatch (`kernels/split_matvec.wgsl`): y_j = x W_j[rows_j]ᵀ for
+ * x (…, K), each y_j (…, rows_j) its own tensor; the same values as `linear` on each block (its matvec
+ * for up to 8 rows). Use: q, k, v of an attention layer, or z, xBC, dt of a Mamba-2 in_proj.
+ */
+export function splitMatvec(x: Tensor, blocks: [RowBlock, RowBlock, RowBlock]): [Tensor, Tensor, Tensor] {
+  const op = "splitMatvec";
+  const K = x.shape[x.shape.length - 1];
+  for (const b of blocks) {
+    if (!splitMatvecFits(b.w) || b.w.shape[1] !== K) {
+      throw new ShapeError(op, `weight ${fmtShape(b.w.shape)} is not one f32 block of ${K} columns`);
+    }
+    if (!(b.rows > 0 && b.row0 >= 0 && b.row0 + b.rows <= b.w.shape[0])) {
+      throw new ShapeError(op, `rows [${b.row0}, ${b.row0 + b.rows}) outside ${fmtShape(b.w.shape)}`);
+    }
+  }
+  const M = x.size / K;
+  if (M > 65535) throw new ShapeError(op, `${M} rows exceed one dispatch`);
+  const lead = x.shape.slice(0, -1);
+  const ys = blocks.map((b) => Tensor.empty([...lead, b.rows])) as [Tensor, Tensor, Tensor];
+  const n = blocks.reduce((s, b) => s + b.rows, 0);
+  dispatch(
+    { file: "split_matvec.wgsl" },
+    [x.buffer, ...blocks.map((b) => b.w.parts[0].buffer), ...ys.map((y) => y.buffer)],
+    new Params().u32(M, K, ...blocks.map((b) => b.rows), ...blocks.map((b) => b.row0)),
+    [Math.ceil(n / 64), M],
+  );
+  return ys;
 }

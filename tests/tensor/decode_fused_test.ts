@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { ShapeError } from "../../lib/errors.ts";
 import { initGpu } from "../../lib/gpu/device.ts";
-import { addRmsNorm, swigluMatvec } from "../../lib/tensor/decode_fused.ts";
+import { addRmsNorm, splitMatvec, swigluMatvec } from "../../lib/tensor/decode_fused.ts";
+import { linear } from "../../lib/tensor/matmul.ts";
 import { rmsNormRef, swigluRef } from "../../lib/tensor/ops_ref.ts";
 import { Tensor } from "../../lib/tensor/tensor.ts";
 import { assertAllclose, randomArray } from "../_assert.ts";
@@ -67,4 +68,57 @@ Deno.test("decode_fused.wgsl add_rmsnorm: the sum and RMSNorm(sum) · w equal th
   using x = Tensor.zeros([2, 8]);
   using w = Tensor.zeros([7]);
   assert.throws(() => addRmsNorm(x, x, w, 1e-5), ShapeError);
+});
+
+Deno.test("split_matvec.wgsl: three row blocks (of one weight or of three) equal float64 products and linear's values", async () => {
+  const M = 3, K = 37;
+  const x = randomArray(M * K, 7);
+  using tx = Tensor.from(x, [M, K]);
+  const wa = randomArray(20 * K, 8);
+  const wb = randomArray(6 * K, 9);
+  const A = { parts: [Tensor.from(wa, [20, K])], shape: [20, K] as [number, number] };
+  const Bw = { parts: [Tensor.from(wb, [6, K])], shape: [6, K] as [number, number] };
+  try {
+    // One weight in three blocks (a Mamba-2 in_proj), and three weights (q, k, v).
+    for (
+      const blocks of [
+        [{ w: A, row0: 0, rows: 5 }, { w: A, row0: 5, rows: 12 }, { w: A, row0: 17, rows: 3 }],
+        [{ w: A, row0: 0, rows: 20 }, { w: Bw, row0: 0, rows: 6 }, { w: A, row0: 2, rows: 1 }],
+      ] as const
+    ) {
+      const ys = splitMatvec(tx, [...blocks] as Parameters<typeof splitMatvec>[1]);
+      using full = linear(tx, A);
+      using fullB = linear(tx, Bw);
+      const [gotA, gotB] = [await full.toArray(), await fullB.toArray()];
+      for (let j = 0; j < 3; j++) {
+        const { w, row0, rows } = blocks[j];
+        const host = w === A ? wa : wb;
+        const want = productRef(x, host.subarray(row0 * K, (row0 + rows) * K), M, rows, K);
+        const got = await ys[j].toArray();
+        assert.deepEqual(ys[j].shape, [M, rows]);
+        assertAllclose(got, want, { rtol: 1e-5, atol: 1e-6, name: `block ${j}` });
+        // Bit-identical to linear's matvec over the whole weight, columns row0 … row0 + rows.
+        const lin = w === A ? gotA : gotB;
+        const W = w.shape[0];
+        const cols = Float32Array.from(
+          { length: M * rows },
+          (_, i) => lin[Math.floor(i / rows) * W + row0 + (i % rows)],
+        );
+        assert.deepEqual(Array.from(got), Array.from(cols), `block ${j} vs linear`);
+        ys[j].dispose();
+      }
+    }
+    assert.throws(
+      () =>
+        splitMatvec(tx, [{ w: A, row0: 18, rows: 5 }, { w: A, row0: 0, rows: 1 }, {
+          w: A,
+          row0: 0,
+          rows: 1,
+        }]),
+      ShapeError,
+    );
+  } finally {
+    A.parts[0].dispose();
+    Bw.parts[0].dispose();
+  }
 });
