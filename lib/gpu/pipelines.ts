@@ -4,7 +4,7 @@
  * Kernels live in `kernels/<family>.wgsl`, one family per file; `kernels/_common.wgsl` (shared helpers:
  * `softplus`, `silu`, bf16 unpacking) is prepended to every file, after the file's own `enable …;`
  * directives (WGSL wants them before every declaration). Pipelines are cached by
- * (source, entry point, override constants), so a kernel specialised twice compiles twice and is then
+ * (file, entry point, override constants), so a kernel specialised twice compiles twice and is then
  * reused. `precompile` builds a list of pipelines in parallel at start-up.
  *
  * @module
@@ -43,9 +43,14 @@ export function kernelSource(file: string): string {
   return src;
 }
 
-function cacheKey(src: string, entry: string, constants?: Record<string, number>): string {
+/**
+ * The cache key of (file, entry point, constants). A file's source never changes once read (see
+ * `kernelSource`), so the file name stands for it: a key with the whole source in it (tens of KB) cost
+ * microseconds of string hashing on every dispatch.
+ */
+function cacheKey(file: string, entry: string, constants?: Record<string, number>): string {
   const c = constants ? Object.keys(constants).sort().map((k) => `${k}=${constants[k]}`).join(",") : "";
-  return `${entry}|${c}|${src}`;
+  return `${file}|${entry}|${c}`;
 }
 
 function descriptor(spec: KernelSpec, src: string): GPUComputePipelineDescriptor {
@@ -65,12 +70,11 @@ function descriptor(spec: KernelSpec, src: string): GPUComputePipelineDescriptor
 
 /** The compute pipeline for a kernel spec, compiled on first use and cached. */
 export function pipeline(spec: KernelSpec): GPUComputePipeline {
-  const src = kernelSource(spec.file);
-  const key = cacheKey(src, spec.entry ?? "main", spec.constants);
+  const key = cacheKey(spec.file, spec.entry ?? "main", spec.constants);
   let p = cache.get(key);
   if (!p) {
     try {
-      p = gpu().device.createComputePipeline(descriptor(spec, src));
+      p = gpu().device.createComputePipeline(descriptor(spec, kernelSource(spec.file)));
     } catch (e) {
       throw new GpuError(`kernels/${spec.file}`, `cannot build pipeline: ${(e as Error).message}`);
     }
@@ -83,10 +87,9 @@ export function pipeline(spec: KernelSpec): GPUComputePipeline {
 export async function precompile(specs: KernelSpec[]): Promise<void> {
   const { device } = gpu();
   await Promise.all(specs.map(async (spec) => {
-    const src = kernelSource(spec.file);
-    const key = cacheKey(src, spec.entry ?? "main", spec.constants);
+    const key = cacheKey(spec.file, spec.entry ?? "main", spec.constants);
     if (cache.has(key)) return;
-    const p = await device.createComputePipelineAsync(descriptor(spec, src));
+    const p = await device.createComputePipelineAsync(descriptor(spec, kernelSource(spec.file)));
     cache.set(key, p);
   }));
 }
