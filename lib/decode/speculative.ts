@@ -234,6 +234,7 @@ export const RESIDENT_KERNELS: KernelSpec[] = [
   { file: "decode_fused.wgsl", entry: "swiglu_matvec" },
   { file: "decode_fused.wgsl", entry: "add_rmsnorm" },
   { file: "split_matvec.wgsl" },
+  { file: "mamba2_step.wgsl", entry: "step" },
   { file: "sample.wgsl", entry: "sample_round" },
   { file: "sample.wgsl", entry: "distribution" },
   { file: "speculative.wgsl", entry: "accept_round" },

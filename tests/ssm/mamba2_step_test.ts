@@ -1,0 +1,88 @@
+import assert from "node:assert/strict";
+import { ShapeError } from "../../lib/errors.ts";
+import { initGpu } from "../../lib/gpu/device.ts";
+import { addSkip, ssdInputs } from "../../lib/ssm/mamba2_glue.ts";
+import { addSkipRef, ssdInputsRef } from "../../lib/ssm/mamba2_glue_ref.ts";
+import { mamba2SsdStep } from "../../lib/ssm/mamba2_step.ts";
+import { ssdStateUpdate } from "../../lib/ssm/ssd.ts";
+import { Tensor } from "../../lib/tensor/tensor.ts";
+import { assertAllclose, randomArray } from "../_assert.ts";
+
+await initGpu();
+
+Deno.test("mamba2_step.wgsl: the fused one-token step equals ssd_inputs + the state step + add_skip (and the float64 twins), and records X, A, B in the round's slot", async () => {
+  const d = { H: 4, Hkv: 2, P: 4, N: 4 };
+  const R = 2, T = 3, slot = 1, cols = 11, col0 = 5; // dt_raw is a slice of wider rows, as in_proj's
+  const C = 2 * d.Hkv * d.P + d.H * d.N;
+  const xbc = randomArray(R * C, 1);
+  const dtRaw = randomArray(R * cols, 2);
+  const dtBias = randomArray(d.H, 3, 0.5);
+  const aLog = randomArray(d.H, 4, 0.5);
+  const D = randomArray(d.H, 5);
+  const s0 = randomArray(R * d.H * d.P * d.N, 6);
+  using tx = Tensor.from(xbc, [R, C]);
+  using tdt = Tensor.from(dtRaw, [R, cols]);
+  using tb = Tensor.from(dtBias, [d.H]);
+  using ta = Tensor.from(aLog, [d.H]);
+  using tD = Tensor.from(D, [d.H]);
+  using fusedState = Tensor.from(s0, [R, d.H, d.P, d.N]);
+  using refState = Tensor.from(s0, [R, d.H, d.P, d.N]);
+  const sentinel = 777;
+  using X = Tensor.from(new Float32Array(R * T * d.H * d.P).fill(sentinel), [R, T, d.H, d.P]);
+  using A = Tensor.from(new Float32Array(R * T * d.H).fill(sentinel), [R, T, d.H]);
+  using Bs = Tensor.from(new Float32Array(R * T * d.H * d.N).fill(sentinel), [R, T, d.H, d.N]);
+  const dt = { dtRaw: tdt, dtColumn: col0, dtBias: tb, aLog: ta };
+  using y = mamba2SsdStep(tx, dt, tD, fusedState, d, { X, A, Bs, slot });
+  // The three kernels it fuses.
+  const si = ssdInputs(tx, dt, d);
+  using Y = ssdStateUpdate(refState, si.X.view([R, d.H, d.P]), si.A, si.B, si.C);
+  addSkip(Y, tx, tD, d, true);
+  const [gotY, wantY] = [await y.toArray(), await Y.toArray()];
+  assertAllclose(gotY, wantY, { rtol: 1e-6, atol: 1e-7, name: "y vs the three kernels" });
+  assertAllclose(await fusedState.toArray(), await refState.toArray(), {
+    rtol: 1e-6,
+    atol: 1e-7,
+    name: "state",
+  });
+  // The record: slot `slot` of every row holds X, A, B; the other slots are untouched.
+  const [gX, gA, gB] = [await X.toArray(), await A.toArray(), await Bs.toArray()];
+  const [wX, wA, wB] = [await si.X.toArray(), await si.A.toArray(), await si.B.toArray()];
+  for (const [got, want, w] of [[gX, wX, d.H * d.P], [gA, wA, d.H], [gB, wB, d.H * d.N]] as const) {
+    for (let r = 0; r < R; r++) {
+      for (let t = 0; t < T; t++) {
+        const row = Array.from(got.subarray((r * T + t) * w, (r * T + t + 1) * w));
+        if (t === slot) assert.deepEqual(row, Array.from(want.subarray(r * w, (r + 1) * w)));
+        else assert.ok(row.every((v) => v === sentinel), `slot ${t} of row ${r} was written`);
+      }
+    }
+  }
+  for (const t of [si.X, si.A, si.B, si.C]) t.dispose();
+  // float64: the SSD inputs, one recurrence step, the skip.
+  const dtCols = Float64Array.from(
+    { length: R * d.H },
+    (_, i) => dtRaw[Math.floor(i / d.H) * cols + col0 + (i % d.H)],
+  );
+  const ref = ssdInputsRef(xbc, dtCols, dtBias, aLog, d);
+  const S = Float64Array.from(s0);
+  const Y64 = new Float64Array(R * d.H * d.P);
+  for (let r = 0; r < R; r++) {
+    for (let h = 0; h < d.H; h++) {
+      const decay = Math.exp(ref.A[r * d.H + h]);
+      for (let p = 0; p < d.P; p++) {
+        let acc = 0;
+        for (let n = 0; n < d.N; n++) {
+          const i = ((r * d.H + h) * d.P + p) * d.N + n;
+          S[i] = decay * S[i] + ref.X[(r * d.H + h) * d.P + p] * ref.B[(r * d.H + h) * d.N + n];
+          acc += S[i] * ref.C[(r * d.H + h) * d.N + n];
+        }
+        Y64[(r * d.H + h) * d.P + p] = acc;
+      }
+    }
+  }
+  assertAllclose(gotY, addSkipRef(Y64, xbc, D, d), { rtol: 1e-4, atol: 1e-5, name: "y vs float64" });
+  assertAllclose(await fusedState.toArray(), S, { rtol: 1e-4, atol: 1e-5, name: "state vs float64" });
+  // Without a round, and a bad slot.
+  using y2 = mamba2SsdStep(tx, dt, tD, fusedState, d);
+  assert.deepEqual(y2.shape, [R, d.H, d.P]);
+  assert.throws(() => mamba2SsdStep(tx, dt, tD, fusedState, d, { X, A, Bs, slot: T }), ShapeError);
+});
