@@ -12,9 +12,10 @@
  * at 32 × 256 (performance.md's row) and at sequence lengths 256 … 4096 with 16384 tokens per step,
  * and (b) a model with Llama-3.2-1B's shapes and random weights (16 layers, d 2048, 32 heads, 8 KV
  * heads, head dim 64, intermediate 8192, vocabulary 128256, rope θ 500000 with llama3 scaling, tied
- * embeddings as Llama-3.2-1B), student = the same conversion with attention at the odd layers. The 1B
- * model's logits (16384 × 128256 f32 = 8.4 GB) exceed one buffer, so its LM heads and losses run in
- * chunks of rows (`lmHeadLoss`, lib/autograd/lm_loss.ts).
+ * embeddings as Llama-3.2-1B), student = the same conversion with attention at the odd layers. The
+ * distillation step computes both LM heads and the loss in chunks of rows (`lmHeadLoss`,
+ * lib/autograd/lm_loss.ts; the 1B model's logits, 16384 × 128256 f32 = 8.4 GB, exceed one buffer);
+ * rows named `_head-full` keep whole logits instead, for comparison.
  *
  * Each step is one call recording all of its GPU work, no readback; `time` measures GPU time per call
  * (bench/timing.ts). The 1B steps take seconds each, so they are timed over one call after one
@@ -38,7 +39,7 @@ import { parseLlamaConfig } from "../lib/io/config.ts";
 import { Rng } from "../lib/random.ts";
 import { distillLoss, type LmHeadMode } from "../lib/distill/tasks.ts";
 import { gpuMemory, resetPeak, trimPool } from "../lib/gpu/buffers.ts";
-import { sync } from "../lib/gpu/commands.ts";
+import { flush, sync } from "../lib/gpu/commands.ts";
 import { adapterName, initGpu } from "../lib/gpu/device.ts";
 import type { HostTensor } from "../lib/io/dtype.ts";
 import { writeSafetensors } from "../lib/io/safetensors.ts";
@@ -279,7 +280,12 @@ async function measure(
     const wallSteps = Math.min(30, Math.max(2, Math.ceil(wallMs / t.ms)));
     await sync();
     const t0 = performance.now();
-    for (let i = 0; i < wallSteps; i++) step();
+    // A submit per step, as in the training loop (whose next batch upload submits the recorded step):
+    // the GPU runs step i while the host records step i + 1.
+    for (let i = 0; i < wallSteps; i++) {
+      step();
+      flush();
+    }
     await sync();
     const ms = (performance.now() - t0) / wallSteps;
     wall = { wall_ms: ms, tokens_per_s_wall: row.batch * row.seq / (ms / 1e3) };
@@ -344,7 +350,7 @@ function errorRow(name: string, e: unknown): StepError {
 
 /**
  * The brown-llama-6m rows: distillation at 32 × 256 (mixers only and every parameter; the LM head
- * whole and chunked), then both steps at T = 256 … 4096 with `tokens` per step.
+ * chunked and whole), then both steps at T = 256 … 4096 with 16384 tokens per step.
  */
 async function bench6m(
   time: TimeFn,
@@ -362,7 +368,7 @@ async function bench6m(
   const model = "brown-llama-6m" as const;
   const wallMs = quick ? 200 : 1000; // ms of consecutive steps for the wall-clock figure
   const runDistill = async (B: number, T: number, train: "mixers" | "all", lmHead: LmHeadMode) => {
-    const name = `distill_6m_B${B}_T${T}_${train}${lmHead === "full" ? "" : `_head-${lmHead}`}`;
+    const name = `distill_6m_B${B}_T${T}_${train}${lmHead === "auto" ? "" : `_head-${lmHead}`}`;
     try {
       const { x, y } = batchOf(B, T, V);
       using _x = x;
@@ -418,9 +424,9 @@ async function bench6m(
       out.push(errorRow(name, e));
     }
   };
+  await runDistill(32, 256, "mixers", "auto");
   await runDistill(32, 256, "mixers", "full");
-  await runDistill(32, 256, "mixers", "chunked");
-  await runDistill(32, 256, "all", "full");
+  await runDistill(32, 256, "all", "auto");
   await runLlama(32, 256);
   // Where the 32 × 256 distillation step's time goes, and what split-K is worth there.
   if (breakdown) {
@@ -490,7 +496,7 @@ async function bench6m(
     }
     const prev = useSplitK(false);
     try {
-      const s = distillStep(teacher, student, x, y, "mixers", "full");
+      const s = distillStep(teacher, student, x, y, "mixers", "auto");
       await part("part_distill_6m_B32_T256_mixers_no-split-k", s.step);
       s.dispose();
       const l = llamaTrainStep(llama, x, y);
@@ -502,7 +508,7 @@ async function bench6m(
   }
   const tokens = 16384;
   for (const T of quick ? [1024, 4096] : [256, 512, 1024, 2048, 4096]) {
-    await runDistill(tokens / T, T, "mixers", "full");
+    await runDistill(tokens / T, T, "mixers", "auto");
     await runLlama(tokens / T, T);
   }
   for (const d of [teacherDir, studentDir]) await Deno.remove(d, { recursive: true });

@@ -48,7 +48,7 @@ export function stepsTable(ours: StepRow[], torch: StepRow[]): string {
       lines.push(`| ${r.name} | failed: ${r.error.slice(0, 80)} | | | | | | | |`);
       continue;
     }
-    const pt = t.get(r.name) ?? t.get(r.name.replace(/_head-chunked$/, ""));
+    const pt = t.get(r.name) ?? t.get(r.name.replace(/_head-full$/, ""));
     const ms = Math.max(r.ms ?? NaN, r.wall_ms ?? 0);
     const tokens = (r.batch ?? 0) * (r.seq ?? 0);
     const ref = pt?.sdpa?.ms;

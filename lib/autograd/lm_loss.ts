@@ -48,7 +48,7 @@ export interface LmHeadLossOptions {
   temperature?: number;
   /** Default −100. */
   ignoreIndex?: number;
-  /** Rows per chunk (default: as many as fit {@linkcode LM_CHUNK_BYTES} of logits). */
+  /** Rows per chunk (default: as many as fit {@linkcode LM_CHUNK_BYTES} of logits, and one binding). */
   chunkRows?: number;
 }
 
@@ -139,7 +139,10 @@ export function lmHeadLoss(hidden: Tensor, head: Weight, opts: LmHeadLossOptions
   const invTau = 1 / (opts.temperature ?? 1);
   const ignore = opts.ignoreIndex ?? -100;
   const hasTeacher = teacher && wKl !== 0 ? 1 : 0;
-  const chunk = Math.min(R, opts.chunkRows ?? lmChunkRows(V));
+  const chunk = Math.min(
+    R,
+    opts.chunkRows ?? lmChunkRows(V, Math.min(LM_CHUNK_BYTES, gpu().maxBindingBytes)),
+  );
   if (chunk * V * 4 > gpu().maxBindingBytes) {
     throw new ShapeError("lmHeadLoss", `${chunk} rows of ${V} logits exceed one binding`);
   }

@@ -16,7 +16,7 @@
 import { ShapeError } from "../errors.ts";
 import { add, crossEntropy, rmsNorm, scale } from "../autograd/ops.ts";
 import { dpoLoss, klDivergence, sequenceLogProbs, tokenL2 } from "../autograd/losses.ts";
-import { LM_CHUNK_BYTES, lmHeadLoss } from "../autograd/lm_loss.ts";
+import { lmHeadLoss } from "../autograd/lm_loss.ts";
 import { GradTape } from "../autograd/tape.ts";
 import { randomWindows } from "../data/windows.ts";
 import type { LlamaModel } from "../models/llama.ts";
@@ -50,7 +50,7 @@ export interface DistillTaskOptions extends TrainableSpec {
   temperature?: number;
   /** Train on the teacher's continuations of the data's prompts (sequence-level KD) instead of the data. */
   pseudoLabels?: PseudoLabelOptions;
-  /** LM head and loss in chunks of rows or as whole logits (default "auto": chunked when large). */
+  /** LM head and loss in chunks of rows or as whole logits (default "auto": chunked). */
   lmHead?: LmHeadMode;
 }
 
@@ -102,17 +102,22 @@ export function distillTask(
 /** How {@linkcode distillLoss} computes the LM head: in chunks of rows (lmHeadLoss) or as whole logits. */
 export type LmHeadMode = "auto" | "chunked" | "full";
 
-/** Whether `auto` takes the chunked head: when one step's student logits exceed LM_CHUNK_BYTES. */
-export function chunkedHeadFor(mode: LmHeadMode | undefined, rows: number, vocab: number): boolean {
-  return mode === "chunked" || ((mode ?? "auto") === "auto" && rows * vocab * 4 > LM_CHUNK_BYTES);
+/**
+ * Whether the step takes the chunked head. `auto` (the default) always does: besides fitting any
+ * vocabulary, it measured as fast as whole logits where those fit (brown-llama-6m at 32 × 256 on the
+ * H200: 27.1 ms against 27.7 ms per distillation step, 1.62 GB peak against 1.87 GB). `full` keeps the
+ * whole logits (linear + crossEntropy + klDivergence) while they fit one binding.
+ */
+export function chunkedHeadFor(mode: LmHeadMode | undefined, _rows: number, _vocab: number): boolean {
+  return (mode ?? "auto") !== "full";
 }
 
 /**
  * One step's loss w_CE · CE + w_KL · KL of the student on x (B, T) against next tokens y (B·T), the
  * teacher run without gradients; call it inside `tape.run` and back-propagate the returned loss.
- * Returns the loss and its named parts ("ce", "kl"; the caller owns all of them). With large
- * vocabularies (`lmHead` "auto" past LM_CHUNK_BYTES of logits, or "chunked") both models stop at
- * their final hidden states and `lmHeadLoss` computes the heads and the loss chunk by chunk.
+ * Returns the loss and its named parts ("ce", "kl"; the caller owns all of them). Unless `lmHead` is
+ * "full", both models stop at their final hidden states and `lmHeadLoss` computes the heads and the
+ * loss chunk by chunk of rows (see {@linkcode chunkedHeadFor}).
  */
 export function distillLoss(
   teacher: LlamaModel | null,

@@ -11,10 +11,10 @@ import { assertAllclose } from "../_assert.ts";
 await initGpu();
 const tiny = new URL("../fixtures/tiny-llama", import.meta.url).pathname;
 
-Deno.test("chunkedHeadFor: auto takes the chunked head past LM_CHUNK_BYTES of logits", () => {
-  assert.equal(chunkedHeadFor("auto", 32 * 256, 4096), false);
+Deno.test("chunkedHeadFor: auto and chunked take the chunked head, full does not", () => {
+  assert.equal(chunkedHeadFor("auto", 32 * 256, 4096), true);
   assert.equal(chunkedHeadFor(undefined, 8 * 2048, 128256), true);
-  assert.equal(chunkedHeadFor("full", 8 * 2048, 128256), false);
+  assert.equal(chunkedHeadFor("full", 32 * 256, 4096), false);
   assert.equal(chunkedHeadFor("chunked", 4, 8), true);
 });
 
