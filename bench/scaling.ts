@@ -22,9 +22,12 @@
  * non-finite value makes that point an `error` entry instead of a time. µs per token = time / L for
  * prefill, the step's time for decoding.
  *
- *   deno run -A bench/scaling.ts [--json FILE] [--quick] [--lengths 256,512,…]
+ *   deno run -A bench/scaling.ts [--json FILE] [--quick] [--lengths 256,512,…] [--warm-ms N] [--samples N]
  *
- * `--quick`: bench/timing.ts's QUICK options (all lengths unless `--lengths`). bench/scaling_plot.ts
+ * `--quick`: bench/timing.ts's QUICK options (all lengths unless `--lengths`); `--warm-ms`, `--samples`
+ * override their warm-up per point and number of samples (each sample ≥ 5 ms of calls; JSON keeps the
+ * fastest and slowest sample beside the median: the fused attention's long calls vary by up to 2× at
+ * L ≥ 4096 on the H200). bench/scaling_plot.ts
  * turns the JSON into docs/scaling.svg.
  *
  * @module
@@ -302,8 +305,19 @@ export async function benchScaling(
 }
 
 if (import.meta.main) {
-  const flags = parseFlags("scaling", Deno.args, { json: "string", quick: "boolean", lengths: "string" });
-  const opts = flags.quick ? QUICK : FULL;
+  const flags = parseFlags("scaling", Deno.args, {
+    json: "string",
+    quick: "boolean",
+    lengths: "string",
+    "warm-ms": "string",
+    samples: "string",
+  });
+  // --warm-ms / --samples override the chosen options' per-point warm-up and sample count
+  const opts = {
+    ...(flags.quick ? QUICK : FULL),
+    ...(typeof flags["warm-ms"] === "string" ? { warmMs: Number(flags["warm-ms"]) } : {}),
+    ...(typeof flags.samples === "string" ? { samples: Number(flags.samples) } : {}),
+  };
   const ctx = await initGpu();
   const lengths = typeof flags.lengths === "string" ? flags.lengths.split(",").map(Number) : SCALING_LENGTHS;
   const results = await benchScaling((fn) => timeSustained(fn, opts), !!flags.quick, lengths);

@@ -49,11 +49,14 @@ function panel(
   phases: Phase[],
   box: { x0: number; y0: number; w: number; h: number },
 ): string {
-  const pts = r.results.filter((p) => phases.includes(p.phase) && "us_per_token" in p) as (ScalingResult & {
-    us_per_token: number;
-  })[];
+  const pts = r.results.filter((p) => phases.includes(p.phase) && "us_per_token" in p) as (
+    & ScalingResult
+    & { us_per_token: number; ms: number; ms_min: number; ms_max: number }
+  )[];
   const Ls = [...new Set(r.results.map((p) => p.L))].sort((a, b) => a - b);
-  const ys = pts.map((p) => p.us_per_token);
+  const ys = pts.flatMap((
+    p,
+  ) => [p.us_per_token, p.us_per_token * p.ms_max / p.ms, p.us_per_token * p.ms_min / p.ms]);
   const [ylo, yhi] = ys.length ? [Math.min(...ys) / 1.5, Math.max(...ys) * 1.5] : [1, 10];
   const [xlo, xhi] = [Ls[0] / 1.3, Ls[Ls.length - 1] * 1.3];
   const { x0, y0, w, h } = box;
@@ -80,6 +83,15 @@ function panel(
       const dash = j === 1 ? ` stroke-dasharray="6,4"` : "";
       const xy = line.map((p) => `${px(p.L).toFixed(1)},${py(p.us_per_token).toFixed(1)}`);
       s += `<polyline fill="none" stroke="${k.color}" stroke-width="2"${dash} points="${xy.join(" ")}"/>`;
+      // whiskers: the fastest and the slowest sample, per token
+      for (const p of line) {
+        if (!("ms_min" in p)) continue;
+        const per = p.us_per_token / p.ms;
+        const [lo, hi] = [py(p.ms_max * per), py(p.ms_min * per)];
+        if (Math.abs(hi - lo) < 2) continue;
+        const x = px(p.L).toFixed(1);
+        s += `<line x1="${x}" x2="${x}" y1="${lo.toFixed(1)}" y2="${hi.toFixed(1)}" stroke="${k.color}"/>`;
+      }
       for (const c of xy) {
         const [cx, cy] = c.split(",");
         s += `<circle cx="${cx}" cy="${cy}" r="3" fill="${k.color}"/>`;
@@ -119,7 +131,7 @@ export function scalingSvg(r: ScalingReport): string {
   s += `<text x="80" y="${y1}" fill="#555">attention: 32 query / 8 key-value heads of 64, a KV cache of L ` +
     `positions when decoding; Mamba-2 (converted): d_inner 2048, 32 heads, d_state 64;</text>` +
     `<text x="80" y="${y1 + 16}" fill="#555">Mamba-1 (converted): d_inner 2048, d_state 16 per channel; ` +
-    `both Mamba layers decode from a fixed-size state. Each point: one layer, batch 1, f32.</text>`;
+    `both Mamba layers decode from a fixed-size state. Points: median sample; bars: fastest to slowest.</text>`;
   notes.forEach((n, j) => {
     s += `<text x="80" y="${y1 + 38 + 16 * j}" fill="#a33">not measured: ${esc(n)}</text>`;
   });
