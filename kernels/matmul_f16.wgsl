@@ -24,7 +24,13 @@ enable f16;
 //   - main128: scalar f16 loads, any strides (four per operand per invocation, coalesced along the
 //     operand's contiguous axis);
 //   - main128v4: one vec4<f16> (8 bytes) per operand per invocation, for aligned operands (the host
-//     checks: A K-contiguous, B K- or N-contiguous, offsets, row strides, K (and N) multiples of 4).
+//     checks: A K-contiguous, B K- or N-contiguous, offsets, row strides, K (and N) multiples of 4);
+//   - main128u32: the same loads as two u32 words; main128k16 (at the end): K slices of 16, 16 bytes per
+//     load, for operands aligned to 8 (the default for aligned operands).
+// H200 (bench/results/2026-12-01-h200-matmul-f16.json), 4096³: main128k16 4.44 ms NN / 4.46 ms NT
+// (31.0 / 30.8 TFLOP/s), main128v4 and main128u32 4.85 / 4.54 ms, the f32 main128v4 4.74 / 4.70 ms; at
+// 2048³ 0.568 ms against 0.606 ms for f32. cuBLAS's fp16 product (tensor cores, fp32 accumulation) takes
+// 0.22 ms at 4096³ (≈ 625 TFLOP/s): out of reach without matrix instructions.
 
 struct Params {
   M: u32, N: u32, K: u32, nb1: u32,
