@@ -6,6 +6,7 @@
  */
 import { crossEntropy } from "../autograd/ops.ts";
 import { LM_CHUNK_BYTES, lmHeadLoss } from "../autograd/lm_loss.ts";
+import { gpu } from "../gpu/device.ts";
 import { LlamaModel } from "../models/llama.ts";
 import { GradTape } from "../autograd/tape.ts";
 import type { CausalLM } from "../models/evaluate.ts";
@@ -20,12 +21,13 @@ export function nextTokenTargets(ids: ArrayLike<number>, B: number, T: number, i
 
 /**
  * Mean cross-entropy of `model` on x (B, T) against targets (B·T); a (1) tensor on the GPU. A
- * `LlamaModel` whose logits would exceed {@linkcode LM_CHUNK_BYTES} gets the LM head and the loss in
- * chunks of rows (`lmHeadLoss`): the same value, without the (B·T, V) logits.
+ * `LlamaModel` whose logits would exceed {@linkcode LM_CHUNK_BYTES} (or one binding) gets the LM head
+ * and the loss in chunks of rows (`lmHeadLoss`): the same value, without the (B·T, V) logits.
  */
 export function nextTokenLoss(model: CausalLM, x: Tensor, targets: Tensor): Tensor {
   const [B, T] = x.shape;
-  if (model instanceof LlamaModel && B * T * model.config.vocabSize * 4 > LM_CHUNK_BYTES) {
+  const logitsBytes = B * T * model.config.vocabSize * 4;
+  if (model instanceof LlamaModel && logitsBytes > Math.min(LM_CHUNK_BYTES, gpu().maxBindingBytes)) {
     using h = model.finalHidden(x);
     const r = lmHeadLoss(h.view([B * T, model.config.hiddenSize]), model.lmHead, { targets });
     r.ce.dispose();

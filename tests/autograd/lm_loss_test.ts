@@ -123,3 +123,21 @@ Deno.test("lm_loss: chunked == one chunk == linear + crossEntropy + klDivergence
   assertAllclose(scaled.dh, chunked.dh.map((x) => 2.5 * x), { rtol: 1e-5, atol: 1e-8, name: "2.5·dh" });
   assertAllclose(scaled.dW, chunked.dW.map((x) => 2.5 * x), { rtol: 1e-5, atol: 1e-9, name: "2.5·dW" });
 });
+
+Deno.test("lm_loss: CE alone (no teacher, as nextTokenLoss uses it) in chunks matches the float64 reference", async () => {
+  using h = Tensor.from(hHost, [R, D]);
+  using W = Tensor.from(wHost, [V, D]);
+  using y = Tensor.from(targets, [R], "i32");
+  h.requiresGrad = true;
+  W.requiresGrad = true;
+  using tape = new GradTape();
+  const r = tape.run(() => lmHeadLoss(h, weight(W), { targets: y, chunkRows: 5 }));
+  tape.backward(r.loss);
+  const [loss, ce, kl, dh, dW] = await readTensors([r.loss, r.ce, r.kl, h.grad!, W.grad!]);
+  for (const t of [r.loss, r.ce, r.kl, h.grad!, W.grad!]) t.dispose();
+  const ref = lmHeadLossRef({ hidden: hHost, head: wHost, targets, R, D, V });
+  assert.equal(kl[0], 0);
+  assertAllclose([loss[0], ce[0]], [ref.loss, ref.ce], { rtol: 1e-5, name: "loss, ce" });
+  assertAllclose(dh, ref.dh, { rtol: 1e-3, atol: 1e-6, name: "dh" });
+  assertAllclose(dW, ref.dW, { rtol: 1e-3, atol: 1e-7, name: "dW" });
+});
