@@ -140,15 +140,18 @@ export function useSplitK(on: boolean): boolean {
  *
  *   C = α Σ_s A[:, K_s] B[K_s, :]
  *
- * Taken only for unbatched products without bias or accumulation into a contiguous C (M, N), with
- * fewer than SPLIT_K_WORKGROUPS / 2 tiles and K ≥ 1024. Returns whether it recorded the product.
+ * Taken only for unbatched products without bias or accumulation into a contiguous C (M, N) whose
+ * kernel would run fewer than SPLIT_K_WORKGROUPS / 2 workgroups (tiles), with K ≥ 1024. Returns
+ * whether it recorded the product.
  */
 function splitK(args: StridedMatmul): boolean {
   const { M, N, K, a, b, c } = args;
   const [nb0, nb1] = args.batch ?? [1, 1];
   if (!splitKOn || nb0 * nb1 !== 1 || args.bias || args.accumulate || M <= MATVEC_MAX_ROWS) return false;
   if (c.rowStride !== N || c.colStride !== 1 || K < 1024) return false;
-  const tiles = Math.ceil(M / 64) * Math.ceil(N / 64);
+  // workgroups of the kernel the product would take: 128×128 tiles when there are enough of them
+  const big = Math.ceil(M / 128) * Math.ceil(N / 128);
+  const tiles = big >= bigTilesMin && !smallTilesOnly ? big : Math.ceil(M / 64) * Math.ceil(N / 64);
   if (tiles >= SPLIT_K_WORKGROUPS / 2) return false;
   const want = Math.min(Math.ceil(SPLIT_K_WORKGROUPS / tiles), Math.floor(K / 256));
   if (want < 2) return false;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { initGpu } from "../../lib/gpu/device.ts";
 import { dispatchCount } from "../../lib/gpu/commands.ts";
-import { matmulStrided, useSplitK } from "../../lib/tensor/matmul.ts";
+import { matmulStrided, setLargeTileMin, useSplitK } from "../../lib/tensor/matmul.ts";
 import { matmulRef } from "../../lib/tensor/matmul_ref.ts";
 import { Tensor } from "../../lib/tensor/tensor.ts";
 import { assertAllclose, randomArray } from "../_assert.ts";
@@ -49,4 +49,29 @@ Deno.test("matmul split-K: a long-K weight gradient equals the float64 reference
   });
   split.C.dispose();
   plain.C.dispose();
+});
+
+Deno.test("matmul split-K: through the 128×128-tile kernel (few large tiles) too", async () => {
+  const [M, N, K] = [200, 132, 1536];
+  const a = randomArray(M * K, 21, 1);
+  const b = randomArray(K * N, 22, 1);
+  using A = Tensor.from(a, [M, K]);
+  using B = Tensor.from(b, [K, N]);
+  const prevMin = setLargeTileMin(1);
+  try {
+    using C = Tensor.empty([M, N]);
+    const before = dispatchCount();
+    matmulStrided({
+      M,
+      N,
+      K,
+      a: { t: A, rowStride: K, colStride: 1 },
+      b: { t: B, rowStride: N, colStride: 1 },
+      c: { t: C, rowStride: N, colStride: 1 },
+    });
+    assert.equal(dispatchCount() - before, 2, "one batched product of the K chunks, then their sum");
+    assertAllclose(await C.toArray(), matmulRef(a, b, { M, N, K }), { rtol: 1e-4, atol: 1e-4, name: "C" });
+  } finally {
+    setLargeTileMin(prevMin);
+  }
 });
