@@ -141,14 +141,15 @@ export function useSplitK(on: boolean): boolean {
  *   C = α Σ_s A[:, K_s] B[K_s, :]
  *
  * Taken only for unbatched products without bias or accumulation into a contiguous C (M, N) whose
- * kernel would run fewer than SPLIT_K_WORKGROUPS / 2 workgroups (tiles), with K ≥ 1024. Returns
- * whether it recorded the product.
+ * kernel would run fewer than SPLIT_K_WORKGROUPS / 2 workgroups (tiles), with K ≥ 1024 and
+ * K ≥ 2·max(M, N). Returns whether it recorded the product.
  */
 function splitK(args: StridedMatmul): boolean {
   const { M, N, K, a, b, c } = args;
   const [nb0, nb1] = args.batch ?? [1, 1];
   if (!splitKOn || nb0 * nb1 !== 1 || args.bias || args.accumulate || M <= MATVEC_MAX_ROWS) return false;
-  if (c.rowStride !== N || c.colStride !== 1 || K < 1024) return false;
+  // long-K products only (K ≥ 2·max(M, N)): square products keep their kernels (and benchmarks)
+  if (c.rowStride !== N || c.colStride !== 1 || K < 1024 || K < 2 * Math.max(M, N)) return false;
   // workgroups of the kernel the product would take: 128×128 tiles when there are enough of them
   const big = Math.ceil(M / 128) * Math.ceil(N / 128);
   const tiles = big >= bigTilesMin && !smallTilesOnly ? big : Math.ceil(M / 64) * Math.ceil(N / 64);
