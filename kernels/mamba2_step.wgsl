@@ -1,21 +1,28 @@
-// mamba2_step.wgsl — a Mamba-2 mixer's one-token SSD step in one dispatch (decoding, where a step's time
-// is its number of dispatches): mamba2_glue.wgsl `ssd_inputs`, ssd_state.wgsl `step` and mamba2_glue.wgsl
-// `add_skip`, and, inside a speculative round, the step's SSD inputs written into the round's cache.
+// mamba2_step.wgsl — a Mamba-2 mixer's decoding of L ≤ a few tokens in two dispatches and no copies
+// (decoding, where a step's time is its number of dispatches and copies): `conv` is conv1d.wgsl `step`
+// over L tokens; `step` is mamba2_glue.wgsl `ssd_inputs`, ssd_state.wgsl `step` and mamba2_glue.wgsl
+// `add_skip` over L tokens (the SSD recurrence); inside a speculative round both also write the round's
+// cache (what `Mamba2Cache.record` copies): the conv inputs, and X, A, B.
 //
-// For row r (one token of one sequence), head h, p < P, with g = ⌊h·H_kv / H⌋ and d_xb = H_kv·P:
+// conv, for sequence b, channel c, t < L, window w = the last W − 1 inputs (the conv state, oldest first):
+//   y[b, t, c] = silu(Σ_{i<W−1} cw[c, i] · w_i + cw[c, W − 1] · x[b, t, c] + cb[c]);  w ← [w_1.., x[b, t, c]]
+//   rec = 1: x[b, t, c] → rec_xs[b, slot + t, c]
+// step, for token row r = b·L + t, head h, p < P, with g = ⌊h·H_kv / H⌋ and d_xb = H_kv·P:
 //   dt = softplus(dt_raw[r, col0 + h] + dt_bias[h]);   a = −exp(A_log[h]) · dt
 //   x = xBC[r, g·P + p];  X = x · dt;  B_n = xBC[r, d_xb + g·N + n];  C_n = xBC[r, 2·d_xb + h·N + n]
-//   S[r, h, p, n] ← exp(a) · S + X · B_n;   y[r, h, p] = Σ_n S · C_n + D[h] · x
-//   rec = 1: X → recX[r, slot, h, p], a → recA[r, slot, h], B → recB[r, slot, h, :] (round capacity T)
+//   S[b, h, p, n] ← exp(a) · S + X · B_n;   y[r, h, p] = Σ_n S · C_n + D[h] · x        (t = 0, 1, …)
+//   rec = 1: X → recX[b, slot + t, h, p], a → recA[b, slot + t, h], B → recB[b, slot + t, h, :]
 //
-// Ground truth: those three kernels in sequence, whose float operations it repeats in the same order (so
-// the values are bit-identical); the float64 twins are `ssdInputsRef`, the recurrence H_t = exp(A_t) H +
-// X Bᵀ, and `addSkipRef` (lib/ssm/). Shapes: xBC (R, 2·d_xb + H·N) after the conv; dt_raw (R, cols);
-// state (R, H, P, N); y (R, H, P); recX (R, T, H, P), recA (R, T, H), recB (R, T, H, N). One invocation
-// owns one state row (r, h, p) and walks its N entries.
+// Ground truth: the kernels named above in sequence, whose float operations these repeat in the same
+// order (one token: bit-identical values); the float64 twins are `causalConv1dRef`, `ssdInputsRef`, the
+// recurrence H_t = exp(A_t) H + X Bᵀ and `addSkipRef` (lib/ssm/). Shapes: x (B, L, C), conv state
+// (B, C, W − 1), cw (C, W), cb (C); xBC (B·L, 2·d_xb + H·N) after the conv; dt_raw (B·L, cols); state
+// (B, H, P, N); y (B·L, H, P); round caches (B, T, ·). conv: one invocation per (b, c) (W ≤ 9); step:
+// one invocation per state row (b, h, p), walking its N entries for each token.
 
 struct Params {
   rows: u32, yrow: u32, H: u32, Hkv: u32, P: u32, N: u32, cols: u32, col0: u32, T: u32, slot: u32, rec: u32,
+  L: u32, C: u32, W: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -29,34 +36,66 @@ struct Params {
 @group(0) @binding(8) var<storage, read_write> rec_x: array<f32>;
 @group(0) @binding(9) var<storage, read_write> rec_a: array<f32>;
 @group(0) @binding(10) var<storage, read_write> rec_b: array<f32>;
+@group(0) @binding(11) var<storage, read_write> conv_state: array<f32>;
+@group(0) @binding(12) var<storage, read> conv_in: array<f32>;
+@group(0) @binding(13) var<storage, read> conv_w: array<f32>;
+@group(0) @binding(14) var<storage, read> conv_b: array<f32>;
+@group(0) @binding(15) var<storage, read_write> conv_out: array<f32>;
+@group(0) @binding(16) var<storage, read_write> rec_xs: array<f32>;
+
+@compute @workgroup_size(256)
+fn conv(@builtin(global_invocation_id) gid: vec3u) {
+  let e = gid.y * p.yrow + gid.x; // (b, c)
+  if (e >= p.rows) { return; }
+  let c = e % p.C;
+  let b = e / p.C;
+  let w1 = p.W - 1u;
+  var win: array<f32, 8>;
+  for (var i = 0u; i < w1; i++) { win[i] = conv_state[e * w1 + i]; }
+  for (var t = 0u; t < p.L; t++) {
+    let at = (b * p.L + t) * p.C + c;
+    let xnew = conv_in[at];
+    var a = conv_w[c * p.W + w1] * xnew;
+    a += conv_b[c];
+    for (var i = 0u; i < w1; i++) { a += conv_w[c * p.W + i] * win[i]; }
+    conv_out[at] = silu(a);
+    for (var j = 0u; j + 1u < w1; j++) { win[j] = win[j + 1u]; }
+    if (w1 > 0u) { win[w1 - 1u] = xnew; }
+    if (p.rec != 0u) { rec_xs[(b * p.T + p.slot + t) * p.C + c] = xnew; }
+  }
+  for (var i = 0u; i < w1; i++) { conv_state[e * w1 + i] = win[i]; }
+}
 
 @compute @workgroup_size(256)
 fn step(@builtin(global_invocation_id) gid: vec3u) {
-  let row = gid.y * p.yrow + gid.x; // (r, h, p)
+  let row = gid.y * p.yrow + gid.x; // (b, h, p)
   if (row >= p.rows) { return; }
   let pp = row % p.P;
   let h = (row / p.P) % p.H;
-  let r = row / (p.P * p.H);
+  let b = row / (p.P * p.H);
   let g = h * p.Hkv / p.H;
   let dxb = p.Hkv * p.P;
-  let base = r * (2u * dxb + p.H * p.N);
-  let dt = softplus(dt_raw[r * p.cols + p.col0 + h] + dt_bias[h]);
-  let a = -exp(a_log[h]) * dt;
-  let xr = xbc[base + g * p.P + pp];
-  let xv = xr * dt;
-  let decay = exp(a);
-  let at = (r * p.T + p.slot) * p.H + h; // the step's (r, slot, h) in the round's cache
-  var acc = 0.0;
-  for (var n = 0u; n < p.N; n++) {
-    let bn = xbc[base + dxb + g * p.N + n];
-    let s = decay * state[row * p.N + n] + xv * bn;
-    state[row * p.N + n] = s;
-    acc += s * xbc[base + 2u * dxb + h * p.N + n];
-    if (p.rec != 0u && pp == 0u) { rec_b[at * p.N + n] = bn; }
-  }
-  y[row] = acc + d_skip[h] * xr;
-  if (p.rec != 0u) {
-    rec_x[at * p.P + pp] = xv;
-    if (pp == 0u) { rec_a[at] = a; }
+  for (var t = 0u; t < p.L; t++) {
+    let r = b * p.L + t;
+    let base = r * (2u * dxb + p.H * p.N);
+    let dt = softplus(dt_raw[r * p.cols + p.col0 + h] + dt_bias[h]);
+    let a = -exp(a_log[h]) * dt;
+    let xr = xbc[base + g * p.P + pp];
+    let xv = xr * dt;
+    let decay = exp(a);
+    let at = (b * p.T + p.slot + t) * p.H + h; // the token's (b, slot + t, h) in the round's cache
+    var acc = 0.0;
+    for (var n = 0u; n < p.N; n++) {
+      let bn = xbc[base + dxb + g * p.N + n];
+      let s = decay * state[row * p.N + n] + xv * bn;
+      state[row * p.N + n] = s;
+      acc += s * xbc[base + 2u * dxb + h * p.N + n];
+      if (p.rec != 0u && pp == 0u) { rec_b[at * p.N + n] = bn; }
+    }
+    y[(r * p.H + h) * p.P + pp] = acc + d_skip[h] * xr;
+    if (p.rec != 0u) {
+      rec_x[at * p.P + pp] = xv;
+      if (pp == 0u) { rec_a[at] = a; }
+    }
   }
 }

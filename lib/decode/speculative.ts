@@ -235,6 +235,7 @@ export const RESIDENT_KERNELS: KernelSpec[] = [
   { file: "decode_fused.wgsl", entry: "add_rmsnorm" },
   { file: "split_matvec.wgsl" },
   { file: "mamba2_step.wgsl", entry: "step" },
+  { file: "mamba2_step.wgsl", entry: "conv" },
   { file: "sample.wgsl", entry: "sample_round" },
   { file: "sample.wgsl", entry: "distribution" },
   { file: "speculative.wgsl", entry: "accept_round" },

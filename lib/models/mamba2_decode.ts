@@ -32,7 +32,7 @@ import { Tensor } from "../tensor/tensor.ts";
 import type { Mamba2Dims } from "../distill/convert_mamba2.ts";
 import { addSkip, sliceColumns, ssdInputs } from "../ssm/mamba2_glue.ts";
 import { SPLIT_MATVEC_MAX_ROWS, splitMatvec, splitMatvecFits } from "../tensor/decode_fused.ts";
-import { mamba2SsdStep, type StepRecord } from "../ssm/mamba2_step.ts";
+import { mamba2ConvSteps, mamba2SsdStep, type StepRecord } from "../ssm/mamba2_step.ts";
 import type { Mamba2Options, Mamba2Weights } from "./mamba2_layer.ts";
 
 /** A kept-token count in a GPU buffer: word `word` of the i32 tensor `counts`. */
@@ -153,18 +153,18 @@ export class Mamba2Cache implements Disposable {
   }
 
   /**
-   * For a fused one-token step: caches the conv input `xs` (B, 1, C) and returns where the step kernel
-   * writes its X, A, B in the round's cache (null when no round is open).
+   * For the fused decoding kernels (`mamba2ConvSteps`, `mamba2SsdStep`): reserves the round's next `L`
+   * steps and returns where the kernels write those steps' inputs (null when no round is open).
    */
-  recordStep(xs: Tensor): StepRecord | null {
+  recordSlots(L: number): StepRecord | null {
     const r = this.#round;
     if (!r) return null;
-    if (r.used + 1 > r.T) {
-      throw new ShapeError("mamba2Cache", `${r.used + 1} steps exceed the round's capacity of ${r.T}`);
+    if (r.used + L > r.T) {
+      throw new ShapeError("mamba2Cache", `${r.used + L} steps exceed the round's capacity of ${r.T}`);
     }
-    const C = this.channels;
-    for (let b = 0; b < this.batch; b++) copyElements(xs, b * C, r.xs, (b * r.T + r.used) * C, C);
-    return { X: r.X, A: r.A, Bs: r.Bs, slot: r.used++ };
+    const slot = r.used;
+    r.used += L;
+    return { xs: r.xs, X: r.X, A: r.A, Bs: r.Bs, slot };
   }
 
   /** Caches a call's per-step inputs (rows of L steps) when a round is open. */
@@ -204,7 +204,8 @@ function disposeRound(r: Round): void {
  * The mixer's output (B, L, d_model) for u (B, L, d_model), continuing from `cache` and advancing it by
  * L tokens; the same maths as `mamba2Forward` (which it equals on an empty cache). `fused` (decoding
  * with few rows) computes in_proj's blocks in one dispatch instead of a product and two column slices,
- * and a one-token call's SSD inputs, state step and D skip in one (`mamba2SsdStep`).
+ * the conv over the tokens in one (`mamba2ConvSteps`) and their SSD inputs, recurrence and D skip in one
+ * (`mamba2SsdStep`), both writing the round's cache themselves (no copies).
  */
 export function mamba2Decode(
   u: Tensor,
@@ -232,6 +233,23 @@ export function mamba2Decode(
     : null;
   using zxbcdt = split ? split[2] : linear(u, w.inProj); // (…, cols), or dt alone (…, H) when split
   using xbcIn = split ? split[1] : sliceColumns(zxbcdt, dInner, C);
+  const glue = { H, Hkv: o.kvHeads, P, N };
+  if (fused && Bt * L <= SPLIT_MATVEC_MAX_ROWS && w.convBias) {
+    // Few tokens (a draft step, a verification): the conv and the SSD recurrence one dispatch each,
+    // the round's inputs written by the kernels (no copies), the states advanced in place.
+    const rec = cache.recordSlots(L) ?? undefined;
+    using xc = mamba2ConvSteps(cache.conv, xbcIn.view([Bt, L, C]), w.convWeight, w.convBias, rec);
+    const dtSrc = { dtRaw: zxbcdt, dtColumn: split ? 0 : cols - H, dtBias: w.dtBias, aLog: w.aLog };
+    using Y1 = mamba2SsdStep(xc.view([Bt * L, C]), dtSrc, w.D, cache.ssm, glue, rec);
+    cache.length += L;
+    using z1 = split ? split[0] : sliceColumns(zxbcdt, 0, dInner);
+    using y1 = Y1.view([Bt, L, dInner]);
+    using g1 = gatedRmsNorm(y1, z1.view([Bt, L, dInner]), w.norm, {
+      eps: o.eps,
+      groupSize: dInner / nGroups,
+    });
+    return linear(g1, w.outProj);
+  }
   const convOpts = { bias: w.convBias, activation: "silu" as const };
   let xbc: Tensor;
   if (L === 1) {
@@ -244,21 +262,6 @@ export function mamba2Decode(
     xbc = r.y;
   }
   const glueDims = { H, Hkv: o.kvHeads, P, N };
-  if (fused && L === 1) {
-    // One dispatch for the SSD inputs, the state step and the D skip (and the round's record).
-    const rec = cache.recordStep(xbcIn);
-    const dtSrc = { dtRaw: zxbcdt, dtColumn: split ? 0 : cols - H, dtBias: w.dtBias, aLog: w.aLog };
-    using Y1 = mamba2SsdStep(xbc.view([Bt, C]), dtSrc, w.D, cache.ssm, glueDims, rec ?? undefined);
-    cache.length += 1;
-    xbc.dispose();
-    using z1 = split ? split[0] : sliceColumns(zxbcdt, 0, dInner);
-    using y1 = Y1.view([Bt, 1, dInner]);
-    using g1 = gatedRmsNorm(y1, z1.view([Bt, 1, dInner]), w.norm, {
-      eps: o.eps,
-      groupSize: dInner / nGroups,
-    });
-    return linear(g1, w.outProj);
-  }
   const si = ssdInputs(
     xbc.view([Bt, L, C]),
     { dtRaw: zxbcdt, dtColumn: split ? 0 : cols - H, dtBias: w.dtBias, aLog: w.aLog },

@@ -3,7 +3,8 @@ import { ShapeError } from "../../lib/errors.ts";
 import { initGpu } from "../../lib/gpu/device.ts";
 import { addSkip, ssdInputs } from "../../lib/ssm/mamba2_glue.ts";
 import { addSkipRef, ssdInputsRef } from "../../lib/ssm/mamba2_glue_ref.ts";
-import { mamba2SsdStep } from "../../lib/ssm/mamba2_step.ts";
+import { mamba2ConvSteps, mamba2SsdStep } from "../../lib/ssm/mamba2_step.ts";
+import { causalConv1dRef } from "../../lib/ssm/conv1d_ref.ts";
 import { ssdStateUpdate } from "../../lib/ssm/ssd.ts";
 import { Tensor } from "../../lib/tensor/tensor.ts";
 import { assertAllclose, randomArray } from "../_assert.ts";
@@ -32,7 +33,8 @@ Deno.test("mamba2_step.wgsl: the fused one-token step equals ssd_inputs + the st
   using A = Tensor.from(new Float32Array(R * T * d.H).fill(sentinel), [R, T, d.H]);
   using Bs = Tensor.from(new Float32Array(R * T * d.H * d.N).fill(sentinel), [R, T, d.H, d.N]);
   const dt = { dtRaw: tdt, dtColumn: col0, dtBias: tb, aLog: ta };
-  using y = mamba2SsdStep(tx, dt, tD, fusedState, d, { X, A, Bs, slot });
+  using xs = Tensor.zeros([R, T, C]);
+  using y = mamba2SsdStep(tx, dt, tD, fusedState, d, { xs, X, A, Bs, slot });
   // The three kernels it fuses.
   const si = ssdInputs(tx, dt, d);
   using Y = ssdStateUpdate(refState, si.X.view([R, d.H, d.P]), si.A, si.B, si.C);
@@ -84,5 +86,94 @@ Deno.test("mamba2_step.wgsl: the fused one-token step equals ssd_inputs + the st
   // Without a round, and a bad slot.
   using y2 = mamba2SsdStep(tx, dt, tD, fusedState, d);
   assert.deepEqual(y2.shape, [R, d.H, d.P]);
-  assert.throws(() => mamba2SsdStep(tx, dt, tD, fusedState, d, { X, A, Bs, slot: T }), ShapeError);
+  assert.throws(() => mamba2SsdStep(tx, dt, tD, fusedState, d, { xs, X, A, Bs, slot: T }), ShapeError);
+});
+
+Deno.test("mamba2_step.wgsl over L tokens: the recurrence and the conv equal L one-token steps (float64), and fill the round's slots", async () => {
+  const d = { H: 2, Hkv: 1, P: 4, N: 4 };
+  const Bt = 2, L = 3, T = 5, slot = 1, W = 4;
+  const C = 2 * d.Hkv * d.P + d.H * d.N;
+  const xin = randomArray(Bt * L * C, 11);
+  const cw = randomArray(C * W, 12, 0.5);
+  const cb = randomArray(C, 13, 0.2);
+  const c0 = randomArray(Bt * C * (W - 1), 14);
+  using tin = Tensor.from(xin, [Bt, L, C]);
+  using tw = Tensor.from(cw, [C, W]);
+  using tb = Tensor.from(cb, [C]);
+  using conv = Tensor.from(c0, [Bt, C, W - 1]);
+  using xs = Tensor.zeros([Bt, T, C]);
+  using X = Tensor.zeros([Bt, T, d.H, d.P]);
+  using A = Tensor.zeros([Bt, T, d.H]);
+  using Bs = Tensor.zeros([Bt, T, d.H, d.N]);
+  const rec = { xs, X, A, Bs, slot };
+  using xc = mamba2ConvSteps(conv, tin, tw, tb, rec);
+  const ref = causalConv1dRef(xin, cw, { B: Bt, L, C, W }, {
+    initialState: c0,
+    bias: cb,
+    activation: "silu",
+  });
+  assertAllclose(await xc.toArray(), ref.y, { rtol: 1e-5, atol: 1e-6, name: "conv y" });
+  assertAllclose(await conv.toArray(), ref.finalState, { atol: 0, rtol: 0, name: "conv state" });
+  const gxs = await xs.toArray();
+  for (let b = 0; b < Bt; b++) {
+    for (let t = 0; t < T; t++) {
+      const row = Array.from(gxs.subarray((b * T + t) * C, (b * T + t + 1) * C));
+      const want = t >= slot && t < slot + L
+        ? Array.from(xin.subarray((b * L + t - slot) * C, (b * L + t - slot + 1) * C))
+        : Array(C).fill(0);
+      assert.deepEqual(row, want, `conv input slot ${t} of row ${b}`);
+    }
+  }
+  // The SSD over the L tokens.
+  const xcv = await xc.toArray();
+  const dtRaw = randomArray(Bt * L * d.H, 15);
+  const dtBias = randomArray(d.H, 16, 0.5);
+  const aLog = randomArray(d.H, 17, 0.5);
+  const D = randomArray(d.H, 18);
+  const s0 = randomArray(Bt * d.H * d.P * d.N, 19);
+  using tdt = Tensor.from(dtRaw, [Bt * L, d.H]);
+  using tbias = Tensor.from(dtBias, [d.H]);
+  using ta = Tensor.from(aLog, [d.H]);
+  using tD = Tensor.from(D, [d.H]);
+  using st = Tensor.from(s0, [Bt, d.H, d.P, d.N]);
+  using y = mamba2SsdStep(
+    xc.view([Bt * L, C]),
+    { dtRaw: tdt, dtColumn: 0, dtBias: tbias, aLog: ta },
+    tD,
+    st,
+    d,
+    rec,
+  );
+  const inp = ssdInputsRef(xcv, dtRaw, dtBias, aLog, d);
+  const S = Float64Array.from(s0);
+  const Y64 = new Float64Array(Bt * L * d.H * d.P);
+  for (let b = 0; b < Bt; b++) {
+    for (let t = 0; t < L; t++) {
+      const r = b * L + t;
+      for (let h = 0; h < d.H; h++) {
+        const decay = Math.exp(inp.A[r * d.H + h]);
+        for (let p = 0; p < d.P; p++) {
+          let acc = 0;
+          for (let n = 0; n < d.N; n++) {
+            const i = ((b * d.H + h) * d.P + p) * d.N + n;
+            S[i] = decay * S[i] + inp.X[(r * d.H + h) * d.P + p] * inp.B[(r * d.H + h) * d.N + n];
+            acc += S[i] * inp.C[(r * d.H + h) * d.N + n];
+          }
+          Y64[(r * d.H + h) * d.P + p] = acc;
+        }
+      }
+    }
+  }
+  assertAllclose(await y.toArray(), addSkipRef(Y64, xcv, D, d), { rtol: 1e-4, atol: 1e-5, name: "y over L" });
+  assertAllclose(await st.toArray(), S, { rtol: 1e-4, atol: 1e-5, name: "state after L" });
+  const gA = await A.toArray();
+  for (let b = 0; b < Bt; b++) {
+    for (let t = 0; t < L; t++) {
+      for (let h = 0; h < d.H; h++) {
+        assertAllclose([gA[(b * T + slot + t) * d.H + h]], [inp.A[(b * L + t) * d.H + h]], {
+          name: "recorded A",
+        });
+      }
+    }
+  }
 });
