@@ -19,13 +19,17 @@
 // m on the device (dyn = 1, speculative rounds that never read back): m = clamp(counts[word], 0, m_max)
 // with m_max = p.m the steps the round cached; m = m_max leaves `out` as it is (the forward already left
 // the state after every cached step there, so keeping all of them replays nothing, as the host path).
+// refresh = 1 also writes the resulting state into the checkpoint (the next round's, so the next round
+// needs no copy): in place in ssd_replay (one element per invocation), and in conv_window_refresh, where
+// one invocation owns a whole (b, c) window row (its reads of the checkpoint come before its writes).
 
 struct Params {
   n: u32, row: u32, B: u32, T: u32, H: u32, P: u32, N: u32, m: u32, C: u32, W1: u32, dyn: u32, word: u32,
+  refresh: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> ckpt: array<f32>;     // (B, H, P, N) or (B, C, W − 1)
+@group(0) @binding(1) var<storage, read_write> ckpt: array<f32>; // (B, H, P, N) or (B, C, W − 1)
 @group(0) @binding(2) var<storage, read> xs: array<f32>;       // X (B, T, H, P) or conv inputs (B, T, C)
 @group(0) @binding(3) var<storage, read> decay: array<f32>;    // A (B, T, H)
 @group(0) @binding(4) var<storage, read> bs: array<f32>;       // Bs (B, T, H, N)
@@ -46,7 +50,11 @@ fn kept_steps() -> u32 {
 fn ssd_replay(@builtin(global_invocation_id) g: vec3u) {
   let i = idx(g);
   let m = kept_steps();
-  if (i >= p.n || (p.dyn != 0u && m >= p.m)) { return; }
+  if (i >= p.n) { return; }
+  if (p.dyn != 0u && m >= p.m) {
+    if (p.refresh != 0u) { ckpt[i] = out[i]; }
+    return;
+  }
   let n = i % p.N;
   let pp = (i / p.N) % p.P;
   let h = (i / (p.N * p.P)) % p.H;
@@ -57,6 +65,33 @@ fn ssd_replay(@builtin(global_invocation_id) g: vec3u) {
     s = exp(decay[bt * p.H + h]) * s + xs[(bt * p.H + h) * p.P + pp] * bs[(bt * p.H + h) * p.N + n];
   }
   out[i] = s;
+  if (p.refresh != 0u) { ckpt[i] = s; }
+}
+
+// One invocation per window row (b, c) (n = B·C, W − 1 ≤ 8): the window after m kept inputs into `out`
+// and the checkpoint (out as it is when m = m_max).
+@compute @workgroup_size(256)
+fn conv_window_refresh(@builtin(global_invocation_id) g: vec3u) {
+  let e = idx(g);
+  if (e >= p.n) { return; }
+  let m = kept_steps();
+  let c = e % p.C;
+  let b = e / p.C;
+  var v: array<f32, 8>;
+  for (var k = 0u; k < p.W1; k++) {
+    let j = m + k;
+    if (m >= p.m) {
+      v[k] = out[e * p.W1 + k];
+    } else if (j < p.W1) {
+      v[k] = ckpt[e * p.W1 + j];
+    } else {
+      v[k] = xs[(b * p.T + j - p.W1) * p.C + c];
+    }
+  }
+  for (var k = 0u; k < p.W1; k++) {
+    out[e * p.W1 + k] = v[k];
+    ckpt[e * p.W1 + k] = v[k];
+  }
 }
 
 @compute @workgroup_size(256)

@@ -240,7 +240,7 @@ export const RESIDENT_KERNELS: KernelSpec[] = [
   { file: "sample.wgsl", entry: "distribution" },
   { file: "speculative.wgsl", entry: "accept_round" },
   { file: "decode_state.wgsl", entry: "ssd_replay" },
-  { file: "decode_state.wgsl", entry: "conv_window" },
+  { file: "decode_state.wgsl", entry: "conv_window_refresh" },
 ];
 
 /** Rounds written ahead of the host's last readback: chunks of `roundsPerRead` in flight at once. */
@@ -449,6 +449,9 @@ async function residentLoop(
   using eosBuf = Tensor.from(eosIds.length ? eosIds : [-1], [Math.max(1, eosIds.length)], "i32");
   using state = Tensor.from([ids.length - 1, 0, steps === 0 ? 1 : 0, 0, 0], [ROUND_STATE.words], "i32");
   await prefill(target, draft, ids, tState, dState);
+  // The Mamba-2 checkpoints hold the prefilled state, so the recorded round begins without copies.
+  tState.prime(K1);
+  dState.prime(K1);
   const seed = opts.seed ?? 0;
   const settings: RoundSettings = {
     seed,

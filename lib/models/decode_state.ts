@@ -14,7 +14,7 @@
 import { ShapeError } from "../errors.ts";
 import { KVCache } from "./kv_cache.ts";
 import type { LayerCache } from "./llama.ts";
-import type { DeviceCount } from "./mamba2_decode.ts";
+import { type DeviceCount, Mamba2Cache } from "./mamba2_decode.ts";
 
 /** Per-layer caches plus the round bookkeeping. Pass `layers` as `forward(ids, { cache })`. */
 export class DecodeState implements Disposable {
@@ -35,6 +35,16 @@ export class DecodeState implements Disposable {
     this.#length0 = this.length;
     for (const l of this.layers) if (!(l instanceof KVCache)) l.begin(steps);
     this.#open = true;
+  }
+
+  /**
+   * Makes the Mamba-2 layers' round buffers hold their current state as the checkpoint (rounds of up to
+   * `steps` tokens), so that a round loop whose commits keep the checkpoint up to date
+   * (`commit(DeviceCount)`) records no copies at all.
+   */
+  prime(steps: number): void {
+    if (this.#open) throw new ShapeError("decodeState", "prime during an open round");
+    for (const l of this.layers) if (l instanceof Mamba2Cache) l.prime(steps);
   }
 
   /** Tokens consumed since {@linkcode begin}. */

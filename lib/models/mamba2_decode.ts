@@ -72,6 +72,8 @@ export class Mamba2Cache implements Disposable {
   length = 0;
   #round: Round | null = null;
   #spare: Round | null = null;
+  /** Whether the round buffers' checkpoint equals the current state (then begin copies nothing). */
+  #ckValid = false;
 
   /** Allocates a zero state. */
   constructor(readonly batch: number, readonly dims: Mamba2Dims) {
@@ -101,8 +103,10 @@ export class Mamba2Cache implements Disposable {
     const { nHeads: H, headDim: P, dState: N } = this.dims;
     const B = this.batch;
     let r = this.#round ?? this.#spare;
+    let fresh = false;
     if (!r || r.T < steps) {
       if (r) disposeRound(r);
+      fresh = true;
       r = {
         T: steps,
         used: 0,
@@ -117,10 +121,30 @@ export class Mamba2Cache implements Disposable {
     }
     r.used = 0;
     r.length0 = this.length;
-    copyElements(this.conv, 0, r.ckConv, 0, this.conv.size);
-    copyElements(this.ssm, 0, r.ckSsm, 0, this.ssm.size);
+    if (fresh || !this.#ckValid) {
+      copyElements(this.conv, 0, r.ckConv, 0, this.conv.size);
+      copyElements(this.ssm, 0, r.ckSsm, 0, this.ssm.size);
+    }
+    this.#ckValid = false; // the round's calls move the state on
     this.#round = r;
     this.#spare = null;
+  }
+
+  /**
+   * Makes the round buffers (for rounds of up to `steps` tokens) hold the current state as their
+   * checkpoint, so that the next {@linkcode begin} copies nothing (a round loop then records no copy).
+   */
+  prime(steps: number): void {
+    this.begin(steps);
+    this.#round!.used = 0;
+    this.#spare = this.#round;
+    this.#round = null;
+    this.#ckValid = true;
+  }
+
+  /** Called by every forward through this state: the checkpoint no longer equals it. */
+  touch(): void {
+    this.#ckValid = false;
   }
 
   /**
@@ -131,13 +155,15 @@ export class Mamba2Cache implements Disposable {
     const r = this.#round;
     if (!r) throw new ShapeError("mamba2Cache", "commit without an open round (call begin first)");
     if (typeof steps !== "number") {
-      // The count lives on the GPU: replay with masking (a count of r.used leaves the state as it is).
-      const d = { ...steps, max: r.used };
+      // The count lives on the GPU: replay with masking (a count of r.used leaves the state as it is),
+      // and write the new state into the checkpoint too, so the next round starts without copies.
+      const d = { ...steps, max: r.used, refresh: true };
       convWindow(r.ckConv, r.xs, d, this.conv);
       ssdReplay(r.ckSsm, { X: r.X, A: r.A, Bs: r.Bs }, d, this.ssm);
       this.length = r.length0 + r.used; // an upper bound: the host does not know the count
       this.#spare = r;
       this.#round = null;
+      this.#ckValid = true;
       return;
     }
     if (!Number.isInteger(steps) || steps < 0 || steps > r.used) {
@@ -150,6 +176,7 @@ export class Mamba2Cache implements Disposable {
     this.length = r.length0 + steps;
     this.#spare = r;
     this.#round = null;
+    this.#ckValid = false;
   }
 
   /**
@@ -220,6 +247,7 @@ export function mamba2Decode(
   if (Bt !== cache.batch) {
     throw new ShapeError("mamba2Decode", `input batch ${Bt} ≠ the cache's batch ${cache.batch}`);
   }
+  cache.touch();
   const C = 2 * dXb + dInner;
   const cols = 2 * dInner + 2 * dXb + H;
   // fused (few rows): in_proj's z, xBC and dt blocks straight into their own tensors in one dispatch

@@ -34,6 +34,11 @@ export interface DeviceSteps {
   word: number;
   /** Steps cached in the round (the largest count). */
   max: number;
+  /**
+   * Also write the resulting state into the checkpoint (so the next round can start without copying
+   * the state there); the checkpoint must be the round's own buffer, not shared.
+   */
+  refresh?: boolean;
 }
 
 /** A kept-step count: known on the host, or in a GPU buffer. */
@@ -51,7 +56,8 @@ function launch(
   const all = [...buffers];
   while (all.length < 7) all.push(null);
   all.push(dyn ? steps.counts.buffer : dummyBuffer());
-  const params = new Params().u32(n, gx * 256, ...words, dyn ? 1 : 0, dyn ? steps.word : 0);
+  const refresh = dyn && steps.refresh === true;
+  const params = new Params().u32(n, gx * 256, ...words, dyn ? 1 : 0, dyn ? steps.word : 0, refresh ? 1 : 0);
   dispatch({ file: FILE, entry }, all, params, [gx, gy]);
 }
 
@@ -132,10 +138,12 @@ export function convWindow(checkpoint: Tensor, xs: Tensor, steps: Steps, out: Te
   const m = stepWords(op, steps, T);
   if (out === checkpoint) throw new ShapeError(op, "out must be a different tensor from the checkpoint");
   if (out.size === 0) return;
+  const refresh = typeof steps !== "number" && steps.refresh === true;
+  if (refresh && W1 > 8) throw new ShapeError(op, `refreshing a window of ${W1} > 8 inputs is not supported`);
   launch(
-    "conv_window",
+    refresh ? "conv_window_refresh" : "conv_window",
     [checkpoint.buffer, xs.buffer, null, null, out.buffer],
-    out.size,
+    refresh ? B * C : out.size,
     [B, T, 0, 0, 0, m, C, W1],
     steps,
   );

@@ -174,3 +174,40 @@ Deno.test("decode_state.wgsl with the kept count on the GPU: m < used equals the
     ShapeError,
   );
 });
+
+Deno.test("decode_state.wgsl refresh: the state after the kept steps also lands in the checkpoint (the next round's)", async () => {
+  const d = { B: 1, T: 4, H: 2, P: 4, N: 4, C: 3, W: 4 };
+  const used = 3;
+  const s0 = randomArray(d.B * d.H * d.P * d.N, 31);
+  const X = randomArray(d.B * d.T * d.H * d.P, 32);
+  const A = randomArray(d.B * d.T * d.H, 33, 0.5).map((a) => -Math.abs(a));
+  const Bs = randomArray(d.B * d.T * d.H * d.N, 34);
+  const c0 = randomArray(d.B * d.C * (d.W - 1), 35);
+  const xs = randomArray(d.B * d.T * d.C, 36);
+  using tX = Tensor.from(X, [d.B, d.T, d.H, d.P]);
+  using tA = Tensor.from(A, [d.B, d.T, d.H]);
+  using tB = Tensor.from(Bs, [d.B, d.T, d.H, d.N]);
+  using tx = Tensor.from(xs, [d.B, d.T, d.C]);
+  const cur = randomArray(s0.length, 37); // the state the forward left (all steps kept)
+  const curW = randomArray(c0.length, 38);
+  for (const m of [0, 2, used]) {
+    using counts = Tensor.from([m], [1], "i32");
+    const dev = { counts, word: 0, max: used, refresh: true };
+    using ck = Tensor.from(s0, [d.B, d.H, d.P, d.N]);
+    using cc = Tensor.from(c0, [d.B, d.C, d.W - 1]);
+    using out = Tensor.from(cur, [d.B, d.H, d.P, d.N]);
+    using win = Tensor.from(curW, [d.B, d.C, d.W - 1]);
+    ssdReplay(ck, { X: tX, A: tA, Bs: tB }, dev, out);
+    convWindow(cc, tx, dev, win);
+    const [o, c, w, cw] = [await out.toArray(), await ck.toArray(), await win.toArray(), await cc.toArray()];
+    if (m < used) {
+      assertAllclose(o, ssdReplayRef(s0, X, A, Bs, m, d), { ...TOL, name: `replay m=${m}` });
+      assertAllclose(w, convWindowRef(c0, xs, m, d), { atol: 0, rtol: 0, name: `window m=${m}` });
+    } else {
+      assert.deepEqual(Array.from(o), Array.from(cur), "all kept: the state stays");
+      assert.deepEqual(Array.from(w), Array.from(curW), "all kept: the window stays");
+    }
+    assert.deepEqual(Array.from(c), Array.from(o), `m=${m}: the checkpoint is the new state`);
+    assert.deepEqual(Array.from(cw), Array.from(w), `m=${m}: the conv checkpoint is the new window`);
+  }
+});
