@@ -4,7 +4,8 @@
 //   swiglu_matvec:  y[m, n] = silu(Σ_k x[m, k] · Wg[n, k]) · (Σ_k x[m, k] · Wu[n, k])
 //                   (LlamaMLP's silu(gate(x)) · up(x): two products and the SwiGLU in one dispatch)
 //   add_rmsnorm:    s[r, :] = a[r, :] + b[r, :];  y[r, :] = s[r, :] · rsqrt(mean_d s[r, d]² + ε) · w
-//                   (a residual connection and the next RMSNorm in one dispatch)
+//                   (a residual connection and the next RMSNorm in one dispatch; last = 1 writes y only
+//                   for the last of every L rows, at r / L)
 //
 // Ground truth: matmul.wgsl `matvec` twice, then elementwise.wgsl `swiglu` (the same sums in the same
 // order, four accumulators deep); elementwise.wgsl `add` then rmsnorm.wgsl (the same reduction). The
@@ -13,7 +14,7 @@
 // one output y(m, n); M is small (decoding: 1 to K + 1 rows). add_rmsnorm: a, b, s, y (R, D), w (D); one
 // workgroup of 256 owns one row (M = R, N = D, eps in the last word).
 
-struct Params { M: u32, N: u32, K: u32, eps: f32 }
+struct Params { M: u32, N: u32, K: u32, eps: f32, L: u32, last: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;        // add_rmsnorm: a
@@ -58,7 +59,10 @@ fn add_rmsnorm(@builtin(workgroup_id) wgid: vec3u, @builtin(local_invocation_ind
     ss += v * v;
   }
   let inv = inverseSqrt(wg_sum(li, ss) / f32(p.N) + p.eps);
+  // last = 1: y only for the last of every L rows, at row r / L (a decoder's final norm, lastOnly).
+  if (p.last != 0u && r % p.L != p.L - 1u) { return; }
+  let yb = select(r, r / p.L, p.last != 0u) * p.N;
   for (var d = li; d < p.N; d += 256u) {
-    y[base + d] = (x[base + d] + wg[base + d]) * inv * wu[d];
+    y[yb + d] = (x[base + d] + wg[base + d]) * inv * wu[d];
   }
 }

@@ -2,7 +2,8 @@
 // back, method.md §3.9): the cache length is a word of a buffer a kernel wrote, not a host number, so
 // the same recorded work serves every round.
 //
-// With pos₀ = counts[word] + offset (the cache's filled length before these L tokens):
+// With pos₀ = counts[word] + offset (the cache's filled length before these L tokens; offset may be
+// negative, e.g. a draft one token behind the position word):
 //
 //   rope_append:  for l < L, pos = pos₀ + l, the rotate_half RoPE of rope.wgsl
 //                   q[b, l, h]           = R(pos) q0[b, l, h]
@@ -20,7 +21,7 @@
 // in two passes (the max, then exp-sums with V accumulated tile by tile of 256 keys).
 
 struct Params {
-  n: u32, row: u32, L: u32, Hq: u32, Hkv: u32, P: u32, cap: u32, offset: u32, word: u32, scale: f32,
+  n: u32, row: u32, L: u32, Hq: u32, Hkv: u32, P: u32, cap: u32, offset: i32, word: u32, scale: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -34,7 +35,7 @@ struct Params {
 @group(0) @binding(8) var<storage, read_write> cache_v: array<f32>;
 
 fn pos0() -> u32 {
-  return u32(max(counts[p.word], 0)) + p.offset;
+  return u32(max(counts[p.word] + p.offset, 0));
 }
 
 @compute @workgroup_size(256)

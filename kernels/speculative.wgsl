@@ -26,11 +26,15 @@
 //   seed of the rule = pcg(p.seed ^ pcg(2·round + 1))   (`roundSeed(seed, round, 1)` on the host)
 //   records[round] = [r, t, d_1..d_K]  (result's layout; [−1, −1, …] for a round after the end)
 //   emitted tokens d_1..d_r, t are counted until an EOS token (stop_eos, ids in binding 7) or `steps`
-//   tokens: then done = 1. keep = r + 1 (the tokens both models keep of [t_last, d_1..d_K]), 0 once
-//   done; pos += keep; round += 1; tokens[0] = t and feed (binding 5, (1, 1)) = t, the draft's next input.
+//   tokens: then done = 1. keep = r + 1 (the tokens both models keep of what they were fed), 0 once
+//   done; pos += keep; round += 1; tokens[0] = t and feed (binding 5) = the draft's next input: t
+//   (feed_len 1), or [the token before t, t] = [r > 0 ? d_r : t_last, t] (feed_len 2: a draft kept one
+//   token behind, which re-feeds it).
 // A round that starts done changes nothing but the round counter.
 
-struct Params { B: u32, K: u32, V: u32, seed: u32, steps: u32, stop_eos: u32, n_eos: u32, rec_cap: u32 }
+struct Params {
+  B: u32, K: u32, V: u32, seed: u32, steps: u32, stop_eos: u32, n_eos: u32, rec_cap: u32, feed_len: u32,
+}
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> target_p: array<f32>;
@@ -189,7 +193,12 @@ fn accept_round(@builtin(local_invocation_index) li: u32) {
     }
     state[KEEP] = keep;
     state[POS] += keep;
+    if (p.feed_len == 2u) {
+      feed[0] = tokens[r]; // d_r, or t_last when r = 0
+      feed[1] = t;
+    } else {
+      feed[0] = t;
+    }
     tokens[0] = t;
-    feed[0] = t;
   }
 }

@@ -24,8 +24,10 @@
  * layers replay `keep` of their K + 1 cached steps with masking (`kernels/decode_state.wgsl`), the draft
  * and the rule derive their seeds from the round counter, and `accept_round` (`kernels/speculative.wgsl`)
  * writes the round's record, counts the emitted tokens against EOS and `maxTokens` and advances the
- * state. So that every round is the same work, the draft always runs K + 1 one-token steps,
- * [t_last, d_1..d_K] (the last only to see d_K), and both models keep r + 1 of those tokens. The first
+ * state. So that every round is the same work, the draft is kept one token behind the target: it feeds
+ * [prev, t_last] in one forward, then d_1..d_{K−1} (K forwards), and both models keep r + 1 of the
+ * K + 1 tokens they were fed (after a one-token prompt, with no prev, the draft runs K + 1 one-token
+ * steps [t_last, d_1..d_K] instead, the last only to see d_K). The first
  * round is recorded once and captured (`beginCapture`); every later round replays it (no bind groups
  * are rebuilt), and the host reads the round records back every `roundsPerRead` rounds, one chunk in
  * flight while the next one runs, then streams the text.
@@ -112,7 +114,10 @@ export interface RoundBuffers {
   tokens: Tensor;
   /** (rounds, K + 2) i32: row `round` gets [r, t, d_1..d_K] ([−1, …] after the end). */
   records: Tensor;
-  /** (1, 1) i32: t, the draft's next input. */
+  /**
+   * (1, 1) i32: t, the draft's next input; or (1, 2): [the token before t, t], for a draft kept one
+   * token behind that re-feeds it.
+   */
   next: Tensor;
   /** i32 [pos, keep, done, emitted, round] ({@linkcode ROUND_STATE}). */
   state: Tensor;
@@ -146,7 +151,10 @@ export function speculativeAcceptRound(b: RoundBuffers, o: RoundSettings): void 
   if (K < 1) throw new ShapeError(op, `lookahead K must be ≥ 1, got target ${fmtShape(b.target.shape)}`);
   expectShape(op, "draft (1, K, V)", b.draft, [1, K, V]);
   expectShape(op, "tokens (1, K + 1)", b.tokens, [1, K1]);
-  expectShape(op, "next (1, 1)", b.next, [1, 1]);
+  const feedLen = b.next.size;
+  if (b.next.shape.length !== 2 || b.next.shape[0] !== 1 || (feedLen !== 1 && feedLen !== 2)) {
+    throw new ShapeError(op, `expected next (1, 1) or (1, 2), got ${fmtShape(b.next.shape)}`);
+  }
   expectShape(op, "state (5)", b.state, [ROUND_STATE.words]);
   if (b.records.shape.length !== 2 || b.records.shape[1] !== K + 2) {
     throw new ShapeError(op, `expected records (rounds, K + 2), got ${fmtShape(b.records.shape)}`);
@@ -171,7 +179,17 @@ export function speculativeAcceptRound(b: RoundBuffers, o: RoundSettings): void 
       b.state.buffer,
       b.eos.buffer,
     ],
-    new Params().u32(1, K, V, o.seed >>> 0, o.steps, o.stopAtEos ? 1 : 0, o.eosCount, b.records.shape[0]),
+    new Params().u32(
+      1,
+      K,
+      V,
+      o.seed >>> 0,
+      o.steps,
+      o.stopAtEos ? 1 : 0,
+      o.eosCount,
+      b.records.shape[0],
+      feedLen,
+    ),
     [1],
   );
 }
@@ -300,12 +318,22 @@ function setup(
   return { K, V, ids, eos, steps, capacity: ids.length + steps + K + 1 };
 }
 
-/** Prefills both models with all but the prompt's last token (not timed). */
-async function prefill(target: LlamaModel, draft: LlamaModel, ids: number[], t: DecodeState, d: DecodeState) {
-  if (ids.length > 1) {
-    using pre = Tensor.from(ids.slice(0, -1), [1, ids.length - 1], "i32");
-    target.forward(pre, { cache: t.layers, lastOnly: true }).logits.dispose();
-    draft.forward(pre, { cache: d.layers, lastOnly: true }).logits.dispose();
+/**
+ * Prefills the target with all but the prompt's last token and the draft with all but its last
+ * `draftFeed` tokens (not timed).
+ */
+async function prefill(
+  target: LlamaModel,
+  draft: LlamaModel,
+  ids: number[],
+  t: DecodeState,
+  d: DecodeState,
+  draftFeed = 1,
+) {
+  for (const [m, st, n] of [[target, t, ids.length - 1], [draft, d, ids.length - draftFeed]] as const) {
+    if (n <= 0) continue;
+    using pre = Tensor.from(ids.slice(0, n), [1, n], "i32");
+    m.forward(pre, { cache: st.layers, lastOnly: true }).logits.dispose();
   }
   await sync(); // the prefill is not part of the timing
 }
@@ -432,8 +460,14 @@ async function residentLoop(
   using tState = new DecodeState(target.createCache(1, capacity));
   using dState = new DecodeState(draft.createCache(1, capacity));
   const last = ids[ids.length - 1];
+  // With two prompt tokens or more the draft stays one token behind and re-feeds it with t_last, so it
+  // runs K forwards a round ([prev, t_last], d_1..d_{K−1}); a one-token prompt has no prev, and the
+  // draft runs K + 1 one-token steps (t_last, d_1..d_K, the last one only to see d_K).
+  const behind = ids.length >= 2;
   using roundTokens = Tensor.from([last, ...Array(K).fill(0)], [1, K1], "i32");
-  using next = Tensor.from([last], [1, 1], "i32");
+  using next = behind
+    ? Tensor.from([ids[ids.length - 2], last], [1, 2], "i32")
+    : Tensor.from([last], [1, 1], "i32");
   using draftNext = Tensor.zeros([1, 1], "i32");
   using q = Tensor.empty([1, K, V]);
   using qi = Tensor.empty([1, V]);
@@ -448,7 +482,7 @@ async function residentLoop(
   const eosIds = [...s.eos];
   using eosBuf = Tensor.from(eosIds.length ? eosIds : [-1], [Math.max(1, eosIds.length)], "i32");
   using state = Tensor.from([ids.length - 1, 0, steps === 0 ? 1 : 0, 0, 0], [ROUND_STATE.words], "i32");
-  await prefill(target, draft, ids, tState, dState);
+  await prefill(target, draft, ids, tState, dState, behind ? 2 : 1);
   // The Mamba-2 checkpoints hold the prefilled state, so the recorded round begins without copies.
   tState.prime(K1);
   dState.prime(K1);
@@ -461,11 +495,11 @@ async function residentLoop(
   };
   const keep = { counts: state, word: ROUND_STATE.keep };
   const round = () => {
-    // 1. The draft feeds t_last, d_1..d_K (K + 1 one-token steps; the last one only to see d_K),
-    //    proposing d_1..d_K (slots 1..K of roundTokens) and keeping q_1..q_K.
+    // 1. The draft proposes d_1..d_K (slots 1..K of roundTokens), keeping q_1..q_K: its first forward
+    //    is [prev, t_last] at positions pos − 1, pos (behind) or t_last at pos, then d_i at pos + i.
     dState.begin(K1);
-    for (let i = 0; i <= K; i++) {
-      const position = { counts: state, word: ROUND_STATE.pos, offset: i };
+    for (let i = 0; i < (behind ? K : K + 1); i++) {
+      const position = { counts: state, word: ROUND_STATE.pos, offset: i === 0 && behind ? -1 : i };
       const { logits } = draft.forward(i === 0 ? next : draftNext, {
         cache: dState.layers,
         lastOnly: true,

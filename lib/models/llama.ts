@@ -451,13 +451,17 @@ export class LlamaModel implements Disposable {
         h.dispose();
         const m = this.mlpBlock(x2, layer.mlp, true);
         x2.dispose();
-        const nextNorm = i + 1 < this.layers.length
-          ? this.layers[i + 1].inputNorm
-          : opts.lastOnly && L > 1
-          ? null
-          : this.norm;
-        if (nextNorm) [h, xNext] = addRmsNorm(h2, m, nextNorm, c.rmsNormEps);
-        else h = add(h2, m);
+        const lastLayer = i + 1 === this.layers.length;
+        const nextNorm = lastLayer ? this.norm : this.layers[i + 1].inputNorm;
+        // The final norm of the last rows only with lastOnly (no copy of the last row).
+        const lastOf = lastLayer && opts.lastOnly && L > 1 ? L : undefined;
+        [h, xNext] = addRmsNorm(
+          h2.view([B, L, c.hiddenSize]),
+          m.view([B, L, c.hiddenSize]),
+          nextNorm,
+          c.rmsNormEps,
+          lastOf,
+        );
         h2.dispose();
         m.dispose();
         return;

@@ -51,9 +51,10 @@ export function swigluMatvec(x: Tensor, gate: Weight, up: Weight): Tensor {
 
 /**
  * s = a + b and y = RMSNorm(s) · w (ε inside the root, as LlamaRMSNorm) for a, b (…, D), w (D), in one
- * dispatch: a residual connection and the RMSNorm after it. Returns [s, y].
+ * dispatch: a residual connection and the RMSNorm after it. Returns [s, y]. With `lastOf` = L (a, b
+ * (B, L, D)), y is only the last row of each sequence, (B, 1, D) (a decoder's final norm, lastOnly).
  */
-export function addRmsNorm(a: Tensor, b: Tensor, w: Tensor, eps: number): [Tensor, Tensor] {
+export function addRmsNorm(a: Tensor, b: Tensor, w: Tensor, eps: number, lastOf?: number): [Tensor, Tensor] {
   const op = "addRmsNorm";
   const D = a.shape[a.shape.length - 1];
   if (b.shape.join() !== a.shape.join() || w.size !== D) {
@@ -64,12 +65,15 @@ export function addRmsNorm(a: Tensor, b: Tensor, w: Tensor, eps: number): [Tenso
   }
   const R = a.size / D;
   if (R > 65535) throw new ShapeError(op, `${R} rows exceed one dispatch`);
+  if (lastOf !== undefined && (a.shape.length !== 3 || a.shape[1] !== lastOf)) {
+    throw new ShapeError(op, `lastOf ${lastOf} needs a (B, ${lastOf}, D) input, got ${fmtShape(a.shape)}`);
+  }
   const s = Tensor.empty(a.shape);
-  const y = Tensor.empty(a.shape);
+  const y = Tensor.empty(lastOf === undefined ? a.shape : [a.shape[0], 1, D]);
   dispatch(
     { file: "decode_fused.wgsl", entry: "add_rmsnorm" },
     [a.buffer, b.buffer, w.buffer, y.buffer, s.buffer],
-    new Params().u32(R, D, 0).f32v(eps),
+    new Params().u32(R, D, 0).f32v(eps).u32(lastOf ?? 1, lastOf === undefined ? 0 : 1),
     [R],
   );
   return [s, y];

@@ -24,7 +24,7 @@ export interface DevicePosition {
   counts: Tensor;
   /** Index of the base position in `counts`. */
   word: number;
-  /** Added on the host side (e.g. the step within a round). */
+  /** Added on the host side (e.g. the step within a round; may be negative). */
   offset: number;
 }
 
@@ -34,8 +34,8 @@ function checkPosition(op: string, pos: DevicePosition): void {
   ) {
     throw new ShapeError(op, `the position must be a word of an i32 buffer, got word ${pos.word}`);
   }
-  if (!Number.isInteger(pos.offset) || pos.offset < 0) {
-    throw new ShapeError(op, `the position offset must be a whole number ≥ 0, got ${pos.offset}`);
+  if (!Number.isInteger(pos.offset)) {
+    throw new ShapeError(op, `the position offset must be a whole number, got ${pos.offset}`);
   }
 }
 
@@ -81,7 +81,7 @@ export function ropeAppend(
       cache.k.buffer,
       cache.v.buffer,
     ],
-    new Params().u32(n, gx * 256, L, Hq, Hkv, P, cap, pos.offset, pos.word).f32v(1 / Math.sqrt(P)),
+    new Params().u32(n, gx * 256, L, Hq, Hkv, P, cap).i32v(pos.offset).u32(pos.word).f32v(1 / Math.sqrt(P)),
     [gx, gy],
   );
   return q;
@@ -110,7 +110,7 @@ export function decodeAttention(q: Tensor, cache: { k: Tensor; v: Tensor }, pos:
   dispatch(
     { file: FILE, entry: "attend" },
     [pos.counts.buffer, q.buffer, null, null, null, out.buffer, cache.k.buffer, cache.v.buffer],
-    new Params().u32(0, 0, L, Hq, Hkv, P, cap, pos.offset, pos.word).f32v(1 / Math.sqrt(P)),
+    new Params().u32(0, 0, L, Hq, Hkv, P, cap).i32v(pos.offset).u32(pos.word).f32v(1 / Math.sqrt(P)),
     [B * L * Hq],
   );
   return out;

@@ -40,9 +40,15 @@ await convertTeacher(llamaDir, mambaDir, { attentionLayers: [], mamba: 2, init: 
 const tok = await loadTokenizer(hybridDir);
 const prompt = "The jury said";
 
-async function same(target: LlamaModel, draft: LlamaModel, o: SpeculativeOptions, name: string) {
-  const host = await speculativeGenerate(target, draft, tok, prompt, { ...o, hostRounds: true });
-  const gpu = await speculativeGenerate(target, draft, tok, prompt, o);
+async function same(
+  target: LlamaModel,
+  draft: LlamaModel,
+  o: SpeculativeOptions,
+  name: string,
+  text = prompt,
+) {
+  const host = await speculativeGenerate(target, draft, tok, text, { ...o, hostRounds: true });
+  const gpu = await speculativeGenerate(target, draft, tok, text, o);
   assert.deepEqual(gpu.tokens, host.tokens, `${name}: tokens`);
   assert.deepEqual(gpu.rounds, host.rounds, `${name}: round records`);
   assert.equal(gpu.text, host.text);
@@ -96,6 +102,19 @@ Deno.test("speculative, GPU-resident rounds: an end-of-sequence token mid-round 
   } finally {
     cfg.eosTokenIds = saved;
   }
+});
+
+Deno.test("speculative, GPU-resident rounds after a one-token prompt (no token to re-feed: the draft runs K + 1 steps) = host rounds", async () => {
+  using target = await LlamaModel.load(hybridDir);
+  using mamba = await LlamaModel.load(mambaDir);
+  assert.equal((await speculativeGenerate(target, mamba, tok, "", { maxTokens: 1 })).promptTokens, 1);
+  await same(
+    target,
+    mamba,
+    { temperature: 1, maxTokens: 10, stopAtEos: false, seed: 5, lookahead: 2 },
+    "bos",
+    "",
+  );
 });
 
 globalThis.addEventListener("unload", () => Deno.removeSync(tmp, { recursive: true }));

@@ -65,9 +65,29 @@ Deno.test("decode_fused.wgsl add_rmsnorm: the sum and RMSNorm(sum) · w equal th
     assertAllclose(await s.toArray(), sum, { rtol: 1e-6, atol: 1e-6, name: `sum R=${R} D=${D}` });
     assertAllclose(await y.toArray(), rmsNormRef(sum, w, D, 1e-5), { rtol: 1e-4, atol: 1e-5, name: "norm" });
   }
+  // lastOf: the norm of the last row of each sequence only, (B, 1, D).
+  const [B, L, D] = [2, 3, 40];
+  const a = randomArray(B * L * D, 7);
+  const b = randomArray(B * L * D, 8);
+  const w = randomArray(D, 9);
+  using ta = Tensor.from(a, [B, L, D]);
+  using tb = Tensor.from(b, [B, L, D]);
+  using tw = Tensor.from(w, [D]);
+  const [s, y] = addRmsNorm(ta, tb, tw, 1e-5, L);
+  using _s = s;
+  using _y = y;
+  assert.deepEqual(y.shape, [B, 1, D]);
+  const sum = Float64Array.from(a, (v, i) => v + b[i]);
+  const full = rmsNormRef(sum, w, D, 1e-5);
+  const last = Float64Array.from(
+    { length: B * D },
+    (_, i) => full[(Math.floor(i / D) * L + L - 1) * D + (i % D)],
+  );
+  assertAllclose(await y.toArray(), last, { rtol: 1e-4, atol: 1e-5, name: "last rows" });
+  assertAllclose(await s.toArray(), sum, { rtol: 1e-6, atol: 1e-6, name: "sum, every row" });
   using x = Tensor.zeros([2, 8]);
-  using w = Tensor.zeros([7]);
-  assert.throws(() => addRmsNorm(x, x, w, 1e-5), ShapeError);
+  using w7 = Tensor.zeros([7]);
+  assert.throws(() => addRmsNorm(x, x, w7, 1e-5), ShapeError);
 });
 
 Deno.test("split_matvec.wgsl: three row blocks (of one weight or of three) equal float64 products and linear's values", async () => {

@@ -72,6 +72,7 @@ async function check(
 Deno.test("kv_decode.wgsl: rope_append and attend at a position read from the GPU equal RoPE + causal GQA attention (float64)", async () => {
   await check({ L: 3, Hq: 4, Hkv: 2, P: 8, cap: 16, base: 5, offset: 2 });
   await check({ L: 1, Hq: 2, Hkv: 2, P: 16, cap: 8, base: 0, offset: 0 });
+  await check({ L: 2, Hq: 4, Hkv: 1, P: 8, cap: 12, base: 6, offset: -1 }); // a draft one token behind
 });
 
 Deno.test("kv_decode.wgsl attend: more than 256 keys (several tiles of the exp-sum)", async () => {
