@@ -42,7 +42,7 @@ export interface StepProfile {
   dispatches_verify: Record<number, number>;
 }
 
-/** Replays `fn`'s recorded work `n` times; returns wall ms per replay (after one warm-up replay). */
+/** Replays `fn`'s recorded work `n` times; returns wall ms per replay (after a few warm-up replays). */
 async function replayed(fn: () => void, n: number): Promise<{ ms: number; dispatches: number }> {
   beginCapture();
   const c0 = dispatchCount();
@@ -55,7 +55,8 @@ async function replayed(fn: () => void, n: number): Promise<{ ms: number; dispat
   const program = endCapture();
   const dispatches = dispatchCount() - c0;
   await sync();
-  replayCommands(program);
+  // Warm-up replays (the GPU's clocks, first-use costs), then the timed ones.
+  for (let i = 0; i < Math.max(5, Math.floor(n / 10)); i++) replayCommands(program);
   await sync();
   const t0 = performance.now();
   for (let i = 0; i < n; i++) replayCommands(program);
