@@ -110,9 +110,9 @@ export async function profileSteps(model: LlamaModel, Ks: number[], n = 200): Pr
 }
 
 /**
- * Plain greedy decoding the way the speculative loop runs (for a fair baseline): one step — a one-token
- * forward at the position in a GPU buffer and the sampler — captured once and replayed N times, the
- * position set by a buffer copy from a table before each step and the token copied into a history;
+ * Plain greedy decoding the way the speculative loop runs (the fair baseline): one step — a one-token
+ * forward at the position in a GPU buffer and the sampler (`sample_next`: the token into its slot of the
+ * history and the next input, the position advanced) — captured once and replayed N times, no copies;
  * read back every `readEvery` steps, as `generate`. Returns the tokens and tokens/s (prefill excluded).
  */
 export async function plainReplayed(
@@ -129,9 +129,7 @@ export async function plainReplayed(
     model.forward(pre, { cache: st.layers, lastOnly: true }).logits.dispose();
   }
   using counts = Tensor.from([n - 1], [1], "i32");
-  using table = Tensor.from(Array.from({ length: N }, (_, i) => n - 1 + i), [N], "i32");
   using next = Tensor.from([ids[n - 1]], [1, 1], "i32");
-  using slot = Tensor.zeros([1, 1], "i32");
   using history = Tensor.zeros([1, N], "i32");
   const step = () => {
     const { logits } = model.forward(next, {
@@ -140,9 +138,9 @@ export async function plainReplayed(
       position: { counts, word: 0, offset: 0 },
     });
     dispatch(
-      { file: "sample.wgsl", entry: "sample" },
-      [logits.buffer, slot.buffer, next.buffer],
-      samplerParams(1, V, 1, 0, { temperature: 0 }),
+      { file: "sample.wgsl", entry: "sample_next" },
+      [logits.buffer, history.buffer, next.buffer, null, counts.buffer],
+      samplerParams(1, V, N, n - 1, { temperature: 0 }).u32(0),
       [1],
     );
     logits.dispose();
@@ -152,7 +150,6 @@ export async function plainReplayed(
   let program: CapturedCommands | null = null;
   try {
     for (let i = 0; i < N; i++) {
-      copyElements(table, i, counts, 0, 1);
       if (program) {
         replayCommands(program);
       } else {
@@ -163,7 +160,6 @@ export async function plainReplayed(
           program = endCapture();
         }
       }
-      copyElements(next, 0, history, i, 1);
       if ((i + 1) % readEvery === 0 || i + 1 === N) await readBuffers([{ buffer: history.buffer }]);
     }
   } finally {

@@ -16,6 +16,9 @@
 // pcg(seed ^ pcg(2·round)) of the round counter counts[word] (binding 5; `roundSeed(seed, round, 0)`);
 // with_dist = 1 also writes `distribution`'s output into dist (binding 4), the same values in one
 // dispatch instead of two.
+// sample_next: `sample` for plain decoding that never reads back (one row): the step is
+// counts[word] − step (a position counter less the prompt), written to that slot of tokens and `next`,
+// then counts[word] += 1 (the next step's position).
 
 struct Params {
   B: u32, V: u32, cap: u32, step: u32, seed: u32, top_k: u32, inv_tau: f32, top_p: f32, word: u32,
@@ -27,11 +30,12 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> tokens: array<i32>;
 @group(0) @binding(3) var<storage, read_write> next: array<i32>;
 @group(0) @binding(4) var<storage, read_write> dist: array<f32>;
-@group(0) @binding(5) var<storage, read> counts: array<i32>;
+@group(0) @binding(5) var<storage, read_write> counts: array<i32>;
 
 var<workgroup> idx_red: array<u32, 256>;
 var<workgroup> chunk: array<f32, 256>;
 var<private> draw_seed: u32;
+var<private> draw_step: u32;
 
 fn pcg(v: u32) -> u32 {
   let s = v * 747796405u + 2891336453u;
@@ -41,7 +45,7 @@ fn pcg(v: u32) -> u32 {
 
 // U ∈ [0, 1) from (seed, row, step): 24 random bits.
 fn uniform01(b: u32) -> f32 {
-  let h = pcg(pcg(draw_seed ^ pcg(p.step)) + b);
+  let h = pcg(pcg(draw_seed ^ pcg(draw_step)) + b);
   return f32(h >> 8u) / 16777216.0;
 }
 
@@ -111,13 +115,28 @@ fn softmax_stats(li: u32, base: u32) -> vec2f {
 @compute @workgroup_size(256)
 fn sample(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   draw_seed = p.seed;
+  draw_step = p.step;
   sample_row(wg.x, li);
+}
+
+// Bindings: logits (1), tokens (2), next (3), counts (5). One row.
+var<workgroup> next_pos: u32;
+
+@compute @workgroup_size(256)
+fn sample_next(@builtin(local_invocation_index) li: u32) {
+  if (li == 0u) { next_pos = u32(counts[p.word]); }
+  let pos = workgroupUniformLoad(&next_pos); // invocation 0 alone reads and writes the counter
+  draw_seed = p.seed;
+  draw_step = pos - p.step;
+  sample_row(0u, li);
+  if (li == 0u) { counts[p.word] = i32(pos + 1u); }
 }
 
 // Bindings: logits (1), tokens (2), next (3), counts (5).
 @compute @workgroup_size(256)
 fn sample_round(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   draw_seed = pcg(p.seed ^ pcg(2u * u32(counts[p.word])));
+  draw_step = p.step;
   sample_row(wg.x, li);
   if (p.with_dist != 0u) {
     workgroupBarrier(); // sample_row's last reads of workgroup memory before dist_row reuses it
@@ -165,7 +184,7 @@ fn sample_row(b: u32, li: u32) {
     tok = idx_red[0];
   }
   if (li == 0u) {
-    tokens[b * p.cap + p.step] = i32(tok);
+    tokens[b * p.cap + draw_step] = i32(tok);
     next[b] = i32(tok);
   }
 }

@@ -83,3 +83,30 @@ Deno.test("sample.wgsl sample_round: the round counter's seed and the distributi
     assert.deepEqual(Array.from(await dist.toArray()), Array.from(await want.toArray()), "same distribution");
   }
 });
+
+Deno.test("sample.wgsl sample_next: the step from a position counter (slot and draw), which it advances, equals sample at that step", async () => {
+  using x = Tensor.from(logits.subarray(0, V), [1, V]);
+  for (const o of [{ temperature: 0 }, { temperature: 1.3, topP: 0.9, seed: 4 }]) {
+    using counts = Tensor.from([-1, 7], [2], "i32"); // word 1: position 7 = prompt 5 + step 2
+    using tokens = Tensor.zeros([1, 6], "i32");
+    using next = Tensor.zeros([1, 1], "i32");
+    using sampler = new GpuSampler(1, V, 6);
+    for (let i = 0; i < 3; i++) {
+      dispatch(
+        { file: "sample.wgsl", entry: "sample_next" },
+        [x.buffer, tokens.buffer, next.buffer, null, counts.buffer],
+        samplerParams(1, V, 6, 5, o).u32(1),
+        [1],
+      );
+      sampler.sample(x, 2 + i, o);
+    }
+    const [want] = await sampler.read(2, 5);
+    const t = (await tokens.toArray()) as Int32Array;
+    assert.deepEqual(Array.from(t.subarray(2, 5)), Array.from(want), JSON.stringify(o));
+    assert.deepEqual(
+      Array.from((await counts.toArray()) as Int32Array),
+      [-1, 10],
+      "the counter advanced by 3",
+    );
+  }
+});
