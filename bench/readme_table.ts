@@ -6,23 +6,11 @@
  * @module
  */
 import { UsageError } from "../lib/errors.ts";
-import type { Combined, Comparison } from "./combine.ts";
+import { type Combined, type Comparison, pytorchLabel } from "./combine.ts";
 
 /** Milliseconds with three significant digits (at least two decimals below 10 ms). */
 function fmtMs(ms: number): string {
   return ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms >= 1 ? ms.toFixed(2) : ms.toFixed(3);
-}
-
-/** PyTorch's side in words. */
-function pytorchLabel(name: string): string {
-  if (name.startsWith("matmul_")) return "cuBLAS (torch.matmul)";
-  if (name.startsWith("brown_llama")) return "transformers, eager";
-  if (name.includes("eager_loop")) return "eager loop over L (as `selective_scan_ref`)";
-  if (name.includes("official_cuda")) return "official CUDA kernel (mamba_ssm)";
-  if (name.includes("official_triton")) return "official Triton kernel (mamba_ssm)";
-  if (name.includes("compiled_chunked")) return "chunked, torch.compile";
-  if (name.includes("eager_chunked")) return "chunked, eager";
-  return name;
 }
 
 /** The markdown table of a combined results file. */
