@@ -23,9 +23,12 @@
 // needs no copy): in place in ssd_replay (one element per invocation), and in conv_window_refresh, where
 // one invocation owns a whole (b, c) window row (its reads of the checkpoint come before its writes).
 
+// commit_refresh: ssd_replay (refresh) on the first n invocations and conv_window_refresh on the next
+// n_conv (one window row each): a Mamba-2 layer's whole device commit in one dispatch.
+
 struct Params {
   n: u32, row: u32, B: u32, T: u32, H: u32, P: u32, N: u32, m: u32, C: u32, W1: u32, dyn: u32, word: u32,
-  refresh: u32,
+  refresh: u32, n_conv: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -37,6 +40,9 @@ struct Params {
 @group(0) @binding(6) var<storage, read> a_mat: array<f32>;    // Mamba-1 A (D, N)
 @group(0) @binding(7) var<storage, read> dt_bias: array<f32>;  // Mamba-1 dt bias (D)
 @group(0) @binding(8) var<storage, read> counts: array<i32>;   // dyn = 1: m = counts[word]
+@group(0) @binding(9) var<storage, read_write> ck_conv: array<f32>;  // commit_refresh: conv checkpoint
+@group(0) @binding(10) var<storage, read> conv_xs: array<f32>;       // commit_refresh: conv inputs
+@group(0) @binding(11) var<storage, read_write> conv_out: array<f32>; // commit_refresh: conv state
 
 fn idx(g: vec3u) -> u32 { return g.y * p.row + g.x; }
 
@@ -127,4 +133,47 @@ fn selective_replay(@builtin(global_invocation_id) g: vec3u) {
     s = exp(delta * a) * s + delta * bs[(bt * p.C + grp) * p.N + n] * xs[bt * p.H + d];
   }
   out[i] = s;
+}
+
+@compute @workgroup_size(256)
+fn commit_refresh(@builtin(global_invocation_id) g: vec3u) {
+  let i = idx(g);
+  let m = kept_steps();
+  if (i < p.n) {
+    if (m >= p.m) {
+      ckpt[i] = out[i];
+      return;
+    }
+    let n = i % p.N;
+    let pp = (i / p.N) % p.P;
+    let h = (i / (p.N * p.P)) % p.H;
+    let b = i / (p.N * p.P * p.H);
+    var s = ckpt[i];
+    for (var t = 0u; t < m; t++) {
+      let bt = b * p.T + t;
+      s = exp(decay[bt * p.H + h]) * s + xs[(bt * p.H + h) * p.P + pp] * bs[(bt * p.H + h) * p.N + n];
+    }
+    out[i] = s;
+    ckpt[i] = s;
+    return;
+  }
+  let e = i - p.n;
+  if (e >= p.n_conv) { return; }
+  let c = e % p.C;
+  let b = e / p.C;
+  var v: array<f32, 8>;
+  for (var k = 0u; k < p.W1; k++) {
+    let j = m + k;
+    if (m >= p.m) {
+      v[k] = conv_out[e * p.W1 + k];
+    } else if (j < p.W1) {
+      v[k] = ck_conv[e * p.W1 + j];
+    } else {
+      v[k] = conv_xs[(b * p.T + j - p.W1) * p.C + c];
+    }
+  }
+  for (var k = 0u; k < p.W1; k++) {
+    conv_out[e * p.W1 + k] = v[k];
+    ck_conv[e * p.W1 + k] = v[k];
+  }
 }

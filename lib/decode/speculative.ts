@@ -258,7 +258,7 @@ export const RESIDENT_KERNELS: KernelSpec[] = [
   { file: "sample.wgsl", entry: "distribution" },
   { file: "speculative.wgsl", entry: "accept_round" },
   { file: "decode_state.wgsl", entry: "ssd_replay" },
-  { file: "decode_state.wgsl", entry: "conv_window_refresh" },
+  { file: "decode_state.wgsl", entry: "commit_refresh" },
 ];
 
 /** Rounds written ahead of the host's last readback: chunks of `roundsPerRead` in flight at once. */

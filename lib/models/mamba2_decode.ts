@@ -23,7 +23,7 @@
  */
 import { ShapeError } from "../errors.ts";
 import { causalConv1d, causalConv1dStep } from "../ssm/conv1d.ts";
-import { convWindow, ssdReplay } from "../ssm/decode_state.ts";
+import { commitMamba2, convWindow, ssdReplay } from "../ssm/decode_state.ts";
 import { gatedRmsNorm } from "../ssm/gated_norm.ts";
 import { ssdChunked, ssdStateUpdate } from "../ssm/ssd.ts";
 import { linear } from "../autograd/ops.ts";
@@ -158,8 +158,13 @@ export class Mamba2Cache implements Disposable {
       // The count lives on the GPU: replay with masking (a count of r.used leaves the state as it is),
       // and write the new state into the checkpoint too, so the next round starts without copies.
       const d = { ...steps, max: r.used, refresh: true };
-      convWindow(r.ckConv, r.xs, d, this.conv);
-      ssdReplay(r.ckSsm, { X: r.X, A: r.A, Bs: r.Bs }, d, this.ssm);
+      if (this.dims.convWidth - 1 <= 8) {
+        const ssd = { checkpoint: r.ckSsm, inputs: { X: r.X, A: r.A, Bs: r.Bs }, out: this.ssm };
+        commitMamba2(ssd, { checkpoint: r.ckConv, xs: r.xs, out: this.conv }, d); // one dispatch
+      } else {
+        convWindow(r.ckConv, r.xs, d, this.conv);
+        ssdReplay(r.ckSsm, { X: r.X, A: r.A, Bs: r.Bs }, d, this.ssm);
+      }
       this.length = r.length0 + r.used; // an upper bound: the host does not know the count
       this.#spare = r;
       this.#round = null;

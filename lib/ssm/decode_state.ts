@@ -212,3 +212,48 @@ export function selectiveReplay(
     steps,
   );
 }
+
+/**
+ * A Mamba-2 layer's whole device commit in one dispatch (`commit_refresh`): {@linkcode ssdReplay} and
+ * {@linkcode convWindow} with the count on the GPU and `refresh`, into `ssm` and `conv` and their
+ * checkpoints. The same values as the two calls.
+ */
+export function commitMamba2(
+  ssd: { checkpoint: Tensor; inputs: ReplayInputs; out: Tensor },
+  conv: { checkpoint: Tensor; xs: Tensor; out: Tensor },
+  steps: DeviceSteps,
+): void {
+  const op = "commitMamba2";
+  const [B, H, P, N] = ssd.checkpoint.shape;
+  const T = ssd.inputs.X.shape[1];
+  expectShape(op, "X (B, T, H, P)", ssd.inputs.X, [B, T, H, P]);
+  expectShape(op, "A (B, T, H)", ssd.inputs.A, [B, T, H]);
+  expectShape(op, "Bs (B, T, H, N)", ssd.inputs.Bs, [B, T, H, N]);
+  expectShape(op, "out (B, H, P, N)", ssd.out, [B, H, P, N]);
+  const [, C, W1] = conv.checkpoint.shape;
+  expectShape(op, "xs (B, T, C)", conv.xs, [B, T, C]);
+  expectShape(op, "conv out (B, C, W − 1)", conv.out, [B, C, W1]);
+  if (W1 > 8) throw new ShapeError(op, `refreshing a window of ${W1} > 8 inputs is not supported`);
+  const m = stepWords(op, steps, T);
+  const n = ssd.out.size;
+  const nConv = B * C;
+  const [gx, gy] = groupsFor(n + nConv, 256);
+  dispatch(
+    { file: FILE, entry: "commit_refresh" },
+    [
+      ssd.checkpoint.buffer,
+      ssd.inputs.X.buffer,
+      ssd.inputs.A.buffer,
+      ssd.inputs.Bs.buffer,
+      ssd.out.buffer,
+      null,
+      null,
+      steps.counts.buffer,
+      conv.checkpoint.buffer,
+      conv.xs.buffer,
+      conv.out.buffer,
+    ],
+    new Params().u32(n, gx * 256, B, T, H, P, N, m, C, W1, 1, steps.word, 1, nConv),
+    [gx, gy],
+  );
+}

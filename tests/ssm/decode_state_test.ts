@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ShapeError } from "../../lib/errors.ts";
 import { initGpu } from "../../lib/gpu/device.ts";
-import { convWindow, selectiveReplay, ssdReplay } from "../../lib/ssm/decode_state.ts";
+import { commitMamba2, convWindow, selectiveReplay, ssdReplay } from "../../lib/ssm/decode_state.ts";
 import { convWindowRef, selectiveReplayRef, ssdReplayRef } from "../../lib/ssm/decode_state_ref.ts";
 import { selectiveStateUpdateRef } from "../../lib/ssm/selective_scan_ref.ts";
 import { causalConv1dRef } from "../../lib/ssm/conv1d_ref.ts";
@@ -209,5 +209,42 @@ Deno.test("decode_state.wgsl refresh: the state after the kept steps also lands 
     }
     assert.deepEqual(Array.from(c), Array.from(o), `m=${m}: the checkpoint is the new state`);
     assert.deepEqual(Array.from(cw), Array.from(w), `m=${m}: the conv checkpoint is the new window`);
+  }
+});
+
+Deno.test("decode_state.wgsl commit_refresh: a Mamba-2 layer's device commit in one dispatch equals ssd_replay + conv_window with refresh", async () => {
+  const d = { B: 2, T: 4, H: 2, P: 4, N: 4, C: 5, W: 4 };
+  const used = 3;
+  const arr = (n: number, seed: number) => randomArray(n, seed);
+  const s0 = arr(d.B * d.H * d.P * d.N, 41), cur = arr(s0.length, 42);
+  const c0 = arr(d.B * d.C * (d.W - 1), 43), curW = arr(c0.length, 44);
+  const X = arr(d.B * d.T * d.H * d.P, 45), Bs = arr(d.B * d.T * d.H * d.N, 46);
+  const A = arr(d.B * d.T * d.H, 47).map((a) => -Math.abs(a));
+  const xs = arr(d.B * d.T * d.C, 48);
+  using tX = Tensor.from(X, [d.B, d.T, d.H, d.P]);
+  using tA = Tensor.from(A, [d.B, d.T, d.H]);
+  using tB = Tensor.from(Bs, [d.B, d.T, d.H, d.N]);
+  using tx = Tensor.from(xs, [d.B, d.T, d.C]);
+  const inputs = { X: tX, A: tA, Bs: tB };
+  for (const m of [0, 2, used]) {
+    using counts = Tensor.from([m], [1], "i32");
+    const dev = { counts, word: 0, max: used, refresh: true };
+    const t = () => ({
+      ck: Tensor.from(s0, [d.B, d.H, d.P, d.N]),
+      out: Tensor.from(cur, [d.B, d.H, d.P, d.N]),
+      cc: Tensor.from(c0, [d.B, d.C, d.W - 1]),
+      win: Tensor.from(curW, [d.B, d.C, d.W - 1]),
+    });
+    const [a, b] = [t(), t()];
+    try {
+      ssdReplay(a.ck, inputs, dev, a.out);
+      convWindow(a.cc, tx, dev, a.win);
+      commitMamba2({ checkpoint: b.ck, inputs, out: b.out }, { checkpoint: b.cc, xs: tx, out: b.win }, dev);
+      for (const k of ["ck", "out", "cc", "win"] as const) {
+        assert.deepEqual(Array.from(await b[k].toArray()), Array.from(await a[k].toArray()), `m=${m}: ${k}`);
+      }
+    } finally {
+      for (const x of [a, b]) for (const v of Object.values(x)) v.dispose();
+    }
   }
 });
