@@ -6,8 +6,8 @@
  * slices of 16, eight halves per load), beside the f32 product (`matmul`, which takes kernels/matmul.wgsl's
  * main128v4 from 1024 on) of the same inputs. Each product is checked before it is timed: 256 sampled
  * entries of C against float64 dot products of the f16-rounded inputs (relative to Σ|ab|). Timing as
- * bench/main.ts (bench/timing.ts; the quick options' 0.1 s warm-up reads 2–2.5× slow for n ≥ 2048 on
- * the H200, so use the full ones or --warm-ms ≥ 500). PyTorch's side is bench/pytorch_matmul_f16.py.
+ * bench/main.ts (bench/timing.ts), after ≥ 0.5 s of the product itself. `--quick`: the quick timing
+ * options, n = 2048 and 4096, main128k16 and f32 only. PyTorch's side is bench/pytorch_matmul_f16.py.
  *
  * @module
  */
@@ -16,6 +16,7 @@ import { parseFlags } from "../lib/cli/args.ts";
 import { matmul } from "../lib/tensor/matmul.ts";
 import { F16_ALIGNED_ENTRIES, matmulF16, toF16, useF16AlignedEntry } from "../lib/tensor/matmul_f16.ts";
 import { Tensor } from "../lib/tensor/tensor.ts";
+import { sync } from "../lib/gpu/commands.ts";
 import { Rng } from "../lib/random.ts";
 import { FULL, QUICK, timeSustained, type Timing } from "./timing.ts";
 import { peakFor } from "./peaks.ts";
@@ -33,13 +34,14 @@ const MAX_REL_ERR = 1e-5;
 
 /**
  * Times f16 (and, for comparison, f32) n³ products, NN and NT, for each n of `sizes` (default 1024,
- * 2048, 4096; `quick` changes only the timing options the caller passed in `time`). Throws when a
- * product's sampled check fails.
+ * 2048, 4096; `quick`: 2048 and 4096, and of the f16 entries only the default `main128k16`). Each product
+ * first runs for ≥ 0.5 s of wall time (the quick timing options' own 0.1 s warm-up read 2–2.5× slow at
+ * n ≥ 2048 on the H200). Throws when a product's sampled check fails.
  */
 export async function benchMatmulF16(
   time: (fn: () => void) => Promise<Timing>,
-  _quick: boolean,
-  sizes: number[] = [1024, 2048, 4096],
+  quick: boolean,
+  sizes: number[] = quick ? [2048, 4096] : [1024, 2048, 4096],
 ): Promise<MatmulF16Result[]> {
   const peak = peakFor(adapterName(gpu()));
   const rng = new Rng(1);
@@ -54,7 +56,8 @@ export async function benchMatmulF16(
     using A16 = toF16(A);
     using B16 = toF16(B);
     for (const transB of [false, true]) {
-      for (const variant of [...F16_ALIGNED_ENTRIES, "f32"] as const) {
+      const variants = quick ? ["main128k16", "f32"] as const : [...F16_ALIGNED_ENTRIES, "f32"] as const;
+      for (const variant of variants) {
         const dtype = variant === "f32" ? "f32" : "f16";
         const run = variant === "f32" ? () => matmul(A, B, { transB }) : () => {
           const prev = useF16AlignedEntry(variant);
@@ -79,6 +82,11 @@ export async function benchMatmulF16(
         }
         const name = `matmul_${dtype}_${transB ? "nt" : "nn"}_${n}${variant === "f32" ? "" : `_${variant}`}`;
         if (!(worst < MAX_REL_ERR)) throw new Error(`${name}: sampled error ${worst} (relative to Σ|ab|)`);
+        const t0 = performance.now();
+        while (performance.now() - t0 < 500) {
+          for (let i = 0; i < 8; i++) run().dispose();
+          await sync();
+        }
         const t = await time(() => run().dispose());
         const flops = 2 * n ** 3 / (t.ms / 1e3);
         out.push({

@@ -19,6 +19,21 @@ export interface ScalingReport {
   date: string;
   /** Every point, measured or with its error. */
   results: ScalingResult[];
+  /** Where the run came from; `note` is printed under the panels. */
+  source?: { note?: string };
+}
+
+/** `text` broken into lines of at most `width` characters at spaces. */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  return line ? [...lines, line] : lines;
 }
 
 const KINDS: { kind: LayerKind; label: string; color: string }[] = [
@@ -105,7 +120,13 @@ function panel(
 export function scalingSvg(r: ScalingReport): string {
   const W = 1060, PW = 360, PH = 300, T = 70;
   const failed = r.results.filter((p) => "error" in p) as (ScalingResult & { error: string })[];
-  const notes = failed.map((p) => `${p.kind} ${p.phase} L=${p.L}: ${p.error.slice(0, 110)}`);
+  const notes = [
+    ...wrap(r.source?.note ?? "", 150).map((t) => ({ t, color: "#555" })),
+    ...failed.map((p) => ({
+      t: `not measured: ${p.kind} ${p.phase} L=${p.L}: ${p.error.slice(0, 110)}`,
+      color: "#a33",
+    })),
+  ];
   const H = T + PH + 150 + 16 * notes.length;
   let s =
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`;
@@ -133,7 +154,7 @@ export function scalingSvg(r: ScalingReport): string {
     `<text x="80" y="${y1 + 16}" fill="#555">Mamba-1 (converted): d_inner 2048, d_state 16 per channel; ` +
     `both Mamba layers decode from a fixed-size state. Points: median sample; bars: fastest to slowest.</text>`;
   notes.forEach((n, j) => {
-    s += `<text x="80" y="${y1 + 38 + 16 * j}" fill="#a33">not measured: ${esc(n)}</text>`;
+    s += `<text x="80" y="${y1 + 38 + 16 * j}" fill="${n.color}">${esc(n.t)}</text>`;
   });
   return s + "</svg>\n";
 }
