@@ -3,7 +3,7 @@
  * files bench/gpu_run.sh leaves in DIR (deno_bench.json, torch_reference.json, torch_ssm.json and, when
  * present, torch_attention.json, torch_steps_6m.json, torch_steps_1b.json, torch_matmul_f16.json,
  * deno_matmul_entries.json, deno_scan_chunks.json and method_check.json; `--torch-ssm` takes PyTorch's
- * SSM rows from an earlier run's file, named in the output): our times, PyTorch's, the ratios
+ * SSM rows from an earlier run's file — its torch_ssm.json or its combined JSON — named in the output): our times, PyTorch's, the ratios
  * (PyTorch's time over ours: > 1 means the toolkit is faster), the adapter and the fraction of the
  * GPU's datasheet peak each kernel reaches. bench/readme_table.ts prints the README's table from it.
  *
@@ -200,7 +200,15 @@ async function main(): Promise<void> {
   const deno = (await readJson(`${dir}/deno_bench.json`))!;
   const ref = (await readJson(`${dir}/torch_reference.json`))!;
   const ssmFile = typeof flags["torch-ssm"] === "string" ? flags["torch-ssm"] : `${dir}/torch_ssm.json`;
-  const ssm = (await readJson(ssmFile))!;
+  // A combined file of an earlier run (bench/results/…-bench.json) holds PyTorch's SSM rows under `pytorch`.
+  const ssmJson = (await readJson(ssmFile))!;
+  const ssm = ssmJson.pytorch
+    ? {
+      results: (ssmJson.pytorch as Row[]).filter((r) =>
+        r.name.startsWith("selective_scan") || r.name.startsWith("ssd")
+      ),
+    }
+    : ssmJson;
   const extra = await Promise.all(
     ["torch_attention", "torch_steps_6m", "torch_steps_1b", "torch_matmul_f16"].map((n) =>
       readJson(`${dir}/${n}.json`, true)

@@ -10,8 +10,9 @@
 #   rm -f deno.lock; sed -i '/playwright-core/d' deno.json
 # OUTDIR receives: deno_bench.json, torch_reference.json, torch_ssm.json, torch_attention.json(l),
 # torch_steps_6m.json, torch_steps_1b.json, torch_matmul_f16.json, logs.txt (summary, nvidia-smi clocks, stderr), tests.txt;
-# bench/combine.ts --dir OUTDIR makes the combined JSON. Set SKIP_TORCH_SSM=1 to leave out
-# bench/pytorch_ssm.py (its eager loop over L takes a minute).
+# bench/combine.ts --dir OUTDIR makes the combined JSON. Environment: SKIP_TORCH_SSM=1 leaves out
+# bench/pytorch_ssm.py (its eager loop over L takes a minute), SKIP_TORCH_F16=1 the f16 matmul reference,
+# SPECULATIVE=1 adds bench/speculative.ts (speculative.json); LIM_DENO / LIM_SPEC set their time limits.
 set -u
 out=${1:?usage: sh bench/gpu_run.sh OUTDIR [--quick] [--sections LIST] [--warm-ms N] [-- TEST_FILE …]}
 shift
@@ -43,13 +44,20 @@ run() { # name, limit (s), command…: stdout to OUT/name, stderr appended to lo
 G="sh .gpu/on-gpu.sh deno run -A --cached-only --node-modules-dir=manual --no-check"
 # shellcheck disable=SC2086
 run deno_bench.json "${LIM_DENO:-240}" $G bench/main.ts $args
+# Decoding (issue #7): plain and speculative tokens/s, students distilled in the run (--quick: ~1 min).
+if [ -n "${SPECULATIVE:-}" ]; then
+  s=$(date +%s)
+  echo "== speculative" >> "$log"
+  timeout "${LIM_SPEC:-90}" $G bench/speculative.ts "$out/speculative.json" $q >> "$log" 2>&1
+  echo "speculative: rc $? in $(( $(date +%s) - s )) s" | tee -a "$log"
+fi
 export PYTHONUNBUFFERED=1
 run torch_reference.json 60 python3 bench/pytorch_reference.py $q
 [ -n "${SKIP_TORCH_SSM:-}" ] || run torch_ssm.json 120 python3 bench/pytorch_ssm.py $q
 run torch_attention.jsonl 45 python3 bench/pytorch_attention.py --quick --json "$out/torch_attention.json"
 run torch_steps_6m.json 60 python3 bench/pytorch_steps.py --quick --only 6m
 run torch_steps_1b.json 45 python3 bench/pytorch_steps.py --quick --only 1b --no-compile
-run torch_matmul_f16.json 25 python3 bench/pytorch_matmul_f16.py --quick
+[ -n "${SKIP_TORCH_F16:-}" ] || run torch_matmul_f16.json 25 python3 bench/pytorch_matmul_f16.py --quick
 rm -f "$out/stderr.tmp"
 if [ $# -gt 0 ]; then
   sh .gpu/on-gpu.sh deno test -A --cached-only --no-check --node-modules-dir=manual "$@" > "$out/tests.txt" 2>&1

@@ -56,11 +56,17 @@ async function main(): Promise<void> {
   const copy = c.copy_bytes_per_s
     ? `; device copy (PyTorch) ${(c.copy_bytes_per_s / 1e12).toFixed(2)} TB/s`
     : "";
+  const m = c.method as { warmMs?: number } | undefined;
+  const warm = m?.warmMs !== undefined ? `${(m.warmMs / 1000).toFixed(1)} s` : "1.5 s";
+  const ssmFrom = c.torch_ssm_from
+    ? ` PyTorch's selective-scan and SSD rows are from ${c.torch_ssm_from}.`
+    : "";
   console.log(
     `${c.adapter}, ${
       c.date.slice(0, 10)
     }; PyTorch ${c.torch_version}${copy}. Medians of GPU timestamps after ` +
-      `≥ 1.5 s of sustained load (\`bench/timing.ts\`, \`bench/torch_timing.py\`); f32, TF32 off.\n`,
+      `≥ ${warm} of sustained load per row (\`bench/timing.ts\`, \`bench/torch_timing.py\`); f32, TF32 off; ` +
+      `training steps: host wall clock per step where both sides measured it.${ssmFrom}\n`,
   );
   console.log(readmeTable(c));
 }
