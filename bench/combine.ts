@@ -198,7 +198,9 @@ async function main(): Promise<void> {
   const flags = parseFlags("combine", Deno.args, { dir: "string", out: "string", "torch-ssm": "string" });
   const dir = required("combine", flags, "dir");
   const deno = (await readJson(`${dir}/deno_bench.json`))!;
-  const ref = (await readJson(`${dir}/torch_reference.json`))!;
+  // torch_reference.json (matmul, device copy, the teacher's forward) may be left out of a run; the
+  // device and version then come from another PyTorch file.
+  const ref = await readJson(`${dir}/torch_reference.json`, true);
   const ssmFile = typeof flags["torch-ssm"] === "string" ? flags["torch-ssm"] : `${dir}/torch_ssm.json`;
   // A combined file of an earlier run (bench/results/…-bench.json) holds PyTorch's SSM rows under `pytorch`.
   const ssmJson = (await readJson(ssmFile))!;
@@ -220,7 +222,7 @@ async function main(): Promise<void> {
   const adapter = deno.adapter as string;
   const peak = peakFor(adapter);
   const torch = [
-    ...ref.results as Row[],
+    ...(ref?.results as Row[] | undefined) ?? [],
     ...ssm.results as Row[],
     ...extra.flatMap((e) => (e?.results as Row[] | undefined) ?? []),
   ];
@@ -228,8 +230,8 @@ async function main(): Promise<void> {
   const combined: Combined = {
     date: deno.date as string,
     adapter,
-    torch_device: ref.device as string,
-    torch_version: ref.torch as string,
+    torch_device: [ref, ...extra].find((e) => e?.device)?.device as string ?? ssmJson.torch_device,
+    torch_version: [ref, ...extra].find((e) => e?.torch)?.torch as string ?? ssmJson.torch_version,
     peak: peak ?? null,
     copy_bytes_per_s: copy?.gb_per_s ? copy.gb_per_s * 1e9 : null,
     method: deno.method,

@@ -12,7 +12,7 @@
 # torch_steps_6m.json, torch_steps_1b.json, torch_matmul_f16.json, logs.txt (summary, nvidia-smi clocks, stderr), tests.txt;
 # bench/combine.ts --dir OUTDIR makes the combined JSON. Environment: SKIP_TORCH_SSM=1 leaves out
 # bench/pytorch_ssm.py (its eager loop over L takes a minute), SKIP_TORCH_F16=1 the f16 matmul reference,
-# SPECULATIVE=1 adds bench/speculative.ts (speculative.json); LIM_DENO / LIM_SPEC set their time limits.
+# SKIP_TORCH_REF=1 the matmul/copy/forward reference, SPECULATIVE=1 adds bench/speculative.ts (speculative.json); LIM_DENO / LIM_SPEC set their time limits.
 set -u
 out=${1:?usage: sh bench/gpu_run.sh OUTDIR [--quick] [--sections LIST] [--warm-ms N] [-- TEST_FILE …]}
 shift
@@ -52,11 +52,11 @@ if [ -n "${SPECULATIVE:-}" ]; then
   echo "speculative: rc $? in $(( $(date +%s) - s )) s" | tee -a "$log"
 fi
 export PYTHONUNBUFFERED=1
-run torch_reference.json 60 python3 bench/pytorch_reference.py $q
+[ -n "${SKIP_TORCH_REF:-}" ] || run torch_reference.json 60 python3 bench/pytorch_reference.py $q
 [ -n "${SKIP_TORCH_SSM:-}" ] || run torch_ssm.json 120 python3 bench/pytorch_ssm.py $q
 run torch_attention.jsonl 45 python3 bench/pytorch_attention.py --quick --json "$out/torch_attention.json"
 run torch_steps_6m.json 60 python3 bench/pytorch_steps.py --quick --only 6m
-run torch_steps_1b.json 45 python3 bench/pytorch_steps.py --quick --only 1b --no-compile
+run torch_steps_1b.json 60 python3 bench/pytorch_steps.py --quick --only 1b --no-compile
 [ -n "${SKIP_TORCH_F16:-}" ] || run torch_matmul_f16.json 25 python3 bench/pytorch_matmul_f16.py --quick
 rm -f "$out/stderr.tmp"
 if [ $# -gt 0 ]; then

@@ -247,11 +247,12 @@ if args.only != "6m":
         teacher = LlamaForCausalLM(cfg).float()
     student = hybrid_of(teacher, list(range(1, 16, 2)))
     V = cfg.vocab_size
-    shapes = [(8, 2048)] if args.quick else [(8, 2048), (64, 256), (32, 512), (16, 1024), (4, 4096)]
+    # as bench/steps.ts: 8 x 2048, then 256 ... 4096 at 16384 tokens per step (quick: 4096)
+    shapes = [(8, 2048), (16, 256), (4, 1024), (1, 4096)] if args.quick else [(8, 2048), (64, 256), (32, 512), (16, 1024), (4, 4096)]
     for B, T in shapes:
         run_fallback("distill", lambda x, y: distill_step(teacher, student, x, y, "mixers"), B, T, ONE_SHOT, attn="sdpa")
     del student
-    for B, T in ([(2, 2048)] if args.quick else [(8, 2048), (64, 256), (16, 1024), (4, 4096)]):
+    for B, T in ([(2, 2048), (16, 256), (4, 1024), (1, 4096)] if args.quick else [(8, 2048), (64, 256), (16, 1024), (4, 4096)]):
         run_fallback("llama_train", lambda x, y: llama_step(teacher, x, y), B, T, ONE_SHOT, attn="sdpa")
 
 report = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "device": torch.cuda.get_device_name(), "torch": torch.__version__,
