@@ -102,6 +102,9 @@ for L in lengths:
                             row["backend"] = backend_of(q, k, v)
                         results.append(row)
                         print(json.dumps(row), flush=True)
+                        if args.json:  # rewritten after every row, so a run cut short keeps its rows
+                            open(args.json, "w").write(json.dumps({"device": torch.cuda.get_device_name(),
+                                                                   "results": results}, indent=2))
                     except torch.cuda.OutOfMemoryError as e:
                         results.append({"name": name, "error": "out of memory"})
                     except Exception as e:  # report, don't fail the whole benchmark
