@@ -29,7 +29,7 @@ import {
   flashTileFits,
 } from "../lib/tensor/flash_attention.ts";
 import { attention, attentionBackward } from "../lib/tensor/attention.ts";
-import { Tensor } from "../lib/tensor/tensor.ts";
+import { readTensors, Tensor } from "../lib/tensor/tensor.ts";
 import { FULL, QUICK, timeSustained, type Timing } from "./timing.ts";
 
 /** One benchmark row (prefill, tile sweep, decode or autograd). */
@@ -54,6 +54,11 @@ export type AttentionBenchResult = {
   tokens_per_s: number;
   /** Tiles of the fused kernels (forward, dq, dkv), or the tile a sweep row tried. */
   tiles?: string;
+  /**
+   * Fused rows where the materialising path also runs: max |fused − materialising| of out (and of
+   * dq, dk, dv for fwd+bwd) on this GPU for the same random inputs (a correctness check on the device).
+   */
+  max_abs_diff?: Record<string, number>;
 } & Timing;
 
 /** Head shapes timed: Llama-3.2-1B's and brown-llama-6m's. */
@@ -102,6 +107,36 @@ function row(
   };
 }
 
+/** max |fused − materialising| of out, dq, dk, dv for these inputs (one readback). */
+async function fusedVsMaterialised(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  dO: Tensor,
+): Promise<Record<string, number>> {
+  const f = flashAttention(q, k, v);
+  const g = flashAttentionBackward(q, k, v, f.out, f.lse, dO);
+  const m = attention(q, k, v, { returnProbs: true });
+  const mg = attentionBackward(q, k, v, m.probs!, dO);
+  const all = [f.out, g.dq, g.dk, g.dv, m.out, mg.dq, mg.dk, mg.dv];
+  const host = await readTensors(all);
+  for (const x of [...all, f.lse, m.probs!]) x.dispose();
+  const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+    let e = 0;
+    for (let i = 0; i < a.length; i++) {
+      const d = Math.abs(a[i] - b[i]);
+      e = Math.max(e, Number.isNaN(d) ? Infinity : d);
+    }
+    return e;
+  };
+  return {
+    out: maxAbs(host[0], host[4]),
+    dq: maxAbs(host[1], host[5]),
+    dk: maxAbs(host[2], host[6]),
+    dv: maxAbs(host[3], host[7]),
+  };
+}
+
 /** The tiles the fused kernels take for head dim P on this device, as "fwd,dq,dkv". */
 function defaultTiles(P: number): string {
   return (["forward", "dq", "dkv"] as const).map((k) => tileName(flashTile(k, P))).join(",");
@@ -130,19 +165,26 @@ export async function benchAttentionPrefill(
         using dO = random([B, L, Hq, P], rng);
         const fwd = attentionFlops(B, L, Hq, P);
         const tag = `B${B}_L${L}_Hq${Hq}_Hkv${Hkv}_P${P}`;
+        // the old path needs probs and dP (B, H_q, L, L) at once, each within one binding
+        const probsBytes = 4 * B * Hq * L * L;
+        const old = materialised && probsBytes <= gpu().maxBindingBytes && B * L <= 8192;
+        const diff = old ? await fusedVsMaterialised(q, k, v, dO) : undefined;
         let t = await time(() => {
           const r = flashAttention(q, k, v);
           r.out.dispose();
           r.lse.dispose();
         });
-        onRow(row(`attention_fused_fwd_${tag}`, { path: "fused", pass: "fwd", B, L }, shape, fwd, t, tiles));
+        onRow({
+          ...row(`attention_fused_fwd_${tag}`, { path: "fused", pass: "fwd", B, L }, shape, fwd, t, tiles),
+          max_abs_diff: diff ? { out: diff.out } : undefined,
+        });
         t = await time(() => {
           const r = flashAttention(q, k, v);
           const g = flashAttentionBackward(q, k, v, r.out, r.lse, dO);
           for (const x of [r.out, r.lse, g.dq, g.dk, g.dv]) x.dispose();
         });
-        onRow(
-          row(
+        onRow({
+          ...row(
             `attention_fused_fwdbwd_${tag}`,
             { path: "fused", pass: "fwdbwd", B, L },
             shape,
@@ -150,10 +192,9 @@ export async function benchAttentionPrefill(
             t,
             tiles,
           ),
-        );
-        // the old path needs probs and dP (B, H_q, L, L) at once, each within one binding
-        const probsBytes = 4 * B * Hq * L * L;
-        if (!materialised || probsBytes > gpu().maxBindingBytes || B * L > 8192) continue;
+          max_abs_diff: diff,
+        });
+        if (!old) continue;
         t = await time(() => {
           const r = attention(q, k, v, { returnProbs: true });
           r.out.dispose();
