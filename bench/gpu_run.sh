@@ -12,7 +12,7 @@
 # torch_steps_6m.json, torch_steps_1b.json, torch_matmul_f16.json, logs.txt (summary, nvidia-smi clocks, stderr), tests.txt;
 # bench/combine.ts --dir OUTDIR makes the combined JSON. Environment: SKIP_TORCH_SSM=1 leaves out
 # bench/pytorch_ssm.py (its eager loop over L takes a minute), SKIP_TORCH_F16=1 the f16 matmul reference,
-# SKIP_TORCH_REF=1 the matmul/copy/forward reference, SPECULATIVE=1 adds bench/speculative.ts (speculative.json); LIM_DENO / LIM_SPEC set their time limits.
+# SKIP_TORCH_REF=1 the matmul/copy/forward reference, SPECULATIVE=1 adds (with SPEC_ARGS, e.g. --quick) bench/speculative.ts (speculative.json); LIM_DENO / LIM_SPEC set their time limits.
 set -u
 out=${1:?usage: sh bench/gpu_run.sh OUTDIR [--quick] [--sections LIST] [--warm-ms N] [-- TEST_FILE …]}
 shift
@@ -48,7 +48,7 @@ run deno_bench.json "${LIM_DENO:-240}" $G bench/main.ts $args
 if [ -n "${SPECULATIVE:-}" ]; then
   s=$(date +%s)
   echo "== speculative" >> "$log"
-  timeout "${LIM_SPEC:-90}" $G bench/speculative.ts "$out/speculative.json" $q >> "$log" 2>&1
+  timeout "${LIM_SPEC:-90}" $G bench/speculative.ts "$out/speculative.json" ${SPEC_ARGS:-$q} >> "$log" 2>&1
   echo "speculative: rc $? in $(( $(date +%s) - s )) s" | tee -a "$log"
 fi
 export PYTHONUNBUFFERED=1
