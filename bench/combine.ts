@@ -50,7 +50,7 @@ export function pytorchLabel(name: string): string {
   if (name.startsWith("torch_matmul_fp16")) return "cuBLAS fp16 inputs (tensor cores)";
   if (name.startsWith("matmul_")) return "cuBLAS (torch.matmul)";
   if (name.startsWith("brown_llama")) return "transformers, eager";
-  if (name.startsWith("attention_torch_sdpa")) return "F.scaled_dot_product_attention (f32: math path)";
+  if (name.startsWith("attention_torch_sdpa")) return "F.scaled_dot_product_attention, f32";
   if (name.startsWith("attention_torch_eager")) return "eager softmax(QKᵀ)V";
   if (/_compiled$/.test(name)) return "torch.compile (SDPA attention)";
   if (/^distill_.*_eager$/.test(name)) return "eager, MambaInLlama's layer code";
@@ -114,7 +114,7 @@ export function compare(deno: Row[], torch: Row[], peak: ReturnType<typeof peakF
     };
     if (frac && peak) {
       c.frac_peak = frac(rows, ms);
-      c.peak_kind = rows[0].tflops !== undefined ? "fp32_flops" : "bytes_per_s";
+      c.peak_kind = (rows[0].tflops ?? rows[0].tflop_per_s) !== undefined ? "fp32_flops" : "bytes_per_s";
     }
     out.push(c);
   };

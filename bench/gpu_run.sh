@@ -43,7 +43,8 @@ run() { # name, limit (s), command…: stdout to OUT/name, stderr appended to lo
 }
 G="sh .gpu/on-gpu.sh deno run -A --cached-only --node-modules-dir=manual --no-check"
 # shellcheck disable=SC2086
-run deno_bench.json "${LIM_DENO:-240}" $G bench/main.ts $args
+run deno_bench.stdout "${LIM_DENO:-240}" $G bench/main.ts --json "$out/deno_bench.json" $args
+rm -f "$out/deno_bench.stdout" # the same JSON, complete only if the run finished
 # Decoding (issue #7): plain and speculative tokens/s, students distilled in the run (--quick: ~1 min).
 if [ -n "${SPECULATIVE:-}" ]; then
   s=$(date +%s)

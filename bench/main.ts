@@ -53,8 +53,24 @@ const ctx = await initGpu();
 const adapter = adapterName(ctx);
 const peak = peakFor(adapter);
 const results: Record<string, unknown>[] = [];
+// The report as it stands; with --json it is rewritten after every row, so a run stopped by a time
+// limit keeps what it measured.
+const reportText = () =>
+  JSON.stringify(
+    {
+      date: new Date().toISOString(),
+      adapter,
+      peak: peak ?? null,
+      method: { ...opts, note: "ms: median GPU time per call after a sustained warm-up (bench/timing.ts)" },
+      limits: { maxBindingBytes: gpu().maxBindingBytes },
+      results,
+    },
+    null,
+    2,
+  );
 const log = (r: Record<string, unknown>) => {
   results.push(r);
+  if (typeof flags.json === "string") Deno.writeTextFileSync(flags.json, reportText());
   const single = typeof r.ms_single === "number"
     ? ` (single call from idle ${r.ms_single.toFixed(4)} ms)`
     : "";
@@ -124,14 +140,5 @@ if (want("scaling")) {
   }
 }
 
-const report = {
-  date: new Date().toISOString(),
-  adapter,
-  peak: peak ?? null,
-  method: { ...opts, note: "ms: median GPU time per call after a sustained warm-up (bench/timing.ts)" },
-  limits: { maxBindingBytes: gpu().maxBindingBytes },
-  results,
-};
-const text = JSON.stringify(report, null, 2);
-if (typeof flags.json === "string") await Deno.writeTextFile(flags.json, text);
-console.log(text);
+if (typeof flags.json === "string") Deno.writeTextFileSync(flags.json, reportText());
+console.log(reportText());
