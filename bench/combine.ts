@@ -50,7 +50,7 @@ export function pytorchLabel(name: string): string {
   if (name.startsWith("torch_matmul_fp16")) return "cuBLAS fp16 inputs (tensor cores)";
   if (name.startsWith("matmul_")) return "cuBLAS (torch.matmul)";
   if (name.startsWith("brown_llama")) return "transformers, eager";
-  if (name.startsWith("attention_torch_sdpa")) return "F.scaled_dot_product_attention, f32";
+  if (name.startsWith("attention_torch_sdpa")) return "SDPA, memory-efficient kernel, f32";
   if (name.startsWith("attention_torch_eager")) return "eager softmax(QKᵀ)V";
   if (/_compiled$/.test(name)) return "torch.compile (SDPA attention)";
   if (/^distill_.*_eager$/.test(name)) return "eager, MambaInLlama's layer code";

@@ -58,7 +58,8 @@ async function main(): Promise<void> {
     : "";
   const m = c.method as { warmMs?: number } | undefined;
   const warm = m?.warmMs !== undefined ? `${(m.warmMs / 1000).toFixed(1)} s` : "1.5 s";
-  const ssmFrom = c.torch_ssm_from
+  const hasSsm = c.comparisons.some((x) => /^(selective scan|SSD)/.test(x.work));
+  const ssmFrom = c.torch_ssm_from && hasSsm
     ? ` PyTorch's selective-scan and SSD rows are from ${c.torch_ssm_from}.`
     : "";
   console.log(
