@@ -5,6 +5,7 @@ import { LlamaModel } from "../../lib/models/llama.ts";
 import { generate } from "../../lib/decode/generate.ts";
 import { argmax } from "../../lib/decode/sampling.ts";
 import { Tensor } from "../../lib/tensor/tensor.ts";
+import { GpuSampler } from "../../lib/decode/gpu_sampler.ts";
 
 await initGpu();
 const tiny = new URL("../fixtures/tiny-llama", import.meta.url).pathname;
@@ -26,4 +27,40 @@ Deno.test("generate: greedy decoding with the KV cache equals argmax of full re-
     assert.equal(next, expected, `token ${ids.length}`);
     ids.push(next);
   }
+});
+
+Deno.test("generate: seeded sampling (the captured, replayed step) draws what GpuSampler.sample would at each step", async () => {
+  const hybrid = new URL("../fixtures/tiny-hybrid-mamba2", import.meta.url).pathname;
+  using model = await LlamaModel.load(hybrid);
+  const tok = await loadTokenizer(hybrid);
+  const opts = { temperature: 0.9, topK: 50, topP: 0.95, seed: 7 };
+  const r = await generate(model, tok, "The jury said", {
+    ...opts,
+    maxTokens: 12,
+    stopAtEos: false,
+    readEvery: 5,
+  });
+  assert.equal(r.tokens.length, 12);
+  // The plain recorded loop: prefill the whole prompt, then one forward per token, each sampled at its
+  // step with the same (seed, step) draws.
+  const ids = [0, ...tok.encode("The jury said", { addSpecialTokens: false })];
+  const caches = model.createCache(1, ids.length + 12);
+  using sampler = new GpuSampler(1, model.config.vocabSize, 12);
+  try {
+    for (let step = 0; step < 12; step++) {
+      using prompt = step === 0 ? Tensor.from(ids, [1, ids.length], "i32") : null;
+      const { logits } = model.forward(prompt ?? sampler.next, { cache: caches, lastOnly: true });
+      sampler.sample(logits, step, opts);
+      logits.dispose();
+    }
+    const [want] = await sampler.read(0, 12);
+    assert.deepEqual(r.tokens, Array.from(want));
+  } finally {
+    for (const c of caches) c[Symbol.dispose]();
+  }
+  assert.notDeepEqual(
+    r.tokens,
+    (await generate(model, tok, "The jury said", { ...opts, seed: 8, maxTokens: 12, stopAtEos: false }))
+      .tokens,
+  );
 });
