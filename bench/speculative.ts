@@ -17,7 +17,7 @@
  * @module
  */
 import { parseFlags } from "../lib/cli/args.ts";
-import { encodePrompt, generate } from "../lib/decode/generate.ts";
+import { generate } from "../lib/decode/generate.ts";
 import { speculativeGenerate } from "../lib/decode/speculative.ts";
 import { runDistillation } from "../lib/distill/run.ts";
 import { convertTeacher } from "../lib/distill/convert.ts";
@@ -26,7 +26,7 @@ import { SafetensorsFile, writeSafetensors } from "../lib/io/safetensors.ts";
 import { loadTokenizer } from "../lib/io/tokenizer.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/models/default_model.ts";
 import { LlamaModel } from "../lib/models/llama.ts";
-import { opCosts, plainReplayed, profileSteps, type StepProfile } from "./speculative_profile.ts";
+import { opCosts, profileSteps, type StepProfile } from "./speculative_profile.ts";
 
 const [outPath, ...rest] = Deno.args;
 if (!outPath) throw new Error("usage: speculative.ts OUT.json [--quick] [--tokens N] [--new N]");
@@ -119,15 +119,6 @@ for (
   alone[name] = (await best(() => generate(m, tok, prompt, greedy), quick ? 1 : 2)).tokensPerSecond;
 }
 log(`plain ${plain.tokensPerSecond.toFixed(1)} tok/s; alone ${JSON.stringify(alone)}`);
-// The fair baseline: plain greedy decoding replayed on the GPU like the speculative rounds.
-const promptIds = encodePrompt(target, tok, prompt);
-const replayedPlain = await best(() => plainReplayed(target, promptIds, N), 2);
-const replayedSame = replayedPlain.tokens.join() === plain.tokens.join();
-log(
-  `plain, replayed: ${
-    replayedPlain.tokensPerSecond.toFixed(1)
-  } tok/s (same tokens as generate: ${replayedSame})`,
-);
 const rows: Record<string, unknown>[] = [];
 const profiles: Record<string, StepProfile> = {};
 let opCostsUs: Record<string, number> = {};
@@ -145,8 +136,6 @@ const save = () =>
         tokens_per_s_alone: alone,
         ms_per_token_alone: Object.fromEntries(Object.entries(alone).map(([k, v]) => [k, 1000 / v])),
         target_plain_tokens_per_s: plain.tokensPerSecond,
-        target_plain_replayed_tokens_per_s: replayedPlain.tokensPerSecond,
-        plain_replayed_equals_greedy: replayedSame,
         op_costs_us: opCostsUs,
         step_profiles: profiles,
         speculative: rows,
@@ -171,7 +160,6 @@ for (const [draftName, draft] of [["early-exit-2", early], ["mamba-0", mamba]] a
       K,
       tokens_per_s: r.tokensPerSecond,
       speedup: r.tokensPerSecond / plain.tokensPerSecond,
-      speedup_vs_replayed_plain: r.tokensPerSecond / replayedPlain.tokensPerSecond,
       acceptance_rate: r.acceptanceRate,
       mean_accepted: r.meanAccepted,
       rounds: r.rounds.length,
@@ -180,9 +168,7 @@ for (const [draftName, draft] of [["early-exit-2", early], ["mamba-0", mamba]] a
     log(
       `${draftName} K=${K}: ${r.tokensPerSecond.toFixed(1)} tok/s (×${
         (r.tokensPerSecond / plain.tokensPerSecond).toFixed(2)
-      }, ×${(r.tokensPerSecond / replayedPlain.tokensPerSecond).toFixed(2)} vs replayed plain), acceptance ${
-        r.acceptanceRate.toFixed(2)
-      }`,
+      }), acceptance ${r.acceptanceRate.toFixed(2)}`,
     );
     await save();
   }

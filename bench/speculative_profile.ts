@@ -12,7 +12,6 @@
  */
 import {
   beginCapture,
-  type CapturedCommands,
   dispatch,
   dispatchCount,
   endCapture,
@@ -21,8 +20,6 @@ import {
   replayCommands,
   sync,
 } from "../lib/gpu/commands.ts";
-import { readBuffers } from "../lib/gpu/transfer.ts";
-import { samplerParams } from "../lib/decode/gpu_sampler.ts";
 import { copyElements } from "../lib/tensor/copy.ts";
 import { DecodeState } from "../lib/models/decode_state.ts";
 import type { LlamaModel } from "../lib/models/llama.ts";
@@ -107,67 +104,6 @@ export async function profileSteps(model: LlamaModel, Ks: number[], n = 200): Pr
     replay_ms_verify: verify,
     dispatches_verify: vd,
   };
-}
-
-/**
- * Plain greedy decoding the way the speculative loop runs (the fair baseline): one step — a one-token
- * forward at the position in a GPU buffer and the sampler (`sample_next`: the token into its slot of the
- * history and the next input, the position advanced) — captured once and replayed N times, no copies;
- * read back every `readEvery` steps, as `generate`. Returns the tokens and tokens/s (prefill excluded).
- */
-export async function plainReplayed(
-  model: LlamaModel,
-  ids: number[],
-  N: number,
-  readEvery = 32,
-): Promise<{ tokens: number[]; tokensPerSecond: number }> {
-  const V = model.config.vocabSize;
-  const n = ids.length;
-  using st = new DecodeState(model.createCache(1, n + N));
-  if (n > 1) {
-    using pre = Tensor.from(ids.slice(0, -1), [1, n - 1], "i32");
-    model.forward(pre, { cache: st.layers, lastOnly: true }).logits.dispose();
-  }
-  using counts = Tensor.from([n - 1], [1], "i32");
-  using next = Tensor.from([ids[n - 1]], [1, 1], "i32");
-  using history = Tensor.zeros([1, N], "i32");
-  const step = () => {
-    const { logits } = model.forward(next, {
-      cache: st.layers,
-      lastOnly: true,
-      position: { counts, word: 0, offset: 0 },
-    });
-    dispatch(
-      { file: "sample.wgsl", entry: "sample_next" },
-      [logits.buffer, history.buffer, next.buffer, null, counts.buffer],
-      samplerParams(1, V, N, n - 1, { temperature: 0 }).u32(0),
-      [1],
-    );
-    logits.dispose();
-  };
-  await sync();
-  const t0 = performance.now();
-  let program: CapturedCommands | null = null;
-  try {
-    for (let i = 0; i < N; i++) {
-      if (program) {
-        replayCommands(program);
-      } else {
-        beginCapture();
-        try {
-          step();
-        } finally {
-          program = endCapture();
-        }
-      }
-      if ((i + 1) % readEvery === 0 || i + 1 === N) await readBuffers([{ buffer: history.buffer }]);
-    }
-  } finally {
-    if (program) releaseCapture(program);
-  }
-  const seconds = (performance.now() - t0) / 1000;
-  const tokens = Array.from((await history.toArray()) as Int32Array);
-  return { tokens, tokensPerSecond: N / seconds };
 }
 
 /** Replayed cost of small commands on this device (µs each): tiny dispatches alone, and each followed by a copy. */
