@@ -1,6 +1,6 @@
 /**
  * Where a speculative round's time goes (issue #7): for one model, the host time to record a forward
- * (building every bind group, as plain decoding does per token), and the time of the same forward when
+ * (building every bind group, as a step recorded afresh pays), and the time of the same forward when
  * its recorded commands are replayed back to back (`replayCommands`, as the GPU-resident round loop
  * does), for one token (a draft step, or a plain decoding step) and for K + 1 tokens (a verification).
  * Positions come from a GPU buffer (`ForwardOptions.position`), as in the round loop.
@@ -77,7 +77,7 @@ export async function profileSteps(model: LlamaModel, Ks: number[], n = 200): Pr
   using one = Tensor.from([5], [1, 1], "i32");
   const position = { counts, word: 0, offset: 0 };
   const step = () => model.forward(one, { cache: st.layers, lastOnly: true, position }).logits.dispose();
-  // Host recording time, bind groups built every call (what plain decoding pays per token).
+  // Host recording time, bind groups built every call (what a step recorded afresh pays).
   await sync();
   step();
   const reps = 20;
