@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch_timing import FULL, QUICK, time_sustained
+from torch_ssd import ssd_chunked
 
 p = argparse.ArgumentParser()
 p.add_argument("--json")
@@ -35,35 +36,6 @@ ONE_SHOT = dict(warm_ms=0.0, sample_ms=0.0, samples=1, singles=0)
 WALL = 10 if args.quick else 30  # brown-llama-6m rows: wall-clock steps after the CUDA-event timing
 
 from transformers import LlamaConfig, LlamaForCausalLM
-
-
-def segsum(a):
-    # a (..., T) -> (..., T, T) with S[i, j] = sum_{k=j+1..i} a_k below the diagonal, -inf above
-    T = a.shape[-1]
-    x = a[..., None].expand(*a.shape, T)
-    mask = torch.tril(torch.ones(T, T, dtype=torch.bool, device=a.device), -1)
-    x = x.masked_fill(~mask, 0)
-    s = torch.cumsum(x, dim=-2)
-    return s.masked_fill(~torch.tril(torch.ones(T, T, dtype=torch.bool, device=a.device)), -torch.inf)
-
-
-def ssd_chunked(X, A, B, C, Q=64):
-    # as bench/pytorch_ssm.py: X (b, l, h, p); A (b, l, h); B, C (b, l, h, n)
-    b, l, h, pdim = X.shape
-    c = l // Q
-    X, B, C = (t.reshape(b, c, Q, *t.shape[2:]) for t in (X, B, C))
-    A = A.reshape(b, c, Q, h).permute(0, 3, 1, 2)
-    Acum = torch.cumsum(A, dim=-1)
-    L = torch.exp(segsum(A))
-    Y_diag = torch.einsum("bclhn,bcshn,bhcls,bcshp->bclhp", C, B, L, X)
-    decay = torch.exp(Acum[..., -1:] - Acum)
-    states = torch.einsum("bclhn,bhcl,bclhp->bchpn", B, decay, X)
-    states = torch.cat([torch.zeros_like(states[:, :1]), states], dim=1)
-    chunk_decay = torch.exp(segsum(F.pad(Acum[..., -1], (1, 0))))
-    new_states = torch.einsum("bhzc,bchpn->bzhpn", chunk_decay, states)
-    states = new_states[:, :-1]
-    Y_off = torch.einsum("bclhn,bchpn,bhcl->bclhp", C, states, torch.exp(Acum))
-    return (Y_diag + Y_off).reshape(b, l, h, pdim)
 
 
 class Mamba2Mixer(nn.Module):
@@ -95,7 +67,7 @@ class Mamba2Mixer(nn.Module):
         C = C.reshape(b, l, H, P)
         dt = F.softplus(dt + self.dt_bias)
         A = -torch.exp(self.A_log)
-        y = ssd_chunked(x * dt[..., None], A * dt, Bm, C) + x * self.D[:, None]
+        y = ssd_chunked(x * dt[..., None], A * dt, Bm, C)[0] + x * self.D[:, None]
         y = (y.reshape(b, l, self.d_inner) * F.silu(z)).reshape(b, l, H, P)
         y = (y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + self.eps)).reshape(b, l, self.d_inner) * self.norm
         return self.out_proj(y), None
