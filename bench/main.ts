@@ -23,23 +23,13 @@ import { benchAttention } from "./attention.ts";
 import { benchMatmulF16 } from "./matmul_f16.ts";
 import { benchSteps } from "./steps.ts";
 import { benchScaling } from "./scaling.ts";
-import { FULL, QUICK, timeSustained, type Timing } from "./timing.ts";
+import { timeSustained, type Timing, TIMING_FLAGS, timingOptions } from "./timing.ts";
 import { peakFor } from "./peaks.ts";
 import { UsageError } from "../lib/errors.ts";
 
 const SECTIONS = ["matmul", "forward", "ssm", "scan_variants", "attention", "matmul_f16", "steps", "scaling"];
-const flags = parseFlags("bench", Deno.args, {
-  json: "string",
-  quick: "boolean",
-  sections: "string",
-  "warm-ms": "number",
-});
-// --warm-ms shortens (or lengthens) each row's sustained warm-up: rows that follow other GPU work
-// find the clocks already up, so a long batched run can afford less than the default 1.5 s.
-const opts = {
-  ...(flags.quick ? QUICK : FULL),
-  ...(typeof flags["warm-ms"] === "number" ? { warmMs: flags["warm-ms"] } : {}),
-};
+const flags = parseFlags("bench", Deno.args, { json: "string", sections: "string", ...TIMING_FLAGS });
+const opts = timingOptions(flags);
 const time = (fn: () => void): Promise<Timing> => timeSustained(fn, opts);
 const sections = typeof flags.sections === "string" ? flags.sections.split(",") : SECTIONS;
 for (const s of sections) {

@@ -18,7 +18,7 @@ import { F16_ALIGNED_ENTRIES, matmulF16, toF16, useF16AlignedEntry } from "../li
 import { Tensor } from "../lib/tensor/tensor.ts";
 import { sync } from "../lib/gpu/commands.ts";
 import { Rng } from "../lib/random.ts";
-import { FULL, QUICK, timeSustained, type Timing } from "./timing.ts";
+import { timeSustained, type Timing, TIMING_FLAGS, timingOptions } from "./timing.ts";
 import { peakFor } from "./peaks.ts";
 
 /** One row: the timing, TFLOP/s and the sampled error of the checked product. */
@@ -108,19 +108,8 @@ export async function benchMatmulF16(
 }
 
 if (import.meta.main) {
-  const flags = parseFlags("matmul_f16", Deno.args, {
-    json: "string",
-    quick: "boolean",
-    sizes: "string",
-    "warm-ms": "string",
-    samples: "string",
-  });
-  // --warm-ms / --samples override the chosen options' warm-up and sample count
-  const opts = {
-    ...(flags.quick ? QUICK : FULL),
-    ...(typeof flags["warm-ms"] === "string" ? { warmMs: Number(flags["warm-ms"]) } : {}),
-    ...(typeof flags.samples === "string" ? { samples: Number(flags.samples) } : {}),
-  };
+  const flags = parseFlags("matmul_f16", Deno.args, { json: "string", sizes: "string", ...TIMING_FLAGS });
+  const opts = timingOptions(flags);
   const ctx = await initGpu();
   if (!ctx.hasF16) throw new Error("this adapter has no shader-f16 feature");
   const sizes = typeof flags.sizes === "string" ? flags.sizes.split(",").map(Number) : undefined;

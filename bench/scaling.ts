@@ -51,7 +51,7 @@ import type { Weight } from "../lib/tensor/matmul.ts";
 import { readTensors, Tensor } from "../lib/tensor/tensor.ts";
 import type { HostTensor } from "../lib/io/safetensors.ts";
 import { Rng } from "../lib/random.ts";
-import { FULL, QUICK, timeSustained, type Timing } from "./timing.ts";
+import { timeSustained, type Timing, TIMING_FLAGS, timingOptions } from "./timing.ts";
 
 /** The sequence lengths of a full run. */
 export const SCALING_LENGTHS = [256, 512, 1024, 2048, 4096, 8192];
@@ -305,19 +305,8 @@ export async function benchScaling(
 }
 
 if (import.meta.main) {
-  const flags = parseFlags("scaling", Deno.args, {
-    json: "string",
-    quick: "boolean",
-    lengths: "string",
-    "warm-ms": "string",
-    samples: "string",
-  });
-  // --warm-ms / --samples override the chosen options' per-point warm-up and sample count
-  const opts = {
-    ...(flags.quick ? QUICK : FULL),
-    ...(typeof flags["warm-ms"] === "string" ? { warmMs: Number(flags["warm-ms"]) } : {}),
-    ...(typeof flags.samples === "string" ? { samples: Number(flags.samples) } : {}),
-  };
+  const flags = parseFlags("scaling", Deno.args, { json: "string", lengths: "string", ...TIMING_FLAGS });
+  const opts = timingOptions(flags);
   const ctx = await initGpu();
   const lengths = typeof flags.lengths === "string" ? flags.lengths.split(",").map(Number) : SCALING_LENGTHS;
   const results = await benchScaling((fn) => timeSustained(fn, opts), !!flags.quick, lengths);

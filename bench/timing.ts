@@ -16,6 +16,7 @@
  *
  * @module
  */
+import type { Flags, FlagSpec } from "../lib/cli/args.ts";
 import { GpuError } from "../lib/errors.ts";
 import { gpu } from "../lib/gpu/device.ts";
 import { beginTimedPass, dispatchCount, encoder, endPass, flush } from "../lib/gpu/commands.ts";
@@ -37,6 +38,22 @@ export interface SustainedOptions {
 export const FULL: SustainedOptions = { warmMs: 1500, sampleMs: 20, samples: 10, singles: 5 };
 /** Defaults of `--quick`. */
 export const QUICK: SustainedOptions = { warmMs: 100, sampleMs: 5, samples: 3, singles: 2 };
+
+/** The timing flags of every bench entry point: `--quick`, `--warm-ms N`, `--samples N` (for parseFlags). */
+export const TIMING_FLAGS: FlagSpec = { quick: "boolean", "warm-ms": "number", samples: "number" };
+
+/**
+ * QUICK or FULL by `--quick`, with `--warm-ms` and `--samples` overriding the warm-up per row and the
+ * number of samples (rows that follow other GPU work find the clocks already up, so a long batched run
+ * can afford less than the default 1.5 s of warm-up).
+ */
+export function timingOptions(flags: Flags): SustainedOptions {
+  return {
+    ...(flags.quick ? QUICK : FULL),
+    ...(typeof flags["warm-ms"] === "number" ? { warmMs: flags["warm-ms"] } : {}),
+    ...(typeof flags.samples === "number" ? { samples: flags.samples } : {}),
+  };
+}
 
 /** One measurement: GPU milliseconds per call. */
 export interface Timing {
