@@ -2,9 +2,11 @@
  * `deno run -A bench/readme_table.ts FILE`: prints the README's performance table (markdown) from a
  * combined results JSON of bench/combine.ts: for each comparison our time, PyTorch's, the speedup
  * (PyTorch's time over ours) and the fraction of the GPU's datasheet peak our kernel reaches.
+ * `--only REGEX` keeps the comparisons whose work matches (a table per section of the README).
  *
  * @module
  */
+import { parseFlags } from "../lib/cli/args.ts";
 import { UsageError } from "../lib/errors.ts";
 import { type Combined, type Comparison, pytorchLabel } from "./combine.ts";
 
@@ -13,8 +15,8 @@ function fmtMs(ms: number): string {
   return ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms >= 1 ? ms.toFixed(2) : ms.toFixed(3);
 }
 
-/** The markdown table of a combined results file. */
-export function readmeTable(c: Combined): string {
+/** The markdown table of a combined results file (the comparisons whose work matches `only`, if given). */
+export function readmeTable(c: Combined, only?: RegExp): string {
   const rows = [
     "| Work | This toolkit | PyTorch, same GPU | PyTorch ÷ toolkit | Toolkit, fraction of peak |",
     "| --- | --- | --- | --- | --- |",
@@ -33,6 +35,7 @@ export function readmeTable(c: Combined): string {
       ? `${(100 * x.frac_peak).toFixed(1)}% of ${(c.peak!.fp32_flops / 1e12).toFixed(1)} TFLOP/s FP32`
       : `${(100 * x.frac_peak).toFixed(1)}% of ${(c.peak!.bytes_per_s / 1e12).toFixed(2)} TB/s${ofCopy(x)}`;
   for (const x of c.comparisons) {
+    if (only && !only.test(x.work)) continue;
     const work = x.work.replace(/ vs \w+$/, "");
     rows.push(
       `| ${work} | ${fmtMs(x.ours_ms)} ms | ${fmtMs(x.pytorch_ms)} ms, ${pytorchLabel(x.pytorch)} | ${
@@ -45,8 +48,17 @@ export function readmeTable(c: Combined): string {
 
 /** The script's work; bad input is a UsageError, printed as one `error: …` line (exit code 2). */
 async function main(): Promise<void> {
-  const file = Deno.args[0];
-  if (!file) throw new UsageError("readme_table", "usage: deno run -A bench/readme_table.ts FILE");
+  const [file, ...rest] = Deno.args;
+  const flags = parseFlags("readme_table", rest, { only: "string" });
+  if (!file) {
+    throw new UsageError("readme_table", "usage: deno run -A bench/readme_table.ts FILE [--only REGEX]");
+  }
+  let only: RegExp | undefined;
+  try {
+    only = typeof flags.only === "string" ? new RegExp(flags.only) : undefined;
+  } catch (e) {
+    throw new UsageError("readme_table", `--only: ${(e as Error).message}`);
+  }
   let c: Combined;
   try {
     c = JSON.parse(await Deno.readTextFile(file));
@@ -69,7 +81,7 @@ async function main(): Promise<void> {
       `≥ ${warm} of sustained load per row (\`bench/timing.ts\`, \`bench/torch_timing.py\`); f32, TF32 off; ` +
       `training steps: host wall clock per step where both sides measured it.${ssmFrom}\n`,
   );
-  console.log(readmeTable(c));
+  console.log(readmeTable(c, only));
 }
 
 if (import.meta.main) {

@@ -26,7 +26,8 @@ import { SafetensorsFile, writeSafetensors } from "../lib/io/safetensors.ts";
 import { loadTokenizer } from "../lib/io/tokenizer.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/models/default_model.ts";
 import { LlamaModel } from "../lib/models/llama.ts";
-import { opCosts, profileSteps, type StepProfile } from "./speculative_profile.ts";
+import { kernelBreakdownTiming, profileSteps, type StepProfile } from "./speculative_profile.ts";
+import { type DispatchCost, dispatchCosts } from "./dispatch_cost.ts";
 
 const [outPath, ...rest] = Deno.args;
 if (!outPath) throw new Error("usage: speculative.ts OUT.json [--quick] [--tokens N] [--new N]");
@@ -121,7 +122,7 @@ for (
 log(`plain ${plain.tokensPerSecond.toFixed(1)} tok/s; alone ${JSON.stringify(alone)}`);
 const rows: Record<string, unknown>[] = [];
 const profiles: Record<string, StepProfile> = {};
-let opCostsUs: Record<string, number> = {};
+let opCosts: DispatchCost[] = [];
 /** Writes what is measured so far (a run cut short by a time limit keeps its rows). */
 const save = () =>
   Deno.writeTextFile(
@@ -136,7 +137,7 @@ const save = () =>
         tokens_per_s_alone: alone,
         ms_per_token_alone: Object.fromEntries(Object.entries(alone).map(([k, v]) => [k, 1000 / v])),
         target_plain_tokens_per_s: plain.tokensPerSecond,
-        op_costs_us: opCostsUs,
+        dispatch_costs: opCosts,
         step_profiles: profiles,
         speculative: rows,
       },
@@ -200,11 +201,20 @@ for (const [draftName, draft] of hostDrafts) {
   log(`${draftName} host loop K=${K}: ${r.tokensPerSecond.toFixed(1)} tok/s`);
   await save();
 }
-opCostsUs = await opCosts();
-log(`op costs (µs, replayed): ${JSON.stringify(opCostsUs)}`);
+opCosts = await dispatchCosts();
+log(`dispatch costs (µs each, bench/dispatch_cost.ts): ${JSON.stringify(opCosts)}`);
 for (const [name, m] of [["hybrid", target], ["early-exit-2", early], ["mamba-0", mamba]] as const) {
-  profiles[name] = await profileSteps(m, quick ? [1, 3, 6] : [1, 2, 3, 4, 5, 6], quick ? 100 : 200);
-  log(`profile ${name}: ${JSON.stringify(profiles[name])}`);
+  const Ks = quick ? [1, 3, 6] : [1, 2, 3, 4, 5, 6];
+  profiles[name] = await profileSteps(m, Ks, quick ? 100 : 200, kernelBreakdownTiming);
+  const { kernels_1, kernels_verify, ...times } = profiles[name];
+  log(`profile ${name}: ${JSON.stringify(times)}`);
+  const top = (k?: { total_us: number; kernels: { kernel: string; count: number; us: number }[] }) =>
+    k
+      ? `${k.total_us.toFixed(0)} µs: ` +
+        k.kernels.slice(0, 8).map((x) => `${x.kernel}×${x.count} ${x.us.toFixed(0)}`).join(", ")
+      : "";
+  log(`  one token, kernel by kernel: ${top(kernels_1)}`);
+  log(`  verify K=${kernels_verify?.K}, kernel by kernel: ${top(kernels_verify)}`);
   await save();
 }
 await save();

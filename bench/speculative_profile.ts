@@ -12,17 +12,16 @@
  */
 import {
   beginCapture,
-  dispatch,
+  type CapturedCommands,
   dispatchCount,
   endCapture,
-  Params,
   releaseCapture,
   replayCommands,
   sync,
 } from "../lib/gpu/commands.ts";
-import { copyElements } from "../lib/tensor/copy.ts";
 import { DecodeState } from "../lib/models/decode_state.ts";
 import type { LlamaModel } from "../lib/models/llama.ts";
+import { timeSustained } from "./timing.ts";
 import { Tensor } from "../lib/tensor/tensor.ts";
 
 /** Timings of one model's forwards (milliseconds). */
@@ -37,9 +36,27 @@ export interface StepProfile {
   replay_ms_verify: Record<number, number>;
   /** Dispatches of a (K + 1)-token forward, by K. */
   dispatches_verify: Record<number, number>;
+  /** Kernel by kernel GPU time of the one-token forward ({@linkcode kernelBreakdown}), when asked for. */
+  kernels_1?: { total_us: number; kernels: KernelShare[] };
+  /** The same for the (K + 1)-token forward at the largest K. */
+  kernels_verify?: { K: number; total_us: number; kernels: KernelShare[] };
 }
 
-/** Replays `fn`'s recorded work `n` times; returns wall ms per replay (after a few warm-up replays). */
+/** Wall ms of a sync with nothing submitted (the readback floor), the least of three. */
+async function syncFloor(): Promise<number> {
+  let best = Infinity;
+  for (let i = 0; i < 3; i++) {
+    const t0 = performance.now();
+    await sync();
+    best = Math.min(best, performance.now() - t0);
+  }
+  return best;
+}
+
+/**
+ * Replays `fn`'s recorded work `n` times; returns wall ms per replay (after a few warm-up replays),
+ * the readback floor of the closing sync taken off.
+ */
 async function replayed(fn: () => void, n: number): Promise<{ ms: number; dispatches: number }> {
   beginCapture();
   const c0 = dispatchCount();
@@ -58,13 +75,21 @@ async function replayed(fn: () => void, n: number): Promise<{ ms: number; dispat
   const t0 = performance.now();
   for (let i = 0; i < n; i++) replayCommands(program);
   await sync();
-  const ms = (performance.now() - t0) / n;
+  const ms = (performance.now() - t0 - await syncFloor()) / n;
   releaseCapture(program);
   return { ms, dispatches };
 }
 
-/** Profiles `model`'s one-token and (K + 1)-token forwards at position 16 of a cache of 64 + K. */
-export async function profileSteps(model: LlamaModel, Ks: number[], n = 200): Promise<StepProfile> {
+/**
+ * Profiles `model`'s one-token and (K + 1)-token forwards at position 16 of a cache of 64 + K; with
+ * `time` (GPU timing of recorded work, bench/timing.ts), also kernel by kernel.
+ */
+export async function profileSteps(
+  model: LlamaModel,
+  Ks: number[],
+  n = 200,
+  time?: (fn: () => void) => Promise<{ ms: number }>,
+): Promise<StepProfile> {
   const maxK = Math.max(...Ks, 1);
   using st = new DecodeState(model.createCache(1, 64 + maxK));
   using pre = Tensor.from(
@@ -88,14 +113,14 @@ export async function profileSteps(model: LlamaModel, Ks: number[], n = 200): Pr
   const single = await replayed(step, n);
   const verify: Record<number, number> = {};
   const vd: Record<number, number> = {};
+  let kernelsVerify: StepProfile["kernels_verify"];
   for (const K of Ks) {
     using ids = Tensor.from(Array.from({ length: K + 1 }, (_, i) => i + 3), [1, K + 1], "i32");
-    const r = await replayed(
-      () => model.forward(ids, { cache: st.layers, position }).logits.dispose(),
-      Math.max(20, Math.floor(n / 4)),
-    );
+    const forward = () => model.forward(ids, { cache: st.layers, position }).logits.dispose();
+    const r = await replayed(forward, Math.max(20, Math.floor(n / 4)));
     verify[K] = r.ms;
     vd[K] = r.dispatches;
+    if (time && K === maxK) kernelsVerify = { K, ...await kernelBreakdown(forward, time) };
   }
   return {
     dispatches_1: single.dispatches,
@@ -103,30 +128,53 @@ export async function profileSteps(model: LlamaModel, Ks: number[], n = 200): Pr
     replay_ms_1: single.ms,
     replay_ms_verify: verify,
     dispatches_verify: vd,
+    ...(time ? { kernels_1: await kernelBreakdown(step, time), kernels_verify: kernelsVerify } : {}),
   };
 }
 
-/** Replayed cost of small commands on this device (µs each): tiny dispatches alone, and each followed by a copy. */
-export async function opCosts(n = 500): Promise<{ dispatch_us: number; dispatch_and_copy_us: number }> {
-  using a = Tensor.zeros([256]);
-  using b = Tensor.zeros([256]);
-  using c = Tensor.zeros([256]);
-  using d = Tensor.zeros([256]);
-  const add = () =>
-    dispatch(
-      { file: "elementwise.wgsl", entry: "add" },
-      [a.buffer, b.buffer, c.buffer],
-      new Params().u32(256, 256),
-      [1],
-    );
-  const alone = await replayed(() => {
-    for (let i = 0; i < 100; i++) add();
-  }, Math.ceil(n / 100));
-  const withCopy = await replayed(() => {
-    for (let i = 0; i < 100; i++) {
-      add();
-      copyElements(c, 0, d, 0, 256);
-    }
-  }, Math.ceil(n / 100));
-  return { dispatch_us: alone.ms * 10, dispatch_and_copy_us: withCopy.ms * 10 };
+/** One kernel's share of a replayed forward: GPU µs per forward, summed over its dispatches. */
+export interface KernelShare {
+  /** `file:entry` of the pipeline, or `copy`. */
+  kernel: string;
+  /** Dispatches (or copies) of it per forward. */
+  count: number;
+  /** GPU µs per forward, all its dispatches together. */
+  us: number;
+}
+
+/**
+ * Where a forward's GPU time goes, kernel by kernel: `fn`'s work is captured once, then each captured
+ * command is replayed alone, back to back under sustained load (bench/timing.ts), and its GPU time is
+ * summed by pipeline label. Commands timed alone run with warm caches, so the sum is a lower bound
+ * (it is reported next to the whole forward's time, `total_us`).
+ */
+export async function kernelBreakdown(
+  fn: () => void,
+  time: (fn: () => void) => Promise<{ ms: number }>,
+): Promise<{ total_us: number; kernels: KernelShare[] }> {
+  beginCapture();
+  let program: CapturedCommands;
+  try {
+    fn();
+  } finally {
+    program = endCapture();
+  }
+  const total = await time(() => replayCommands(program));
+  const shares = new Map<string, KernelShare>();
+  for (const op of program.ops) {
+    const one = { ...program, ops: [op], dispatches: op.kind === "dispatch" ? 1 : 0 };
+    const { ms } = await time(() => replayCommands(one));
+    const kernel = op.kind === "dispatch" ? op.pipeline.label : "copy";
+    const s = shares.get(kernel) ?? { kernel, count: 0, us: 0 };
+    s.count++;
+    s.us += 1000 * ms;
+    shares.set(kernel, s);
+  }
+  releaseCapture(program);
+  return { total_us: 1000 * total.ms, kernels: [...shares.values()].sort((a, b) => b.us - a.us) };
+}
+
+/** Short sustained GPU timing for {@linkcode kernelBreakdown} (the clocks are already up in a bench run). */
+export function kernelBreakdownTiming(fn: () => void): Promise<{ ms: number }> {
+  return timeSustained(fn, { warmMs: 20, sampleMs: 2, samples: 3, singles: 0 });
 }

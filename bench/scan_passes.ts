@@ -1,0 +1,56 @@
+/**
+ * `deno run -A bench/scan_passes.ts [--chunk Q] [--quick]`: GPU time of each pass of the three-pass
+ * selective scan forward at research size (B4 L2048 D2048 N16, z, D skip, δ bias, softplus): the whole
+ * forward, then `chunk_state`, `chunk_carry` and `chunk_out` each replayed alone from one capture under
+ * sustained load (bench/timing.ts). Prints one JSON line (ms).
+ *
+ * @module
+ */
+import { parseFlags } from "../lib/cli/args.ts";
+import { initGpu } from "../lib/gpu/device.ts";
+import { beginCapture, endCapture, releaseCapture, replayCommands } from "../lib/gpu/commands.ts";
+import { selectiveScan } from "../lib/ssm/selective_scan.ts";
+import { Rng } from "../lib/random.ts";
+import { Tensor } from "../lib/tensor/tensor.ts";
+import { timeSustained } from "./timing.ts";
+
+const flags = parseFlags("scan_passes", Deno.args, { chunk: "number", quick: "boolean" });
+await initGpu();
+const q = (flags.chunk as number | undefined) ?? 128;
+const [B, L, D, N] = flags.quick ? [1, 256, 256, 16] : [4, 2048, 2048, 16];
+const rng = new Rng(0);
+const rand = (shape: number[], lo = -1, hi = 1) =>
+  Tensor.from(
+    Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => rng.uniformRange(lo, hi)),
+    shape,
+  );
+const inp = {
+  u: rand([B, D, L]),
+  delta: rand([B, D, L]),
+  z: rand([B, D, L]),
+  A: rand([D, N], -1.5, -0.5),
+  B: rand([B, N, L]),
+  C: rand([B, N, L]),
+  D: rand([D]),
+  deltaBias: rand([D]),
+};
+const opts = { warmMs: 300, sampleMs: 10, samples: 5, singles: 1 };
+const forward = () => selectiveScan(inp, { deltaSoftplus: true, chunkLength: q });
+const all = await timeSustained(() => {
+  const r = forward();
+  r.y.dispose();
+  r.lastState.dispose();
+}, opts);
+beginCapture();
+const out = forward();
+const program = endCapture();
+const row: Record<string, number | string> = { shape: `B${B}_L${L}_D${D}_N${N}`, q, forward: all.ms };
+for (const op of program.ops) {
+  const t = await timeSustained(() => replayCommands({ ...program, ops: [op], dispatches: 1 }), opts);
+  const name = op.kind === "dispatch" ? op.pipeline.label : "copy";
+  row[name] = t.ms;
+}
+releaseCapture(program);
+out.y.dispose();
+out.lastState.dispose();
+console.log(JSON.stringify(row));
