@@ -18,7 +18,8 @@
 // Shapes: q0, q (B, L, H_q, P); k0, v (B, L, H_kv, P); caches (B, cap, H_kv, P); table (maxPos, P) with
 // the cos half then the sin half per row. rope_append: one invocation per pair (b, l, head, i) over the
 // H_q query heads then the H_kv key heads. attend: one workgroup of 256 per (b, l, h), P ≤ 256; scores
-// in two passes (the max, then exp-sums with V accumulated tile by tile of 256 keys).
+// in two passes (the max, then exp-sums with V accumulated tile by tile of 256 keys, by 256 / P groups
+// of P invocations).
 
 struct Params {
   n: u32, row: u32, L: u32, Hq: u32, Hkv: u32, P: u32, cap: u32, offset: i32, word: u32, scale: f32,
@@ -97,6 +98,13 @@ fn attend(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li:
   var m = NEG_BIG;
   for (var j = li; j < len; j += 256u) { m = max(m, score(kbase, j, kstride)); }
   m = wg_max(li, m);
+  // V is accumulated by ⌊256 / P⌋ groups of P invocations: group g, dimension e = li mod P takes keys
+  // jj ≡ g (mod groups) of each tile (consecutive invocations read consecutive e of a row), and the
+  // groups' sums are added in group order at the end; one invocation per dimension walking every key
+  // made a 260-token cache a chain of 260 dependent loads.
+  let groups = 256u / p.P;
+  let e_dim = li % p.P;
+  let g = li / p.P;
   var z = 0.0;
   var acc = 0.0;
   for (var t0 = 0u; t0 < len; t0 += 256u) {
@@ -106,12 +114,18 @@ fn attend(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li:
     z += e;
     tile[li] = e;
     workgroupBarrier();
-    if (li < p.P) {
+    if (g < groups) {
       let n = min(256u, len - t0);
-      for (var jj = 0u; jj < n; jj++) { acc += tile[jj] * cache_v[kbase + (t0 + jj) * kstride + li]; }
+      for (var jj = g; jj < n; jj += groups) { acc += tile[jj] * cache_v[kbase + (t0 + jj) * kstride + e_dim]; }
     }
     workgroupBarrier();
   }
   z = wg_sum(li, z);
-  if (li < p.P) { q_out[r * p.P + li] = acc / z; }
+  tile[li] = acc;
+  workgroupBarrier();
+  if (li < p.P) {
+    var s = tile[li];
+    for (var k = 1u; k < groups; k++) { s += tile[k * p.P + li]; }
+    q_out[r * p.P + li] = s / z;
+  }
 }

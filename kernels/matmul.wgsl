@@ -100,7 +100,8 @@ fn main(
 }
 
 // matvec: the same product for few rows (decoding, M ≤ 8): one invocation owns one output C(m, n) and
-// walks K directly, four accumulators deep; no tile is wasted on rows that do not exist.
+// walks K directly, four accumulators deep; no tile is wasted on rows that do not exist. Used when B's
+// K axis is strided (consecutive invocations then read consecutive n); matvec_team below otherwise.
 @compute @workgroup_size(64)
 fn matvec(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wg: vec3u) {
   let n = gid.x;
@@ -120,11 +121,48 @@ fn matvec(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wg: 
   }
   var s = acc.x + acc.y + acc.z + acc.w;
   for (; k < p.K; k++) { s += A[a_row + k * p.a_sk] * B[b_col + k * p.b_sk]; }
-  var v = p.alpha * s;
-  if ((p.flags & 1u) != 0u) { v += bias[n]; }
-  let idx = p.c_off + b0 * p.c_s0 + b1 * p.c_s1 + m * p.c_sm + n * p.c_sn;
-  if ((p.flags & 2u) != 0u) { v += C[idx]; }
-  C[idx] = v;
+  store1(m, n, p.c_off + b0 * p.c_s0 + b1 * p.c_s1, s);
+}
+
+// matvec_team: few rows (M ≤ 8) when B's K axis is contiguous (x·Wᵀ with W in the (out, in) layout of
+// a checkpoint, the products of a decoding step). A team of TEAM = 16 invocations shares one output
+// C(m, n); a workgroup of 256 holds 16 teams, for 16 consecutive n (grid: N/16, M, batch). Lane j of a
+// team adds x[k]·w[k] for k = 64i + 16c + j into accumulator c (c < 4), so each of its loads is one of
+// 16 consecutive floats of W's row (one coalesced 64-byte read per team), where the one-output-per-
+// invocation walk reads 64 rows at a stride of K; then lane 0 sums the lanes' (acc.x + acc.y) + … in
+// lane order. split_matvec.wgsl and decode_fused.wgsl (swiglu_matvec) sum in exactly this order, so
+// their values are bit-identical to this entry's. H200, one brown-llama-6m decoding step: the walk took
+// 37 µs per product (bench/speculative.ts, kernel by kernel).
+const TEAM: u32 = 16u;
+var<workgroup> team_sums: array<f32, 256>;
+
+fn team_term(a_row: u32, b_col: u32, k: u32) -> f32 {
+  if (k >= p.K) { return 0.0; }
+  return A[a_row + k * p.a_sk] * B[b_col + k * p.b_sk];
+}
+
+@compute @workgroup_size(256)
+fn matvec_team(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let lane = li % TEAM;
+  let n = wg.x * (256u / TEAM) + li / TEAM;
+  let m = wg.y;
+  let b0 = wg.z / p.nb1;
+  let b1 = wg.z % p.nb1;
+  let a_row = p.a_off + b0 * p.a_s0 + (b1 / p.a_div) * p.a_s1 + m * p.a_sm;
+  // Past the last column the team reads column N − 1 and stores nothing (no early return: barrier).
+  let b_col = p.b_off + b0 * p.b_s0 + (b1 / p.b_div) * p.b_s1 + min(n, p.N - 1u) * p.b_sn;
+  var acc = vec4f(0.0);
+  for (var k0 = lane; k0 < p.K; k0 += 4u * TEAM) {
+    acc += vec4f(team_term(a_row, b_col, k0), team_term(a_row, b_col, k0 + TEAM),
+                 team_term(a_row, b_col, k0 + 2u * TEAM), team_term(a_row, b_col, k0 + 3u * TEAM));
+  }
+  team_sums[li] = acc.x + acc.y + acc.z + acc.w;
+  workgroupBarrier();
+  if (lane == 0u && n < p.N) {
+    var s = team_sums[li];
+    for (var j = 1u; j < TEAM; j++) { s += team_sums[li + j]; }
+    store1(m, n, p.c_off + b0 * p.c_s0 + b1 * p.c_s1, s);
+  }
 }
 
 fn store1(m: u32, n: u32, c_base: u32, x: f32) {

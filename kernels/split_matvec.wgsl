@@ -4,10 +4,10 @@
 //
 //   y_j[m, n] = Σ_k x[m, k] · W_j[o_j + n, k]      j < 3, n < n_j, m < M
 //
-// Ground truth: matmul.wgsl `matvec` on each block (the same sums in the same order, four accumulators
-// deep, so the values are bit-identical); the float64 twin is a plain product (tests). Shapes: x (M, K),
-// W_j (rows, K) in the checkpoint's (out, in) layout (the same buffer may be bound for several j), y_j
-// (M, n_j). One invocation owns one output: x over n_0 + n_1 + n_2 columns, y over M rows.
+// Ground truth: matmul.wgsl `matvec_team` on each block (the same sums in the same order, so the values
+// are bit-identical); the float64 twin is a plain product (tests). Shapes: x (M, K), W_j (rows, K) in the
+// checkpoint's (out, in) layout (the same buffer may be bound for several j), y_j (M, n_j). A team of 16
+// invocations owns one output (grid: x over (n_0 + n_1 + n_2) / 16 workgroups, y over M rows).
 
 struct Params { M: u32, K: u32, n0: u32, n1: u32, n2: u32, o0: u32, o1: u32, o2: u32 }
 
@@ -20,55 +20,77 @@ struct Params { M: u32, K: u32, n0: u32, n1: u32, n2: u32, o0: u32, o1: u32, o2:
 @group(0) @binding(6) var<storage, read_write> y1: array<f32>;
 @group(0) @binding(7) var<storage, read_write> y2: array<f32>;
 
-fn dot0(xr: u32, wr: u32) -> f32 {
-  var acc = vec4f(0.0);
-  var k = 0u;
-  for (; k + 4u <= p.K; k += 4u) {
-    acc += vec4f(x[xr + k], x[xr + k + 1u], x[xr + k + 2u], x[xr + k + 3u]) *
-           vec4f(w0[wr + k], w0[wr + k + 1u], w0[wr + k + 2u], w0[wr + k + 3u]);
-  }
-  var s = acc.x + acc.y + acc.z + acc.w;
-  for (; k < p.K; k++) { s += x[xr + k] * w0[wr + k]; }
-  return s;
+// One team of 16 invocations per output, 16 outputs per workgroup of 256; lane j adds x[k]·w[k] for
+// k = 64i + 16c + j into accumulator c, and lane 0 sums the lanes in lane order (matvec_team's order).
+const TEAM: u32 = 16u;
+var<workgroup> team_sums: array<f32, 256>;
+
+fn term0(xr: u32, wr: u32, k: u32) -> f32 {
+  if (k >= p.K) { return 0.0; }
+  return x[xr + k] * w0[wr + k];
 }
 
-fn dot1(xr: u32, wr: u32) -> f32 {
-  var acc = vec4f(0.0);
-  var k = 0u;
-  for (; k + 4u <= p.K; k += 4u) {
-    acc += vec4f(x[xr + k], x[xr + k + 1u], x[xr + k + 2u], x[xr + k + 3u]) *
-           vec4f(w1[wr + k], w1[wr + k + 1u], w1[wr + k + 2u], w1[wr + k + 3u]);
-  }
-  var s = acc.x + acc.y + acc.z + acc.w;
-  for (; k < p.K; k++) { s += x[xr + k] * w1[wr + k]; }
-  return s;
+fn term1(xr: u32, wr: u32, k: u32) -> f32 {
+  if (k >= p.K) { return 0.0; }
+  return x[xr + k] * w1[wr + k];
 }
 
-fn dot2(xr: u32, wr: u32) -> f32 {
-  var acc = vec4f(0.0);
-  var k = 0u;
-  for (; k + 4u <= p.K; k += 4u) {
-    acc += vec4f(x[xr + k], x[xr + k + 1u], x[xr + k + 2u], x[xr + k + 3u]) *
-           vec4f(w2[wr + k], w2[wr + k + 1u], w2[wr + k + 2u], w2[wr + k + 3u]);
-  }
-  var s = acc.x + acc.y + acc.z + acc.w;
-  for (; k < p.K; k++) { s += x[xr + k] * w2[wr + k]; }
-  return s;
+fn term2(xr: u32, wr: u32, k: u32) -> f32 {
+  if (k >= p.K) { return 0.0; }
+  return x[xr + k] * w2[wr + k];
 }
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let n = gid.x;
-  let m = gid.y;
-  if (m >= p.M) { return; }
+// The lane's share of output row wr of block j (W_j's rows start at wr), over k = lane, lane + 16, ….
+fn lane_dot(j: u32, xr: u32, wr: u32, lane: u32) -> f32 {
+  var acc = vec4f(0.0);
+  for (var k0 = lane; k0 < p.K; k0 += 4u * TEAM) {
+    if (j == 0u) {
+      acc += vec4f(term0(xr, wr, k0), term0(xr, wr, k0 + TEAM), term0(xr, wr, k0 + 2u * TEAM),
+                   term0(xr, wr, k0 + 3u * TEAM));
+    } else if (j == 1u) {
+      acc += vec4f(term1(xr, wr, k0), term1(xr, wr, k0 + TEAM), term1(xr, wr, k0 + 2u * TEAM),
+                   term1(xr, wr, k0 + 3u * TEAM));
+    } else {
+      acc += vec4f(term2(xr, wr, k0), term2(xr, wr, k0 + TEAM), term2(xr, wr, k0 + 2u * TEAM),
+                   term2(xr, wr, k0 + 3u * TEAM));
+    }
+  }
+  return acc.x + acc.y + acc.z + acc.w;
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let lane = li % TEAM;
+  let n = wg.x * (256u / TEAM) + li / TEAM;
+  let m = wg.y;
   let xr = m * p.K;
+  // The block and row within it of output column n (past the last column: no block, nothing stored).
+  var j = 3u;
+  var r = 0u;
   if (n < p.n0) {
-    y0[m * p.n0 + n] = dot0(xr, (p.o0 + n) * p.K);
+    j = 0u;
+    r = n;
   } else if (n < p.n0 + p.n1) {
-    let j = n - p.n0;
-    y1[m * p.n1 + j] = dot1(xr, (p.o1 + j) * p.K);
+    j = 1u;
+    r = n - p.n0;
   } else if (n < p.n0 + p.n1 + p.n2) {
-    let j = n - p.n0 - p.n1;
-    y2[m * p.n2 + j] = dot2(xr, (p.o2 + j) * p.K);
+    j = 2u;
+    r = n - p.n0 - p.n1;
+  }
+  let o = select(select(p.o2, p.o1, j == 1u), p.o0, j == 0u);
+  var part = 0.0;
+  if (j < 3u) { part = lane_dot(j, xr, (o + r) * p.K, lane); }
+  team_sums[li] = part;
+  workgroupBarrier();
+  if (lane == 0u && j < 3u) {
+    var s = team_sums[li];
+    for (var t = 1u; t < TEAM; t++) { s += team_sums[li + t]; }
+    if (j == 0u) {
+      y0[m * p.n0 + r] = s;
+    } else if (j == 1u) {
+      y1[m * p.n1 + r] = s;
+    } else {
+      y2[m * p.n2 + r] = s;
+    }
   }
 }

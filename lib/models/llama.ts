@@ -49,6 +49,7 @@ import { disposeWeight, type LoadOptions, loadVector, loadWeight } from "./weigh
 export const LLAMA_KERNELS: KernelSpec[] = [
   { file: "matmul.wgsl" },
   { file: "matmul.wgsl", entry: "matvec" },
+  { file: "matmul.wgsl", entry: "matvec_team" },
   { file: "embedding.wgsl" },
   { file: "rmsnorm.wgsl" },
   { file: "rope.wgsl" },

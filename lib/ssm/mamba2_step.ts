@@ -140,13 +140,15 @@ export function mamba2SsdStep(
   }
   const y = Tensor.empty([R, H, P]);
   const rows = Bt * H * P;
-  const [gx, gy] = groupsFor(rows, 256);
+  // A team of `lanes` invocations per state row (one per entry) when N ≤ 256, else one per row.
+  const lanes = N <= 256 ? 2 ** Math.ceil(Math.log2(N)) : 0;
+  const [gx, gy] = lanes ? groupsFor(Math.ceil(rows / (256 / lanes)), 1) : groupsFor(rows, 256);
   // Without a round the record bindings get small scratch buffers (never written: rec = 0).
   using s1 = rec ? null : Tensor.empty([4]);
   using s2 = rec ? null : Tensor.empty([4]);
   using s3 = rec ? null : Tensor.empty([4]);
   dispatch(
-    { file: FILE, entry: "step" },
+    { file: FILE, entry: lanes ? "step" : "step_rows" },
     [
       xbc.buffer,
       dt.dtRaw.buffer,
@@ -159,7 +161,10 @@ export function mamba2SsdStep(
       (rec?.A ?? s2!).buffer,
       (rec?.Bs ?? s3!).buffer,
     ],
-    new Params().u32(rows, gx * 256, H, Hkv, P, N, cols, dt.dtColumn, T, rec?.slot ?? 0, rec ? 1 : 0, L),
+    new Params().u32(
+      ...[rows, lanes ? gx : gx * 256, H, Hkv, P, N, cols, dt.dtColumn, T, rec?.slot ?? 0, rec ? 1 : 0, L],
+      ...[0, 0, lanes],
+    ),
     [gx, gy],
   );
   return y;

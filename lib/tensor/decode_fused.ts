@@ -44,7 +44,7 @@ export function swigluMatvec(x: Tensor, gate: Weight, up: Weight): Tensor {
     { file: "decode_fused.wgsl", entry: "swiglu_matvec" },
     [x.buffer, gate.parts[0].buffer, up.parts[0].buffer, y.buffer],
     new Params().u32(M, N, K),
-    [Math.ceil(N / 64), M],
+    [Math.ceil(N / 16), M],
   );
   return y;
 }
@@ -122,7 +122,7 @@ export function splitMatvec(x: Tensor, blocks: [RowBlock, RowBlock, RowBlock]): 
     { file: "split_matvec.wgsl" },
     [x.buffer, ...blocks.map((b) => b.w.parts[0].buffer), ...ys.map((y) => y.buffer)],
     new Params().u32(M, K, ...blocks.map((b) => b.rows), ...blocks.map((b) => b.row0)),
-    [Math.ceil(n / 64), M],
+    [Math.ceil(n / 16), M],
   );
   return ys;
 }

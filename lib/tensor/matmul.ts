@@ -59,6 +59,7 @@ export interface StridedMatmul {
 
 const SPEC = { file: "matmul.wgsl" };
 const MATVEC = { file: "matmul.wgsl", entry: "matvec" };
+const MATVEC_TEAM = { file: "matmul.wgsl", entry: "matvec_team" };
 /** Entry points for products of ≥ {@linkcode BIG_TILES_MIN} tiles of 128×128 (benchmarks compare them). */
 export const LARGE_TILE_ENTRIES = ["main128v4", "main128db"] as const;
 /** One of {@linkcode LARGE_TILE_ENTRIES}. */
@@ -89,7 +90,10 @@ let smallTilesOnly = false;
 export function useSmallTilesOnly(on: boolean): void {
   smallTilesOnly = on;
 }
-/** Products with at most this many rows use the untiled `matvec` entry (decoding). */
+/**
+ * Products with at most this many rows use the untiled entries (decoding): `matvec_team` when B's K
+ * axis is contiguous (a team of 16 invocations per output), `matvec` otherwise.
+ */
 export const MATVEC_MAX_ROWS = 8;
 
 /**
@@ -195,7 +199,10 @@ export function matmulStrided(args: StridedMatmul): void {
   if (splitK(args)) return;
   const p = matmulParams(args);
   const buffers = [a.t.buffer, b.t.buffer, c.t.buffer, args.bias?.buffer ?? dummyBuffer()];
-  if (M <= MATVEC_MAX_ROWS) {
+  if (M <= MATVEC_MAX_ROWS && b.rowStride === 1) {
+    // B's K axis contiguous (x·Wᵀ): 16 invocations per output read W's row together.
+    dispatch(MATVEC_TEAM, buffers, p, [Math.ceil(N / 16), M, nb0 * nb1]);
+  } else if (M <= MATVEC_MAX_ROWS) {
     dispatch(MATVEC, buffers, p, [Math.ceil(N / 64), M, nb0 * nb1]);
   } else if (Math.ceil(M / 128) * Math.ceil(N / 128) * nb0 * nb1 >= bigTilesMin && !smallTilesOnly) {
     const spec = bigTiles.entry === "main128v4" && !vec4Aligned(args)

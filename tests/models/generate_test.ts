@@ -64,3 +64,34 @@ Deno.test("generate: seeded sampling (the captured, replayed step) draws what Gp
       .tokens,
   );
 });
+
+Deno.test("generate: reads overlapping decoding give the same tokens for any readEvery, stream every piece in order, and stop at EOS mid-read", async () => {
+  using model = await LlamaModel.load(tiny);
+  const tok = await loadTokenizer(tiny);
+  const greedy = { temperature: 0, maxTokens: 20, stopAtEos: false };
+  const base = await generate(model, tok, "The jury said", { ...greedy, readEvery: 1 });
+  for (const readEvery of [3, 7, 32]) {
+    const pieces: string[] = [];
+    const r = await generate(model, tok, "The jury said", {
+      ...greedy,
+      readEvery,
+      onText: (t) => pieces.push(t),
+    });
+    assert.deepEqual(r.tokens, base.tokens, `readEvery ${readEvery}`);
+    assert.equal(pieces.join(""), r.text, `streamed text, readEvery ${readEvery}`);
+  }
+  // A token of the greedy output made the end-of-sequence token: generation stops before its first
+  // occurrence, which lies inside a read of 3 while the next read is already in flight.
+  const i = 7;
+  const stop = base.tokens[i];
+  const first = base.tokens.indexOf(stop);
+  const saved = model.config.eosTokenIds;
+  try {
+    model.config.eosTokenIds = [stop];
+    const r = await generate(model, tok, "The jury said", { ...greedy, readEvery: 3, stopAtEos: true });
+    assert.ok(first >= 4, `the stop token first occurs at ${first}: pick a later one`);
+    assert.deepEqual(r.tokens, base.tokens.slice(0, first));
+  } finally {
+    model.config.eosTokenIds = saved;
+  }
+});

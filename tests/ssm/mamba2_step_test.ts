@@ -90,7 +90,16 @@ Deno.test("mamba2_step.wgsl: the fused one-token step equals ssd_inputs + the st
 });
 
 Deno.test("mamba2_step.wgsl over L tokens: the recurrence and the conv equal L one-token steps (float64), and fill the round's slots", async () => {
-  const d = { H: 2, Hkv: 1, P: 4, N: 4 };
+  // N = 4: teams of 4 lanes, 64 state rows per workgroup; N = 5: teams of 8 (3 lanes idle) and 160 rows
+  // over 5 workgroups; N = 300: one invocation per row (step_rows).
+  for (
+    const d of [{ H: 2, Hkv: 1, P: 4, N: 4 }, { H: 2, Hkv: 1, P: 40, N: 5 }, { H: 2, Hkv: 2, P: 2, N: 300 }]
+  ) {
+    await checkStepsOverL(d);
+  }
+});
+
+async function checkStepsOverL(d: { H: number; Hkv: number; P: number; N: number }): Promise<void> {
   const Bt = 2, L = 3, T = 5, slot = 1, W = 4;
   const C = 2 * d.Hkv * d.P + d.H * d.N;
   const xin = randomArray(Bt * L * C, 11);
@@ -164,16 +173,27 @@ Deno.test("mamba2_step.wgsl over L tokens: the recurrence and the conv equal L o
       }
     }
   }
-  assertAllclose(await y.toArray(), addSkipRef(Y64, xcv, D, d), { rtol: 1e-4, atol: 1e-5, name: "y over L" });
-  assertAllclose(await st.toArray(), S, { rtol: 1e-4, atol: 1e-5, name: "state after L" });
-  const gA = await A.toArray();
+  const tag = `N = ${d.N}, P = ${d.P}`;
+  assertAllclose(await y.toArray(), addSkipRef(Y64, xcv, D, d), {
+    rtol: 1e-4,
+    atol: 1e-5,
+    name: `y over L, ${tag}`,
+  });
+  assertAllclose(await st.toArray(), S, { rtol: 1e-4, atol: 1e-5, name: `state after L, ${tag}` });
+  const [gA, gX, gB] = [await A.toArray(), await X.toArray(), await Bs.toArray()];
   for (let b = 0; b < Bt; b++) {
     for (let t = 0; t < L; t++) {
+      const [at, r] = [b * T + slot + t, b * L + t];
       for (let h = 0; h < d.H; h++) {
-        assertAllclose([gA[(b * T + slot + t) * d.H + h]], [inp.A[(b * L + t) * d.H + h]], {
-          name: "recorded A",
+        assertAllclose([gA[at * d.H + h]], [inp.A[r * d.H + h]], { name: `recorded A, ${tag}` });
+        const slice = (a: ArrayLike<number>, i: number, w: number) => Array.from(a).slice(i * w, (i + 1) * w);
+        assertAllclose(slice(gX, at * d.H + h, d.P), slice(inp.X, r * d.H + h, d.P), {
+          name: `recorded X, ${tag}`,
+        });
+        assertAllclose(slice(gB, at * d.H + h, d.N), slice(inp.B, r * d.H + h, d.N), {
+          name: `recorded B, ${tag}`,
         });
       }
     }
   }
-});
+}

@@ -73,10 +73,14 @@ Deno.test("kv_decode.wgsl: rope_append and attend at a position read from the GP
   await check({ L: 3, Hq: 4, Hkv: 2, P: 8, cap: 16, base: 5, offset: 2 });
   await check({ L: 1, Hq: 2, Hkv: 2, P: 16, cap: 8, base: 0, offset: 0 });
   await check({ L: 2, Hq: 4, Hkv: 1, P: 8, cap: 12, base: 6, offset: -1 }); // a draft one token behind
+  // V summed by 256 / P groups: P = 24 leaves 16 invocations idle, P = 64 has 4 groups over 40 keys.
+  await check({ L: 2, Hq: 2, Hkv: 1, P: 24, cap: 40, base: 30, offset: 0 });
+  await check({ L: 1, Hq: 2, Hkv: 2, P: 64, cap: 48, base: 39, offset: 0 });
 });
 
 Deno.test("kv_decode.wgsl attend: more than 256 keys (several tiles of the exp-sum)", async () => {
   await check({ L: 2, Hq: 2, Hkv: 1, P: 4, cap: 320, base: 300, offset: 1 });
+  await check({ L: 1, Hq: 1, Hkv: 1, P: 32, cap: 520, base: 505, offset: 0 }); // 506 keys: two tiles, 8 groups
 });
 
 Deno.test("kv_decode: bad position words and shapes are ShapeErrors", () => {

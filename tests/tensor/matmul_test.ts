@@ -71,3 +71,31 @@ Deno.test("linear: a weight split into row blocks gives the same product as one 
   assertAllclose(await split.toArray(), matmulRef(x, w, { M, N, K, transB: true }), { name: "split weight" });
   for (const p of parts) p.dispose();
 });
+
+Deno.test("matmul.wgsl matvec_team: decoding-sized products with bias, batches and K past several team strides", async () => {
+  // M ≤ 8 with W in (out, in) layout takes matvec_team (16 invocations per output); K = 1 and K < 16
+  // leave lanes idle, K = 200 ends inside a team stride, N = 33 ends inside a workgroup's 16 outputs.
+  for (const [M, N, K] of [[1, 33, 1], [3, 33, 13], [8, 5, 200], [2, 1, 64]]) {
+    const x = randomArray(M * K, M + N);
+    const w = randomArray(N * K, K + 1);
+    const bias = randomArray(N, 9);
+    using X = Tensor.from(x, [M, K]);
+    using W = Tensor.from(w, [N, K]);
+    using Bv = Tensor.from(bias, [N]);
+    using y = linear(X, { parts: [W], shape: [N, K] }, Bv);
+    const ref = matmulRef(x, w, { M, N, K, transB: true }).map((v, i) => v + bias[i % N]);
+    assertAllclose(await y.toArray(), ref, { atol: 1e-5, name: `linear ${M}x${N}x${K}` });
+  }
+  // batched, the right operand transposed and shared: (2, 4, K) × (N, K)ᵀ
+  const [Bt, M, N, K] = [2, 4, 19, 70];
+  const a = randomArray(Bt * M * K, 11);
+  const b = randomArray(N * K, 12);
+  using A = Tensor.from(a, [Bt, M, K]);
+  using B = Tensor.from(b, [N, K]);
+  using C = matmul(A, B, { transB: true });
+  const got = await C.toArray();
+  for (let i = 0; i < Bt; i++) {
+    const ref = matmulRef(a.subarray(i * M * K, (i + 1) * M * K), b, { M, N, K, transB: true });
+    assertAllclose(got.subarray(i * M * N, (i + 1) * M * N), ref, { atol: 1e-5, name: `batch ${i}` });
+  }
+});
