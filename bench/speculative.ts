@@ -26,7 +26,12 @@ import { SafetensorsFile, writeSafetensors } from "../lib/io/safetensors.ts";
 import { loadTokenizer } from "../lib/io/tokenizer.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/models/default_model.ts";
 import { LlamaModel } from "../lib/models/llama.ts";
-import { kernelBreakdownTiming, profileSteps, type StepProfile } from "./speculative_profile.ts";
+import {
+  kernelBreakdownTiming,
+  profileSteps,
+  projectedSpeedup,
+  type StepProfile,
+} from "./speculative_profile.ts";
 import { type DispatchCost, dispatchCosts } from "./dispatch_cost.ts";
 
 const [outPath, ...rest] = Deno.args;
@@ -217,6 +222,24 @@ for (const [name, m] of [["hybrid", target], ["early-exit-2", early], ["mamba-0"
   log(`  verify K=${kernels_verify?.K}, kernel by kernel: ${top(kernels_verify)}`);
   await save();
 }
+// The cost model checked against the measured rows: the speedup the profiles predict at each row's
+// measured acceptance (bench/speculative_profile.ts projectedSpeedup).
+for (const row of rows) {
+  if (row.loop !== "gpu-resident" || profiles.hybrid.replay_ms_verify[row.K as number] === undefined) {
+    continue;
+  }
+  const d = profiles[row.draft as string];
+  row.projected_speedup = projectedSpeedup(profiles.hybrid, d, row.K as number, {
+    meanAccepted: row.mean_accepted as number,
+  });
+}
+log(
+  `projected vs measured speedup: ${
+    rows.filter((r) => r.projected_speedup !== undefined).map((r) =>
+      `${r.draft} K=${r.K} ${(r.projected_speedup as number).toFixed(2)}/${(r.speedup as number).toFixed(2)}`
+    ).join(", ")
+  }`,
+);
 await save();
 await Deno.remove(tmp, { recursive: true });
 console.error(`wrote ${outPath}`);

@@ -159,6 +159,8 @@ export async function kernelBreakdown(
   } finally {
     program = endCapture();
   }
+  // The whole forward twice: the first brings the GPU's clocks up for the short per-command timings.
+  await time(() => replayCommands(program));
   const total = await time(() => replayCommands(program));
   const shares = new Map<string, KernelShare>();
   for (const op of program.ops) {
@@ -177,4 +179,30 @@ export async function kernelBreakdown(
 /** Short sustained GPU timing for {@linkcode kernelBreakdown} (the clocks are already up in a bench run). */
 export function kernelBreakdownTiming(fn: () => void): Promise<{ ms: number }> {
   return timeSustained(fn, { warmMs: 20, sampleMs: 2, samples: 3, singles: 0 });
+}
+
+/**
+ * Speedup of the GPU-resident speculative loop over plain decoding predicted from measured forward
+ * times: a round runs K + 1 one-token draft forwards and one (K + 1)-token target forward and emits
+ * 1 + (mean accepted) tokens, where plain decoding pays one target forward per token:
+ *
+ *   speedup ≈ (1 + accepted) · t₁(target) / ((K + 1) · t₁(draft) + t_verify,K(target))
+ *
+ * With `meanAccepted` absent, drafts are accepted independently with probability `alpha`:
+ * accepted = α (1 − α^K) / (1 − α). Sampling and the round's bookkeeping dispatches are left out.
+ */
+export function projectedSpeedup(
+  target: StepProfile,
+  draft: StepProfile,
+  K: number,
+  acceptance: { alpha: number } | { meanAccepted: number },
+): number {
+  const tv = target.replay_ms_verify[K];
+  if (tv === undefined) throw new Error(`no verification time for K = ${K}`);
+  const accepted = "meanAccepted" in acceptance
+    ? acceptance.meanAccepted
+    : acceptance.alpha === 1
+    ? K
+    : acceptance.alpha * (1 - acceptance.alpha ** K) / (1 - acceptance.alpha);
+  return (1 + accepted) * target.replay_ms_1 / ((K + 1) * draft.replay_ms_1 + tv);
 }

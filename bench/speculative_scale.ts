@@ -1,0 +1,78 @@
+/**
+ * `deno run -A bench/speculative_scale.ts [--json FILE]`: speculative decoding's cost model at
+ * Llama-3.2-1B's shapes (issue #7), where a decoding step moves gigabytes of weights instead of being a
+ * chain of tiny dispatches. The target is the 50% hybrid of a random-weight 1B-shaped Llama (attention
+ * at the odd layers, Mamba-2 at the even ones, bench/steps.ts `writeRandomHybridPair`); the draft has
+ * the shapes of its two-layer early exit. Random weights accept nothing, so no speedup is measured here:
+ * the one-token and (K + 1)-token forwards of both are timed replayed (bench/speculative_profile.ts,
+ * kernel by kernel for the target's step), and the speedup is projected for acceptance rates α
+ * (`projectedSpeedup`; bench/speculative.ts checks the same projection against measured rows at the
+ * bundled model's size). `--small`: the same at the bundled teacher's shapes (checks the harness).
+ *
+ * @module
+ */
+import { parseFlags } from "../lib/cli/args.ts";
+import { adapterName, initGpu } from "../lib/gpu/device.ts";
+import { trimPool } from "../lib/gpu/buffers.ts";
+import { LlamaModel } from "../lib/models/llama.ts";
+import { kernelBreakdownTiming, profileSteps, projectedSpeedup } from "./speculative_profile.ts";
+import { LLAMA_3_2_1B_CONFIG, writeRandomHybridPair } from "./steps.ts";
+
+const flags = parseFlags("speculative_scale", Deno.args, { json: "string", small: "boolean" });
+// --small: the bundled teacher's shapes instead (a check of the harness on the software adapter).
+const config = flags.small
+  ? {
+    ...LLAMA_3_2_1B_CONFIG,
+    hidden_size: 256,
+    intermediate_size: 688,
+    num_hidden_layers: 6,
+    num_attention_heads: 8,
+    num_key_value_heads: 4,
+    head_dim: 32,
+    vocab_size: 4096,
+  }
+  : LLAMA_3_2_1B_CONFIG;
+const ctx = await initGpu();
+const shm = await Deno.stat("/dev/shm").then((s) => s.isDirectory, () => false);
+const root = await Deno.makeTempDir({ prefix: "spec-1b-", dir: shm ? "/dev/shm" : undefined });
+const t0 = performance.now();
+const log = (l: string) => console.error(`[${((performance.now() - t0) / 1000).toFixed(1)} s] ${l}`);
+const odd = Array.from({ length: config.num_hidden_layers / 2 }, (_, i) => 2 * i + 1);
+const { studentDir } = await writeRandomHybridPair(`${root}/target`, config, odd);
+const { teacherDir: draftDir } = await writeRandomHybridPair(
+  `${root}/draft`,
+  { ...config, num_hidden_layers: 2 },
+  [0, 1],
+);
+using target = await LlamaModel.load(studentDir);
+using draft = await LlamaModel.load(draftDir);
+await Deno.remove(root, { recursive: true });
+log("models loaded");
+const Ks = [1, 2, 3, 4, 5, 6];
+const pt = await profileSteps(target, Ks, 50, kernelBreakdownTiming);
+log(`target: one token ${pt.replay_ms_1.toFixed(3)} ms, verify ${JSON.stringify(pt.replay_ms_verify)}`);
+const pd = await profileSteps(draft, Ks, 100);
+log(`draft: one token ${pd.replay_ms_1.toFixed(3)} ms, verify ${JSON.stringify(pd.replay_ms_verify)}`);
+const alphas = [0.5, 0.6, 0.7, 0.8, 0.9];
+const projected = alphas.map((alpha) => ({
+  alpha,
+  speedup_by_K: Object.fromEntries(Ks.map((K) => [K, projectedSpeedup(pt, pd, K, { alpha })])),
+}));
+for (const p of projected) {
+  log(`α ${p.alpha}: ${Ks.map((K) => `K=${K} ×${p.speedup_by_K[K].toFixed(2)}`).join(", ")}`);
+}
+trimPool();
+const out = {
+  date: new Date().toISOString(),
+  adapter: adapterName(ctx),
+  target: (flags.small ? "brown-llama-6m-shape" : "llama-3.2-1b-shape") +
+    " 50% hybrid (attention at odd layers), random weights",
+  draft: (flags.small ? "brown-llama-6m-shape" : "llama-3.2-1b-shape") +
+    ", 2 layers (early-exit shape), random weights",
+  target_tokens_per_s_replayed: 1000 / pt.replay_ms_1,
+  profiles: { target: pt, draft: pd },
+  projected,
+};
+const json = JSON.stringify(out, null, 2) + "\n";
+if (typeof flags.json === "string") await Deno.writeTextFile(flags.json, json);
+else console.log(json);
