@@ -18,6 +18,7 @@
  */
 import { parseFlags } from "../lib/cli/args.ts";
 import { generate } from "../lib/decode/generate.ts";
+import { dispatchCount } from "../lib/gpu/commands.ts";
 import { speculativeGenerate } from "../lib/decode/speculative.ts";
 import { runDistillation } from "../lib/distill/run.ts";
 import { convertTeacher } from "../lib/distill/convert.ts";
@@ -106,11 +107,16 @@ for (const m of [teacher, target, early, mamba]) await generate(m, tok, prompt, 
 await speculativeGenerate(target, early, tok, prompt, { ...greedy, maxTokens: 32, lookahead: 3 });
 await speculativeGenerate(target, mamba, tok, prompt, { ...greedy, maxTokens: 32, lookahead: 3 });
 
-const best = async <T extends { tokensPerSecond: number }>(fn: () => Promise<T>, reps = 3): Promise<T> => {
-  let top: T | null = null;
+/** The fastest of `reps` runs, with the dispatches it recorded (replays included). */
+const best = async <T extends { tokensPerSecond: number }>(
+  fn: () => Promise<T>,
+  reps = 3,
+): Promise<T & { dispatches: number }> => {
+  let top: (T & { dispatches: number }) | null = null;
   for (let i = 0; i < reps; i++) {
+    const d0 = dispatchCount();
     const r = await fn();
-    if (!top || r.tokensPerSecond > top.tokensPerSecond) top = r;
+    if (!top || r.tokensPerSecond > top.tokensPerSecond) top = { ...r, dispatches: dispatchCount() - d0 };
   }
   return top!;
 };
@@ -142,6 +148,7 @@ const save = () =>
         tokens_per_s_alone: alone,
         ms_per_token_alone: Object.fromEntries(Object.entries(alone).map(([k, v]) => [k, 1000 / v])),
         target_plain_tokens_per_s: plain.tokensPerSecond,
+        target_plain_dispatches_per_token: plain.dispatches / N,
         dispatch_costs: opCosts,
         step_profiles: profiles,
         speculative: rows,
@@ -170,6 +177,7 @@ for (const [draftName, draft] of [["early-exit-2", early], ["mamba-0", mamba]] a
       mean_accepted: r.meanAccepted,
       rounds: r.rounds.length,
       ms_per_round: 1000 * (N / r.tokensPerSecond) / r.rounds.length,
+      dispatches_per_round: r.dispatches / r.rounds.length,
     });
     log(
       `${draftName} K=${K}: ${r.tokensPerSecond.toFixed(1)} tok/s (×${

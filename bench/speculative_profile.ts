@@ -15,6 +15,7 @@ import {
   type CapturedCommands,
   dispatchCount,
   endCapture,
+  flush,
   releaseCapture,
   replayCommands,
   sync,
@@ -30,7 +31,7 @@ export interface StepProfile {
   dispatches_1: number;
   /** Host time to record a one-token forward (no replay), averaged. */
   record_ms_1: number;
-  /** Wall time per one-token forward when replayed `n` times in one submit and waited for. */
+  /** Wall time per one-token forward when replayed `n` times, one submit each, and waited for. */
   replay_ms_1: number;
   /** The same for forwards of K + 1 tokens, by K. */
   replay_ms_verify: Record<number, number>;
@@ -54,8 +55,8 @@ async function syncFloor(): Promise<number> {
 }
 
 /**
- * Replays `fn`'s recorded work `n` times; returns wall ms per replay (after a few warm-up replays),
- * the readback floor of the closing sync taken off.
+ * Replays `fn`'s recorded work `n` times, one submit each; returns wall ms per replay (after a few
+ * warm-up replays), the readback floor of the closing sync taken off.
  */
 async function replayed(fn: () => void, n: number): Promise<{ ms: number; dispatches: number }> {
   beginCapture();
@@ -69,11 +70,21 @@ async function replayed(fn: () => void, n: number): Promise<{ ms: number; dispat
   const program = endCapture();
   const dispatches = dispatchCount() - c0;
   await sync();
-  // Warm-up replays (the GPU's clocks, first-use costs), then the timed ones.
-  for (let i = 0; i < Math.max(5, Math.floor(n / 10)); i++) replayCommands(program);
+  // Warm-up replays for ≥ 300 ms of wall time (the GPU's clocks ramp up under load: timed from a
+  // short warm-up, the first profile of a run read 2.4× its later figures), then the timed ones.
+  const w0 = performance.now();
+  for (let i = 0; i < 5 || performance.now() - w0 < 300; i++) {
+    replayCommands(program);
+    flush();
+    if (i % 256 === 255) await sync(); // bounded queue; the check of the clock needs a wait now and then
+  }
   await sync();
   const t0 = performance.now();
-  for (let i = 0; i < n; i++) replayCommands(program);
+  // One submit per replay, as the decoding loops do: the GPU runs one while the host records the next.
+  for (let i = 0; i < n; i++) {
+    replayCommands(program);
+    flush();
+  }
   await sync();
   const ms = (performance.now() - t0 - await syncFloor()) / n;
   releaseCapture(program);
