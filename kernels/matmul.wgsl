@@ -125,85 +125,43 @@ fn matvec(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wg: 
 }
 
 // matvec_team: few rows (M ≤ 8) when B's K axis is contiguous (x·Wᵀ with W in the (out, in) layout of
-// a checkpoint: a decoding step, or a speculative verification of K + 1 ≤ 8 tokens). A team of TEAM = 16
-// invocations shares one output column n for all M rows, so each weight element is read once, not once
-// per row; a workgroup of 256 holds 16 teams, for 16 consecutive n (grid: N/16, 1, batch). Lane j of a
-// team adds x[m, k]·w[k] for k = 64i + 16c + j into accumulator c of row m (c < 4), so each weight load
-// is one of 16 consecutive floats of W's row (one coalesced 64-byte read per team), where the
-// one-output-per-invocation walk read 64 rows at a stride of K; then lane m sums row m's lane totals
-// (acc.x + acc.y) + … in lane order. split_matvec.wgsl and decode_fused.wgsl (swiglu_matvec) sum in
-// exactly this order, so their values are bit-identical to this entry's. H200, brown-llama-6m: 37 µs
-// per product with the walk; the 1B-shaped hybrid's verification of 7 tokens took 2.4× its one-token
-// step while rows were separate workgroups (bench/speculative_scale.ts).
+// a checkpoint, the products of a decoding step). A team of TEAM = 16 invocations shares one output
+// C(m, n); a workgroup of 256 holds 16 teams, for 16 consecutive n (grid: N/16, M, batch). Lane j of a
+// team adds x[k]·w[k] for k = 64i + 16c + j into accumulator c (c < 4), so each of its loads is one of
+// 16 consecutive floats of W's row (one coalesced 64-byte read per team), where the one-output-per-
+// invocation walk reads 64 rows at a stride of K; then lane 0 sums the lanes' (acc.x + acc.y) + … in
+// lane order. split_matvec.wgsl and decode_fused.wgsl (swiglu_matvec) sum in exactly this order, so
+// their values are bit-identical to this entry's. H200, one brown-llama-6m decoding step: the walk took
+// 37 µs per product (bench/speculative.ts, kernel by kernel).
 const TEAM: u32 = 16u;
-var<workgroup> team_sums: array<f32, 2048>; // (row m < 8, invocation)
+var<workgroup> team_sums: array<f32, 256>;
 
-fn hsum(v: vec4f) -> f32 { return v.x + v.y + v.z + v.w; }
-
-// W's elements k0, k0 + 16, k0 + 32, k0 + 48 of column b_col (zero past K).
-fn team_w(b_col: u32, k0: u32) -> vec4f {
-  var w = vec4f(0.0);
-  if (k0 < p.K) { w.x = B[b_col + k0 * p.b_sk]; }
-  if (k0 + TEAM < p.K) { w.y = B[b_col + (k0 + TEAM) * p.b_sk]; }
-  if (k0 + 2u * TEAM < p.K) { w.z = B[b_col + (k0 + 2u * TEAM) * p.b_sk]; }
-  if (k0 + 3u * TEAM < p.K) { w.w = B[b_col + (k0 + 3u * TEAM) * p.b_sk]; }
-  return w;
-}
-
-// The same elements of row m of A (starting at a_row0 + m · a_sm).
-var<private> a_row0: u32;
-fn team_x(m: u32, k0: u32) -> vec4f {
-  let r = a_row0 + m * p.a_sm;
-  var x = vec4f(0.0);
-  if (k0 < p.K) { x.x = A[r + k0 * p.a_sk]; }
-  if (k0 + TEAM < p.K) { x.y = A[r + (k0 + TEAM) * p.a_sk]; }
-  if (k0 + 2u * TEAM < p.K) { x.z = A[r + (k0 + 2u * TEAM) * p.a_sk]; }
-  if (k0 + 3u * TEAM < p.K) { x.w = A[r + (k0 + 3u * TEAM) * p.a_sk]; }
-  return x;
+fn team_term(a_row: u32, b_col: u32, k: u32) -> f32 {
+  if (k >= p.K) { return 0.0; }
+  return A[a_row + k * p.a_sk] * B[b_col + k * p.b_sk];
 }
 
 @compute @workgroup_size(256)
 fn matvec_team(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let lane = li % TEAM;
   let n = wg.x * (256u / TEAM) + li / TEAM;
+  let m = wg.y;
   let b0 = wg.z / p.nb1;
   let b1 = wg.z % p.nb1;
-  a_row0 = p.a_off + b0 * p.a_s0 + (b1 / p.a_div) * p.a_s1;
+  let a_row = p.a_off + b0 * p.a_s0 + (b1 / p.a_div) * p.a_s1 + m * p.a_sm;
   // Past the last column the team reads column N − 1 and stores nothing (no early return: barrier).
   let b_col = p.b_off + b0 * p.b_s0 + (b1 / p.b_div) * p.b_s1 + min(n, p.N - 1u) * p.b_sn;
-  var acc0 = vec4f(0.0);
-  var acc1 = vec4f(0.0);
-  var acc2 = vec4f(0.0);
-  var acc3 = vec4f(0.0);
-  var acc4 = vec4f(0.0);
-  var acc5 = vec4f(0.0);
-  var acc6 = vec4f(0.0);
-  var acc7 = vec4f(0.0);
+  var acc = vec4f(0.0);
   for (var k0 = lane; k0 < p.K; k0 += 4u * TEAM) {
-    let w = team_w(b_col, k0);
-    acc0 += team_x(0u, k0) * w;
-    if (p.M > 1u) { acc1 += team_x(1u, k0) * w; }
-    if (p.M > 2u) { acc2 += team_x(2u, k0) * w; }
-    if (p.M > 3u) { acc3 += team_x(3u, k0) * w; }
-    if (p.M > 4u) { acc4 += team_x(4u, k0) * w; }
-    if (p.M > 5u) { acc5 += team_x(5u, k0) * w; }
-    if (p.M > 6u) { acc6 += team_x(6u, k0) * w; }
-    if (p.M > 7u) { acc7 += team_x(7u, k0) * w; }
+    acc += vec4f(team_term(a_row, b_col, k0), team_term(a_row, b_col, k0 + TEAM),
+                 team_term(a_row, b_col, k0 + 2u * TEAM), team_term(a_row, b_col, k0 + 3u * TEAM));
   }
-  team_sums[li] = hsum(acc0);
-  if (p.M > 1u) { team_sums[256u + li] = hsum(acc1); }
-  if (p.M > 2u) { team_sums[512u + li] = hsum(acc2); }
-  if (p.M > 3u) { team_sums[768u + li] = hsum(acc3); }
-  if (p.M > 4u) { team_sums[1024u + li] = hsum(acc4); }
-  if (p.M > 5u) { team_sums[1280u + li] = hsum(acc5); }
-  if (p.M > 6u) { team_sums[1536u + li] = hsum(acc6); }
-  if (p.M > 7u) { team_sums[1792u + li] = hsum(acc7); }
+  team_sums[li] = acc.x + acc.y + acc.z + acc.w;
   workgroupBarrier();
-  if (lane < p.M && n < p.N) {
-    let base = lane * 256u + li - lane;
-    var s = team_sums[base];
-    for (var j = 1u; j < TEAM; j++) { s += team_sums[base + j]; }
-    store1(lane, n, p.c_off + b0 * p.c_s0 + b1 * p.c_s1, s);
+  if (lane == 0u && n < p.N) {
+    var s = team_sums[li];
+    for (var j = 1u; j < TEAM; j++) { s += team_sums[li + j]; }
+    store1(m, n, p.c_off + b0 * p.c_s0 + b1 * p.c_s1, s);
   }
 }
 

@@ -15,8 +15,8 @@ import { dispatch, Params } from "../gpu/commands.ts";
 import type { Weight } from "./matmul.ts";
 import { fmtShape, Tensor } from "./tensor.ts";
 
-/** Rows up to which {@linkcode swigluMatvec} is used by decoding (its kernel takes at most 8: a team of 16 invocations per output column). */
-export const SWIGLU_MATVEC_MAX_ROWS = 8;
+/** Rows up to which {@linkcode swigluMatvec} is used by decoding (one invocation per output). */
+export const SWIGLU_MATVEC_MAX_ROWS = 16;
 
 /** Whether {@linkcode swigluMatvec} takes these weights: one f32 block each, the same shape. */
 export function swigluMatvecFits(gate: Weight, up: Weight): boolean {
@@ -38,15 +38,13 @@ export function swigluMatvec(x: Tensor, gate: Weight, up: Weight): Tensor {
     throw new ShapeError(op, `input ${fmtShape(x.shape)} does not fit weights ${fmtShape(gate.shape)}`);
   }
   const M = x.size / K;
-  if (M > SWIGLU_MATVEC_MAX_ROWS) {
-    throw new ShapeError(op, `${M} rows: the fused kernel takes at most ${SWIGLU_MATVEC_MAX_ROWS}`);
-  }
+  if (M > 65535) throw new ShapeError(op, `${M} rows exceed one dispatch`);
   const y = Tensor.empty([...x.shape.slice(0, -1), N]);
   dispatch(
     { file: "decode_fused.wgsl", entry: "swiglu_matvec" },
     [x.buffer, gate.parts[0].buffer, up.parts[0].buffer, y.buffer],
     new Params().u32(M, N, K),
-    [Math.ceil(N / 16)],
+    [Math.ceil(N / 16), M],
   );
   return y;
 }
@@ -116,9 +114,7 @@ export function splitMatvec(x: Tensor, blocks: [RowBlock, RowBlock, RowBlock]): 
     }
   }
   const M = x.size / K;
-  if (M > SPLIT_MATVEC_MAX_ROWS) {
-    throw new ShapeError(op, `${M} rows: the fused kernel takes at most ${SPLIT_MATVEC_MAX_ROWS}`);
-  }
+  if (M > 65535) throw new ShapeError(op, `${M} rows exceed one dispatch`);
   const lead = x.shape.slice(0, -1);
   const ys = blocks.map((b) => Tensor.empty([...lead, b.rows])) as [Tensor, Tensor, Tensor];
   const n = blocks.reduce((s, b) => s + b.rows, 0);
@@ -126,7 +122,7 @@ export function splitMatvec(x: Tensor, blocks: [RowBlock, RowBlock, RowBlock]): 
     { file: "split_matvec.wgsl" },
     [x.buffer, ...blocks.map((b) => b.w.parts[0].buffer), ...ys.map((y) => y.buffer)],
     new Params().u32(M, K, ...blocks.map((b) => b.rows), ...blocks.map((b) => b.row0)),
-    [Math.ceil(n / 16)],
+    [Math.ceil(n / 16), M],
   );
   return ys;
 }

@@ -200,8 +200,8 @@ export function matmulStrided(args: StridedMatmul): void {
   const p = matmulParams(args);
   const buffers = [a.t.buffer, b.t.buffer, c.t.buffer, args.bias?.buffer ?? dummyBuffer()];
   if (M <= MATVEC_MAX_ROWS && b.rowStride === 1) {
-    // B's K axis contiguous (x·Wᵀ): 16 invocations per output column read W's row once for all rows.
-    dispatch(MATVEC_TEAM, buffers, p, [Math.ceil(N / 16), 1, nb0 * nb1]);
+    // B's K axis contiguous (x·Wᵀ): 16 invocations per output read W's row together.
+    dispatch(MATVEC_TEAM, buffers, p, [Math.ceil(N / 16), M, nb0 * nb1]);
   } else if (M <= MATVEC_MAX_ROWS) {
     dispatch(MATVEC, buffers, p, [Math.ceil(N / 64), M, nb0 * nb1]);
   } else if (Math.ceil(M / 128) * Math.ceil(N / 128) * nb0 * nb1 >= bigTilesMin && !smallTilesOnly) {
