@@ -29,7 +29,7 @@ function productRef(
 }
 
 Deno.test("decode_fused.wgsl swiglu_matvec: silu(x Wgᵀ) ⊙ (x Wuᵀ) equals the float64 products and SwiGLU", async () => {
-  for (const [M, N, K] of [[1, 70, 37], [5, 130, 64]]) {
+  for (const [M, N, K] of [[1, 70, 37], [5, 130, 64], [8, 33, 100]]) {
     const x = randomArray(M * K, 1);
     const g = randomArray(N * K, 2, 0.3);
     const u = randomArray(N * K, 3, 0.3);
@@ -91,7 +91,11 @@ Deno.test("decode_fused.wgsl add_rmsnorm: the sum and RMSNorm(sum) · w equal th
 });
 
 Deno.test("split_matvec.wgsl: three row blocks (of one weight or of three) equal float64 products and linear's values", async () => {
-  const M = 3, K = 37;
+  for (const M of [3, 8]) await checkSplit(M);
+});
+
+async function checkSplit(M: number): Promise<void> {
+  const K = 37;
   const x = randomArray(M * K, 7);
   using tx = Tensor.from(x, [M, K]);
   const wa = randomArray(20 * K, 8);
@@ -141,4 +145,4 @@ Deno.test("split_matvec.wgsl: three row blocks (of one weight or of three) equal
     A.parts[0].dispose();
     Bw.parts[0].dispose();
   }
-});
+}
