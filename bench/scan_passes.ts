@@ -10,29 +10,26 @@ import { parseFlags } from "../lib/cli/args.ts";
 import { initGpu } from "../lib/gpu/device.ts";
 import { beginCapture, endCapture, releaseCapture, replayCommands } from "../lib/gpu/commands.ts";
 import { selectiveScan } from "../lib/ssm/selective_scan.ts";
-import { Rng } from "../lib/random.ts";
 import { Tensor } from "../lib/tensor/tensor.ts";
 import { timeSustained } from "./timing.ts";
+import { randomArray } from "../tests/_assert.ts";
 
 const flags = parseFlags("scan_passes", Deno.args, { chunk: "number", quick: "boolean" });
 await initGpu();
 const q = (flags.chunk as number | undefined) ?? 128;
 const [B, L, D, N] = flags.quick ? [1, 256, 256, 16] : [4, 2048, 2048, 16];
-const rng = new Rng(0);
-const rand = (shape: number[], lo = -1, hi = 1) =>
-  Tensor.from(
-    Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => rng.uniformRange(lo, hi)),
-    shape,
-  );
+// u, δ, z, B, C, D, δ bias uniform in [−1, 1); A in (−1.5, −0.5] (decaying states).
+let seed = 0;
+const rand = (...shape: number[]) => Tensor.from(randomArray(shape.reduce((a, b) => a * b), ++seed), shape);
 const inp = {
-  u: rand([B, D, L]),
-  delta: rand([B, D, L]),
-  z: rand([B, D, L]),
-  A: rand([D, N], -1.5, -0.5),
-  B: rand([B, N, L]),
-  C: rand([B, N, L]),
-  D: rand([D]),
-  deltaBias: rand([D]),
+  u: rand(B, D, L),
+  delta: rand(B, D, L),
+  z: rand(B, D, L),
+  A: Tensor.from(randomArray(D * N, 99, 0.5).map((v) => v - 1), [D, N]),
+  B: rand(B, N, L),
+  C: rand(B, N, L),
+  D: rand(D),
+  deltaBias: rand(D),
 };
 const opts = { warmMs: 300, sampleMs: 10, samples: 5, singles: 1 };
 const forward = () => selectiveScan(inp, { deltaSoftplus: true, chunkLength: q });

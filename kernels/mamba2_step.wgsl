@@ -67,6 +67,20 @@ fn conv(@builtin(global_invocation_id) gid: vec3u) {
   for (var i = 0u; i < w1; i++) { conv_state[e * w1 + i] = win[i]; }
 }
 
+// Token t of sequence b for head h (group g), state row p: its row r, the row's xBC offset, the step
+// a = −exp(A_log) · softplus(dt + dt_bias), x, X = x · dt, exp(a), and its (b, slot + t, h) in the round's cache.
+struct TokenInputs { r: u32, base: u32, a: f32, xr: f32, xv: f32, decay: f32, at: u32 }
+
+fn token_inputs(b: u32, t: u32, h: u32, g: u32, pp: u32) -> TokenInputs {
+  let dxb = p.Hkv * p.P;
+  let r = b * p.L + t;
+  let base = r * (2u * dxb + p.H * p.N);
+  let dt = softplus(dt_raw[r * p.cols + p.col0 + h] + dt_bias[h]);
+  let a = -exp(a_log[h]) * dt;
+  let xr = xbc[base + g * p.P + pp];
+  return TokenInputs(r, base, a, xr, xr * dt, exp(a), (b * p.T + p.slot + t) * p.H + h);
+}
+
 // step: a team of `lanes` invocations (a power of two ≥ N, ≤ 256) per state row (b, h, p), lane n
 // holding S[b, h, p, n] in a register across the L tokens; per token the lanes' S·C_n meet in workgroup
 // memory and lane 0 adds them in n order (the order of ssd_state.wgsl `step`). 256 / lanes rows per
@@ -90,26 +104,19 @@ fn step(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   var s = 0.0;
   if (live) { s = state[rc * p.N + n]; }
   for (var t = 0u; t < p.L; t++) {
-    let r = b * p.L + t;
-    let base = r * (2u * dxb + p.H * p.N);
-    let dt = softplus(dt_raw[r * p.cols + p.col0 + h] + dt_bias[h]);
-    let a = -exp(a_log[h]) * dt;
-    let xr = xbc[base + g * p.P + pp];
-    let xv = xr * dt;
-    let decay = exp(a);
-    let at = (b * p.T + p.slot + t) * p.H + h; // the token's (b, slot + t, h) in the round's cache
-    let bn = xbc[base + dxb + g * p.N + nc];
-    s = decay * s + xv * bn;
-    terms[li] = select(0.0, s * xbc[base + 2u * dxb + h * p.N + nc], live);
-    if (live && p.rec != 0u && pp == 0u) { rec_b[at * p.N + n] = bn; }
+    let k = token_inputs(b, t, h, g, pp);
+    let bn = xbc[k.base + dxb + g * p.N + nc];
+    s = k.decay * s + k.xv * bn;
+    terms[li] = select(0.0, s * xbc[k.base + 2u * dxb + h * p.N + nc], live);
+    if (live && p.rec != 0u && pp == 0u) { rec_b[k.at * p.N + n] = bn; }
     workgroupBarrier();
     if (live && n == 0u) {
       var acc = 0.0;
       for (var j = 0u; j < p.N; j++) { acc += terms[li + j]; }
-      y[(r * p.H + h) * p.P + pp] = acc + d_skip[h] * xr;
+      y[(k.r * p.H + h) * p.P + pp] = acc + d_skip[h] * k.xr;
       if (p.rec != 0u) {
-        rec_x[at * p.P + pp] = xv;
-        if (pp == 0u) { rec_a[at] = a; }
+        rec_x[k.at * p.P + pp] = k.xv;
+        if (pp == 0u) { rec_a[k.at] = k.a; }
       }
     }
     workgroupBarrier();
@@ -128,26 +135,19 @@ fn step_rows(@builtin(global_invocation_id) gid: vec3u) {
   let g = h * p.Hkv / p.H;
   let dxb = p.Hkv * p.P;
   for (var t = 0u; t < p.L; t++) {
-    let r = b * p.L + t;
-    let base = r * (2u * dxb + p.H * p.N);
-    let dt = softplus(dt_raw[r * p.cols + p.col0 + h] + dt_bias[h]);
-    let a = -exp(a_log[h]) * dt;
-    let xr = xbc[base + g * p.P + pp];
-    let xv = xr * dt;
-    let decay = exp(a);
-    let at = (b * p.T + p.slot + t) * p.H + h; // the token's (b, slot + t, h) in the round's cache
+    let k = token_inputs(b, t, h, g, pp);
     var acc = 0.0;
     for (var n = 0u; n < p.N; n++) {
-      let bn = xbc[base + dxb + g * p.N + n];
-      let s = decay * state[row * p.N + n] + xv * bn;
+      let bn = xbc[k.base + dxb + g * p.N + n];
+      let s = k.decay * state[row * p.N + n] + k.xv * bn;
       state[row * p.N + n] = s;
-      acc += s * xbc[base + 2u * dxb + h * p.N + n];
-      if (p.rec != 0u && pp == 0u) { rec_b[at * p.N + n] = bn; }
+      acc += s * xbc[k.base + 2u * dxb + h * p.N + n];
+      if (p.rec != 0u && pp == 0u) { rec_b[k.at * p.N + n] = bn; }
     }
-    y[(r * p.H + h) * p.P + pp] = acc + d_skip[h] * xr;
+    y[(k.r * p.H + h) * p.P + pp] = acc + d_skip[h] * k.xr;
     if (p.rec != 0u) {
-      rec_x[at * p.P + pp] = xv;
-      if (pp == 0u) { rec_a[at] = a; }
+      rec_x[k.at * p.P + pp] = k.xv;
+      if (pp == 0u) { rec_a[k.at] = k.a; }
     }
   }
 }
