@@ -12,7 +12,7 @@
 # torch_steps_6m.json, torch_steps_1b.json, torch_matmul_f16.json, logs.txt (summary, nvidia-smi clocks, stderr), tests.txt;
 # bench/combine.ts --dir OUTDIR makes the combined JSON. Environment: SKIP_TORCH_SSM=1 leaves out
 # bench/pytorch_ssm.py (its eager loop over L takes a minute), SKIP_TORCH_F16=1 the f16 matmul reference,
-# SKIP_TORCH_REF=1 the matmul/copy/forward reference, SPECULATIVE=1 adds (with SPEC_ARGS, e.g. --quick) bench/speculative.ts (speculative.json); LIM_DENO / LIM_SPEC set their time limits.
+# SKIP_TORCH_REF=1 the matmul/copy/forward reference, SPECULATIVE=1 adds (with SPEC_ARGS, e.g. --quick) bench/speculative.ts (speculative.json), SPECULATIVE_SCALE=1 bench/speculative_scale.ts (speculative_scale.json); LIM_DENO / LIM_SPEC set their time limits.
 set -u
 out=${1:?usage: sh bench/gpu_run.sh OUTDIR [--quick] [--sections LIST] [--warm-ms N] [-- TEST_FILE …]}
 shift
@@ -51,6 +51,13 @@ if [ -n "${SPECULATIVE:-}" ]; then
   echo "== speculative" >> "$log"
   timeout "${LIM_SPEC:-90}" $G bench/speculative.ts "$out/speculative.json" ${SPEC_ARGS:-$q} >> "$log" 2>&1
   echo "speculative: rc $? in $(( $(date +%s) - s )) s" | tee -a "$log"
+fi
+# Speculative decoding's cost model at Llama-3.2-1B's shapes (~60 s; speculative_scale.json).
+if [ -n "${SPECULATIVE_SCALE:-}" ]; then
+  s=$(date +%s)
+  echo "== speculative_scale" >> "$log"
+  timeout "${LIM_SPEC:-90}" $G bench/speculative_scale.ts --json "$out/speculative_scale.json" >> "$log" 2>&1
+  echo "speculative_scale: rc $? in $(( $(date +%s) - s )) s" | tee -a "$log"
 fi
 export PYTHONUNBUFFERED=1
 [ -n "${SKIP_TORCH_REF:-}" ] || run torch_reference.json 60 python3 bench/pytorch_reference.py $q
