@@ -15,7 +15,7 @@ import { dispatch, Params } from "../gpu/commands.ts";
 import type { Weight } from "./matmul.ts";
 import { fmtShape, Tensor } from "./tensor.ts";
 
-/** Rows up to which {@linkcode swigluMatvec} is used by decoding (one invocation per output). */
+/** Rows up to which {@linkcode swigluMatvec} is used by decoding (a team of 16 invocations per output). */
 export const SWIGLU_MATVEC_MAX_ROWS = 16;
 
 /** Whether {@linkcode swigluMatvec} takes these weights: one f32 block each, the same shape. */
