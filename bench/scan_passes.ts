@@ -2,16 +2,15 @@
  * `deno run -A bench/scan_passes.ts [--chunk Q] [--quick]`: GPU time of each pass of the three-pass
  * selective scan forward at research size (B4 L2048 D2048 N16, z, D skip, δ bias, softplus): the whole
  * forward, then `chunk_state`, `chunk_carry` and `chunk_out` each replayed alone from one capture under
- * sustained load (bench/timing.ts). Prints one JSON line (ms).
+ * sustained load (bench/timing.ts `kernelBreakdown`). Prints one JSON line (ms).
  *
  * @module
  */
 import { parseFlags } from "../lib/cli/args.ts";
 import { initGpu } from "../lib/gpu/device.ts";
-import { beginCapture, endCapture, releaseCapture, replayCommands } from "../lib/gpu/commands.ts";
 import { selectiveScan } from "../lib/ssm/selective_scan.ts";
 import { Tensor } from "../lib/tensor/tensor.ts";
-import { timeSustained } from "./timing.ts";
+import { kernelBreakdown, timeSustained } from "./timing.ts";
 import { randomArray } from "../tests/_assert.ts";
 
 const flags = parseFlags("scan_passes", Deno.args, { chunk: "number", quick: "boolean" });
@@ -32,22 +31,15 @@ const inp = {
   deltaBias: rand(D),
 };
 const opts = { warmMs: 300, sampleMs: 10, samples: 5, singles: 1 };
-const forward = () => selectiveScan(inp, { deltaSoftplus: true, chunkLength: q });
-const all = await timeSustained(() => {
-  const r = forward();
+const { total_us, kernels } = await kernelBreakdown(() => {
+  const r = selectiveScan(inp, { deltaSoftplus: true, chunkLength: q });
   r.y.dispose();
   r.lastState.dispose();
-}, opts);
-beginCapture();
-const out = forward();
-const program = endCapture();
-const row: Record<string, number | string> = { shape: `B${B}_L${L}_D${D}_N${N}`, q, forward: all.ms };
-for (const op of program.ops) {
-  const t = await timeSustained(() => replayCommands({ ...program, ops: [op], dispatches: 1 }), opts);
-  const name = op.kind === "dispatch" ? op.pipeline.label : "copy";
-  row[name] = t.ms;
-}
-releaseCapture(program);
-out.y.dispose();
-out.lastState.dispose();
+}, (fn) => timeSustained(fn, opts));
+const row: Record<string, number | string> = {
+  shape: `B${B}_L${L}_D${D}_N${N}`,
+  q,
+  forward: total_us / 1000,
+};
+for (const k of kernels) row[k.kernel] = k.us / 1000;
 console.log(JSON.stringify(row));

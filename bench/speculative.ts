@@ -27,12 +27,8 @@ import { SafetensorsFile, writeSafetensors } from "../lib/io/safetensors.ts";
 import { loadTokenizer } from "../lib/io/tokenizer.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/models/default_model.ts";
 import { LlamaModel } from "../lib/models/llama.ts";
-import {
-  kernelBreakdownTiming,
-  profileSteps,
-  projectedSpeedup,
-  type StepProfile,
-} from "./speculative_profile.ts";
+import { profileSteps, projectedSpeedup, type StepProfile } from "./speculative_profile.ts";
+import { kernelBreakdownTiming } from "./timing.ts";
 import { type DispatchCost, dispatchCosts } from "./dispatch_cost.ts";
 
 const [outPath, ...rest] = Deno.args;

@@ -11,10 +11,8 @@
  * @module
  */
 import {
-  beginCapture,
-  type CapturedCommands,
+  captureCommands,
   dispatchCount,
-  endCapture,
   flush,
   releaseCapture,
   replayCommands,
@@ -22,7 +20,7 @@ import {
 } from "../lib/gpu/commands.ts";
 import { DecodeState } from "../lib/models/decode_state.ts";
 import type { LlamaModel } from "../lib/models/llama.ts";
-import { timeSustained } from "./timing.ts";
+import { kernelBreakdown, type KernelShare } from "./timing.ts";
 import { Tensor } from "../lib/tensor/tensor.ts";
 
 /** Timings of one model's forwards (milliseconds). */
@@ -59,15 +57,8 @@ async function syncFloor(): Promise<number> {
  * warm-up replays), the readback floor of the closing sync taken off.
  */
 async function replayed(fn: () => void, n: number): Promise<{ ms: number; dispatches: number }> {
-  beginCapture();
   const c0 = dispatchCount();
-  try {
-    fn();
-  } catch (e) {
-    endCapture();
-    throw e;
-  }
-  const program = endCapture();
+  const program = captureCommands(fn);
   const dispatches = dispatchCount() - c0;
   await sync();
   // Warm-up replays for ≥ 300 ms of wall time (the GPU's clocks ramp up under load: timed from a
@@ -141,55 +132,6 @@ export async function profileSteps(
     dispatches_verify: vd,
     ...(time ? { kernels_1: await kernelBreakdown(step, time), kernels_verify: kernelsVerify } : {}),
   };
-}
-
-/** One kernel's share of a replayed forward: GPU µs per forward, summed over its dispatches. */
-export interface KernelShare {
-  /** `file:entry` of the pipeline, or `copy`. */
-  kernel: string;
-  /** Dispatches (or copies) of it per forward. */
-  count: number;
-  /** GPU µs per forward, all its dispatches together. */
-  us: number;
-}
-
-/**
- * Where a forward's GPU time goes, kernel by kernel: `fn`'s work is captured once, then each captured
- * command is replayed alone, back to back under sustained load (bench/timing.ts), and its GPU time is
- * summed by pipeline label. Commands timed alone run with warm caches, so the sum is a lower bound
- * (it is reported next to the whole forward's time, `total_us`).
- */
-export async function kernelBreakdown(
-  fn: () => void,
-  time: (fn: () => void) => Promise<{ ms: number }>,
-): Promise<{ total_us: number; kernels: KernelShare[] }> {
-  beginCapture();
-  let program: CapturedCommands;
-  try {
-    fn();
-  } finally {
-    program = endCapture();
-  }
-  // The whole forward twice: the first brings the GPU's clocks up for the short per-command timings.
-  await time(() => replayCommands(program));
-  const total = await time(() => replayCommands(program));
-  const shares = new Map<string, KernelShare>();
-  for (const op of program.ops) {
-    const one = { ...program, ops: [op], dispatches: op.kind === "dispatch" ? 1 : 0 };
-    const { ms } = await time(() => replayCommands(one));
-    const kernel = op.kind === "dispatch" ? op.pipeline.label : "copy";
-    const s = shares.get(kernel) ?? { kernel, count: 0, us: 0 };
-    s.count++;
-    s.us += 1000 * ms;
-    shares.set(kernel, s);
-  }
-  releaseCapture(program);
-  return { total_us: 1000 * total.ms, kernels: [...shares.values()].sort((a, b) => b.us - a.us) };
-}
-
-/** Short sustained GPU timing for {@linkcode kernelBreakdown} (the clocks are already up in a bench run). */
-export function kernelBreakdownTiming(fn: () => void): Promise<{ ms: number }> {
-  return timeSustained(fn, { warmMs: 20, sampleMs: 2, samples: 3, singles: 0 });
 }
 
 /**

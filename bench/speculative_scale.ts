@@ -15,7 +15,8 @@ import { parseFlags } from "../lib/cli/args.ts";
 import { adapterName, initGpu } from "../lib/gpu/device.ts";
 import { trimPool } from "../lib/gpu/buffers.ts";
 import { LlamaModel } from "../lib/models/llama.ts";
-import { kernelBreakdownTiming, profileSteps, projectedSpeedup } from "./speculative_profile.ts";
+import { profileSteps, projectedSpeedup } from "./speculative_profile.ts";
+import { kernelBreakdownTiming } from "./timing.ts";
 import { LLAMA_3_2_1B_CONFIG, writeRandomHybridPair } from "./steps.ts";
 
 const flags = parseFlags("speculative_scale", Deno.args, { json: "string", small: "boolean" });

@@ -19,7 +19,16 @@
 import type { Flags, FlagSpec } from "../lib/cli/args.ts";
 import { GpuError } from "../lib/errors.ts";
 import { gpu } from "../lib/gpu/device.ts";
-import { beginTimedPass, dispatchCount, encoder, endPass, flush } from "../lib/gpu/commands.ts";
+import {
+  beginTimedPass,
+  captureCommands,
+  dispatchCount,
+  encoder,
+  endPass,
+  flush,
+  releaseCapture,
+  replayCommands,
+} from "../lib/gpu/commands.ts";
 import { readBuffers } from "../lib/gpu/transfer.ts";
 
 /** How long to warm up and how to sample. */
@@ -149,4 +158,47 @@ export async function timeSustained(fn: () => void, o: SustainedOptions): Promis
     warm_gpu_ms: warm,
     warm_calls: warmCalls,
   };
+}
+
+/** One kernel's share of replayed work: GPU µs per call, summed over its dispatches. */
+export interface KernelShare {
+  /** `file:entry` of the pipeline, or `copy`. */
+  kernel: string;
+  /** Dispatches (or copies) of it per call. */
+  count: number;
+  /** GPU µs per call, all its dispatches together. */
+  us: number;
+}
+
+/**
+ * Where recorded work's GPU time goes, kernel by kernel: `fn`'s work is captured once, then each captured
+ * command is replayed alone, back to back under sustained load (bench/timing.ts), and its GPU time is
+ * summed by pipeline label. Commands timed alone run with warm caches, so the sum is a lower bound
+ * (it is reported next to the whole work's time, `total_us`).
+ */
+export async function kernelBreakdown(
+  fn: () => void,
+  time: (fn: () => void) => Promise<{ ms: number }>,
+): Promise<{ total_us: number; kernels: KernelShare[] }> {
+  const program = captureCommands(fn);
+  // The whole work twice: the first brings the GPU's clocks up for the short per-command timings.
+  await time(() => replayCommands(program));
+  const total = await time(() => replayCommands(program));
+  const shares = new Map<string, KernelShare>();
+  for (const op of program.ops) {
+    const one = { ...program, ops: [op], dispatches: op.kind === "dispatch" ? 1 : 0 };
+    const { ms } = await time(() => replayCommands(one));
+    const kernel = op.kind === "dispatch" ? op.pipeline.label : "copy";
+    const s = shares.get(kernel) ?? { kernel, count: 0, us: 0 };
+    s.count++;
+    s.us += 1000 * ms;
+    shares.set(kernel, s);
+  }
+  releaseCapture(program);
+  return { total_us: 1000 * total.ms, kernels: [...shares.values()].sort((a, b) => b.us - a.us) };
+}
+
+/** Short sustained GPU timing for {@linkcode kernelBreakdown} (the clocks are already up in a bench run). */
+export function kernelBreakdownTiming(fn: () => void): Promise<{ ms: number }> {
+  return timeSustained(fn, { warmMs: 20, sampleMs: 2, samples: 3, singles: 0 });
 }

@@ -12,10 +12,9 @@
  * @module
  */
 import {
-  beginCapture,
+  captureCommands,
   type CapturedCommands,
   dispatch,
-  endCapture,
   flush,
   releaseCapture,
   replayCommands,
@@ -165,12 +164,7 @@ export async function generate(
       if (program) {
         replayCommands(program);
       } else {
-        beginCapture();
-        try {
-          step();
-        } finally {
-          program = endCapture();
-        }
+        program = captureCommands(step);
         start = performance.now();
       }
       if ((i + 1) % SUBMIT_EVERY === 0) flush(); // the GPU starts on these steps while more are recorded

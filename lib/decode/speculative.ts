@@ -28,7 +28,7 @@
  * [prev, t_last] in one forward, then d_1..d_{K−1} (K forwards), and both models keep r + 1 of the
  * K + 1 tokens they were fed (after a one-token prompt, with no prev, the draft runs K + 1 one-token
  * steps [t_last, d_1..d_K] instead, the last only to see d_K). The first
- * round is recorded once and captured (`beginCapture`); every later round replays it (no bind groups
+ * round is recorded once and captured (`captureCommands`); every later round replays it (no bind groups
  * are rebuilt), and the host reads the round records back every `roundsPerRead` rounds, one chunk in
  * flight while the next one runs, then streams the text.
  *
@@ -36,11 +36,10 @@
  */
 import { ShapeError } from "../errors.ts";
 import {
-  beginCapture,
   type Binding,
+  captureCommands,
   type CapturedCommands,
   dispatch,
-  endCapture,
   Params,
   releaseCapture,
   replayCommands,
@@ -548,12 +547,7 @@ async function residentLoop(
       if (program) {
         replayCommands(program);
       } else {
-        beginCapture();
-        try {
-          round();
-        } finally {
-          program = endCapture();
-        }
+        program = captureCommands(round);
       }
     }
     const data = readBuffers([{

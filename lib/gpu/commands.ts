@@ -127,6 +127,21 @@ export function endCapture(): CapturedCommands {
   };
 }
 
+/**
+ * Captures the work `fn` records ({@linkcode beginCapture} … {@linkcode endCapture}). If `fn` throws, the
+ * capture is closed and released before the error propagates.
+ */
+export function captureCommands(fn: () => void): CapturedCommands {
+  beginCapture();
+  try {
+    fn();
+  } catch (e) {
+    releaseCapture(endCapture());
+    throw e;
+  }
+  return endCapture();
+}
+
 /** Records captured work again, in order, into the open batch (its uniform parameters unchanged). */
 export function replayCommands(c: CapturedCommands): void {
   if (capture) throw new GpuError("capture", "cannot replay while capturing");

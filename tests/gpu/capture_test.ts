@@ -3,6 +3,7 @@ import { GpuError } from "../../lib/errors.ts";
 import { initGpu } from "../../lib/gpu/device.ts";
 import {
   beginCapture,
+  captureCommands,
   capturing,
   dispatch,
   dispatchCount,
@@ -98,4 +99,31 @@ Deno.test("capture: temporaries released during a capture are not handed out aga
   releaseCapture(program);
   using again = Tensor.empty([1000]);
   assert.equal(again.buffer, buffer, "the pool gets the buffer back after releaseCapture");
+});
+
+Deno.test("captureCommands: returns what fn recorded; when fn throws the capture is closed and its held buffers return to the pool", async () => {
+  using a = Tensor.from([1, 2, 3, 4], [4]);
+  using b = Tensor.from([10, 20, 30, 40], [4]);
+  using c = Tensor.zeros([4]);
+  const program = captureCommands(() => add(a, b, c));
+  assert.ok(!capturing());
+  assert.equal(program.dispatches, 1);
+  copyElements(b, 0, a, 0, 4);
+  replayCommands(program);
+  assert.deepEqual(Array.from(await c.toArray()), [20, 40, 60, 80]);
+  releaseCapture(program);
+  let held: GPUBuffer | null = null;
+  assert.throws(
+    () =>
+      captureCommands(() => {
+        const tmp = Tensor.empty([1000]);
+        held = tmp.buffer;
+        tmp.dispose();
+        throw new Error("boom");
+      }),
+    /boom/,
+  );
+  assert.ok(!capturing(), "the capture is closed after fn threw");
+  using again = Tensor.empty([1000]);
+  assert.equal(again.buffer, held, "the temporary went back to the pool");
 });
