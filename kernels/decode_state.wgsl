@@ -52,15 +52,8 @@ fn kept_steps() -> u32 {
   return u32(clamp(counts[p.word], 0, i32(p.m)));
 }
 
-@compute @workgroup_size(256)
-fn ssd_replay(@builtin(global_invocation_id) g: vec3u) {
-  let i = idx(g);
-  let m = kept_steps();
-  if (i >= p.n) { return; }
-  if (p.dyn != 0u && m >= p.m) {
-    if (p.refresh != 0u) { ckpt[i] = out[i]; }
-    return;
-  }
+// State element i (b, h, p, n) of the checkpoint after the first m cached steps of the SSD recurrence.
+fn ssd_replayed(i: u32, m: u32) -> f32 {
   let n = i % p.N;
   let pp = (i / p.N) % p.P;
   let h = (i / (p.N * p.P)) % p.H;
@@ -70,6 +63,19 @@ fn ssd_replay(@builtin(global_invocation_id) g: vec3u) {
     let bt = b * p.T + t;
     s = exp(decay[bt * p.H + h]) * s + xs[(bt * p.H + h) * p.P + pp] * bs[(bt * p.H + h) * p.N + n];
   }
+  return s;
+}
+
+@compute @workgroup_size(256)
+fn ssd_replay(@builtin(global_invocation_id) g: vec3u) {
+  let i = idx(g);
+  let m = kept_steps();
+  if (i >= p.n) { return; }
+  if (p.dyn != 0u && m >= p.m) {
+    if (p.refresh != 0u) { ckpt[i] = out[i]; }
+    return;
+  }
+  let s = ssd_replayed(i, m);
   out[i] = s;
   if (p.refresh != 0u) { ckpt[i] = s; }
 }
@@ -144,15 +150,7 @@ fn commit_refresh(@builtin(global_invocation_id) g: vec3u) {
       ckpt[i] = out[i];
       return;
     }
-    let n = i % p.N;
-    let pp = (i / p.N) % p.P;
-    let h = (i / (p.N * p.P)) % p.H;
-    let b = i / (p.N * p.P * p.H);
-    var s = ckpt[i];
-    for (var t = 0u; t < m; t++) {
-      let bt = b * p.T + t;
-      s = exp(decay[bt * p.H + h]) * s + xs[(bt * p.H + h) * p.P + pp] * bs[(bt * p.H + h) * p.N + n];
-    }
+    let s = ssd_replayed(i, m);
     out[i] = s;
     ckpt[i] = s;
     return;
