@@ -502,6 +502,13 @@ fn ld1_c(i: u32, ok: bool) -> f32 {
   return 0.0;
 }
 
+// Indices of step t in the rows of states n … n+3 of a (N, L) block of B or C starting at brow (states
+// past N clamped to the last row; their loads are masked by the callers).
+fn state_rows(brow: u32, n: u32, t: u32) -> vec4u {
+  let last = p.ns - 1u;
+  return brow + vec4u(min(n, last), min(n + 1u, last), min(n + 2u, last), min(n + 3u, last)) * p.nl + t;
+}
+
 // Element e of a round's tile: B and C of the 4 states n0 + 4 (e / Q) … at step tk + e % Q (zero for
 // states ≥ N, steps ≥ L and e past the round's RG · Q elements). Invocations with consecutive e read
 // consecutive steps of each state's row.
@@ -511,16 +518,13 @@ fn tile_ld(e: u32, brow: u32, tk: u32, n0: u32) -> Bc {
   let t = tk + e % q;
   let ok = e < RG * q && t < p.nl;
   let tc = min(t, p.nl - 1u);
-  let i0 = brow + min(n, p.ns - 1u) * p.nl + tc;
-  let i1 = brow + min(n + 1u, p.ns - 1u) * p.nl + tc;
-  let i2 = brow + min(n + 2u, p.ns - 1u) * p.nl + tc;
-  let i3 = brow + min(n + 3u, p.ns - 1u) * p.nl + tc;
+  let ii = state_rows(brow, n, tc);
   let k0 = ok && n < p.ns;
   let k1 = ok && n + 1u < p.ns;
   let k2 = ok && n + 2u < p.ns;
   let k3 = ok && n + 3u < p.ns;
-  return Bc(vec4(ld1_b(i0, k0), ld1_b(i1, k1), ld1_b(i2, k2), ld1_b(i3, k3)),
-            vec4(ld1_c(i0, k0), ld1_c(i1, k1), ld1_c(i2, k2), ld1_c(i3, k3)));
+  return Bc(vec4(ld1_b(ii.x, k0), ld1_b(ii.y, k1), ld1_b(ii.z, k2), ld1_b(ii.w, k3)),
+            vec4(ld1_c(ii.x, k0), ld1_c(ii.y, k1), ld1_c(ii.z, k2), ld1_c(ii.w, k3)));
 }
 
 // Stores element e of a tile into tile buffer `buf` (0 or 2·TILE): group e / Q of the round, step t
@@ -580,8 +584,7 @@ fn step1(a: vec4<f32>, dt: f32, du: f32, s: Bc) -> f32 {
 
 // Walk of states n … n+3 (rates a), B/C from tile offset ti or rows of states n … n+3.
 fn walk8(dt: Row, du: Row, a: vec4<f32>, n: u32, t0: u32, brow: u32, len: u32, ti: u32) -> Walk {
-  let rr = vec4u(brow + min(n, p.ns - 1u) * p.nl + t0, brow + min(n + 1u, p.ns - 1u) * p.nl + t0,
-                 brow + min(n + 2u, p.ns - 1u) * p.nl + t0, brow + min(n + 3u, p.ns - 1u) * p.nl + t0);
+  let rr = state_rows(brow, n, t0);
   let lens = select(vec4u(0u), vec4u(len), vec4u(n, n + 1u, n + 2u, n + 3u) < vec4u(p.ns));
   var w: Walk;
   wx = vec4(0.0);
@@ -624,8 +627,7 @@ fn finish(w: Walk, h: vec4<f32>) -> Row {
 // REC: the rest of y recomputed from the state h entering the invocation's steps, with the decays
 // formed again: v_t = e_t ⊙ v_{t−1} from v = h, y_t += C_t · v_t (x_t = x_t^local + v_t).
 fn finish_rec(dt: Row, a: vec4<f32>, h: vec4<f32>, n: u32, t0: u32, brow: u32, len: u32, ti: u32) -> Row {
-  let rr = vec4u(brow + min(n, p.ns - 1u) * p.nl + t0, brow + min(n + 1u, p.ns - 1u) * p.nl + t0,
-                 brow + min(n + 2u, p.ns - 1u) * p.nl + t0, brow + min(n + 3u, p.ns - 1u) * p.nl + t0);
+  let rr = state_rows(brow, n, t0);
   let lens = select(vec4u(0u), vec4u(len), vec4u(n, n + 1u, n + 2u, n + 3u) < vec4u(p.ns));
   var v = h * exp2(dt.a.x * a);
   var y: Row;
