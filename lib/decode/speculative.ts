@@ -252,7 +252,6 @@ export const RESIDENT_KERNELS: KernelSpec[] = [
   { file: "decode_fused.wgsl", entry: "add_rmsnorm" },
   { file: "split_matvec.wgsl" },
   { file: "mamba2_step.wgsl", entry: "step" },
-  { file: "mamba2_step.wgsl", entry: "step_rows" },
   { file: "mamba2_step.wgsl", entry: "conv" },
   { file: "sample.wgsl", entry: "sample_round" },
   { file: "sample.wgsl", entry: "distribution" },
