@@ -7,7 +7,8 @@
 // Ground truth: matmul.wgsl `matvec_team` on each block (the same sums in the same order, so the values
 // are bit-identical); the float64 twin is a plain product (tests). Shapes: x (M, K), W_j (rows, K) in the
 // checkpoint's (out, in) layout (the same buffer may be bound for several j), y_j (M, n_j). A team of 16
-// invocations owns one output (grid: x over (n_0 + n_1 + n_2) / 16 workgroups, y over M rows).
+// invocations owns one output column for up to 8 rows (grid: x over ⌈M / MR⌉, y over (n_0 + n_1 + n_2)
+// / 16 workgroups).
 
 struct Params { M: u32, K: u32, n0: u32, n1: u32, n2: u32, o0: u32, o1: u32, o2: u32 }
 
@@ -20,50 +21,36 @@ struct Params { M: u32, K: u32, n0: u32, n1: u32, n2: u32, o0: u32, o1: u32, o2:
 @group(0) @binding(6) var<storage, read_write> y1: array<f32>;
 @group(0) @binding(7) var<storage, read_write> y2: array<f32>;
 
-// One team of 16 invocations per output, 16 outputs per workgroup of 256; lane j adds x[k]·w[k] for
-// k = 64i + 16c + j into accumulator c, and lane 0 sums the lanes in lane order (matvec_team's order).
+// One team of 16 invocations per output column, 16 columns per workgroup of 256, for the MR rows
+// m0 … m0+MR−1 of the workgroup (override MR ≤ 8; grid x over ⌈M / MR⌉): each weight load serves all
+// MR rows. Lane j adds x[m, k]·w[k] for k = 64i + 16c + j into accumulator c of row m, and lane r sums
+// row r over the lanes in lane order (matvec_team's order, for any MR).
 const TEAM: u32 = 16u;
-var<workgroup> team_sums: array<f32, 256>;
+override MR: u32 = 1u;
+var<workgroup> team_sums: array<f32, 2048>;  // (row r < MR, invocation)
 
-fn term0(xr: u32, wr: u32, k: u32) -> f32 {
+fn x_at(xr: u32, k: u32) -> f32 {
   if (k >= p.K) { return 0.0; }
-  return x[xr + k] * w0[wr + k];
+  return x[xr + k];
 }
 
-fn term1(xr: u32, wr: u32, k: u32) -> f32 {
+fn w_at(j: u32, wr: u32, k: u32) -> f32 {
   if (k >= p.K) { return 0.0; }
-  return x[xr + k] * w1[wr + k];
+  if (j == 0u) { return w0[wr + k]; }
+  if (j == 1u) { return w1[wr + k]; }
+  return w2[wr + k];
 }
 
-fn term2(xr: u32, wr: u32, k: u32) -> f32 {
-  if (k >= p.K) { return 0.0; }
-  return x[xr + k] * w2[wr + k];
-}
-
-// The lane's share of output row wr of block j (W_j's rows start at wr), over k = lane, lane + 16, ….
-fn lane_dot(j: u32, xr: u32, wr: u32, lane: u32) -> f32 {
-  var acc = vec4f(0.0);
-  for (var k0 = lane; k0 < p.K; k0 += 4u * TEAM) {
-    if (j == 0u) {
-      acc += vec4f(term0(xr, wr, k0), term0(xr, wr, k0 + TEAM), term0(xr, wr, k0 + 2u * TEAM),
-                   term0(xr, wr, k0 + 3u * TEAM));
-    } else if (j == 1u) {
-      acc += vec4f(term1(xr, wr, k0), term1(xr, wr, k0 + TEAM), term1(xr, wr, k0 + 2u * TEAM),
-                   term1(xr, wr, k0 + 3u * TEAM));
-    } else {
-      acc += vec4f(term2(xr, wr, k0), term2(xr, wr, k0 + TEAM), term2(xr, wr, k0 + 2u * TEAM),
-                   term2(xr, wr, k0 + 3u * TEAM));
-    }
-  }
-  return acc.x + acc.y + acc.z + acc.w;
+// The lane's terms of row xr for k0, k0 + 16, k0 + 32, k0 + 48.
+fn x_quad(xr: u32, k0: u32) -> vec4f {
+  return vec4f(x_at(xr, k0), x_at(xr, k0 + TEAM), x_at(xr, k0 + 2u * TEAM), x_at(xr, k0 + 3u * TEAM));
 }
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let lane = li % TEAM;
-  let n = wg.x * (256u / TEAM) + li / TEAM;
-  let m = wg.y;
-  let xr = m * p.K;
+  let n = wg.y * (256u / TEAM) + li / TEAM;
+  let m0 = wg.x * MR;
   // The block and row within it of output column n (past the last column: no block, nothing stored).
   var j = 3u;
   var r = 0u;
@@ -78,13 +65,53 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     r = n - p.n0 - p.n1;
   }
   let o = select(select(p.o2, p.o1, j == 1u), p.o0, j == 0u);
-  var part = 0.0;
-  if (j < 3u) { part = lane_dot(j, xr, (o + r) * p.K, lane); }
-  team_sums[li] = part;
+  let wr = (o + r) * p.K;
+  // Rows past M read row M − 1 and store nothing.
+  let x0 = min(m0 + 0u, p.M - 1u) * p.K;
+  let x1 = min(m0 + 1u, p.M - 1u) * p.K;
+  let x2 = min(m0 + 2u, p.M - 1u) * p.K;
+  let x3 = min(m0 + 3u, p.M - 1u) * p.K;
+  let x4 = min(m0 + 4u, p.M - 1u) * p.K;
+  let x5 = min(m0 + 5u, p.M - 1u) * p.K;
+  let x6 = min(m0 + 6u, p.M - 1u) * p.K;
+  let x7 = min(m0 + 7u, p.M - 1u) * p.K;
+  var acc0 = vec4f(0.0);
+  var acc1 = vec4f(0.0);
+  var acc2 = vec4f(0.0);
+  var acc3 = vec4f(0.0);
+  var acc4 = vec4f(0.0);
+  var acc5 = vec4f(0.0);
+  var acc6 = vec4f(0.0);
+  var acc7 = vec4f(0.0);
+  if (j < 3u) {
+    for (var k0 = lane; k0 < p.K; k0 += 4u * TEAM) {
+      let w = vec4f(w_at(j, wr, k0), w_at(j, wr, k0 + TEAM), w_at(j, wr, k0 + 2u * TEAM),
+                    w_at(j, wr, k0 + 3u * TEAM));
+      acc0 += x_quad(x0, k0) * w;
+      if (MR > 1u) { acc1 += x_quad(x1, k0) * w; }
+      if (MR > 2u) { acc2 += x_quad(x2, k0) * w; }
+      if (MR > 3u) { acc3 += x_quad(x3, k0) * w; }
+      if (MR > 4u) { acc4 += x_quad(x4, k0) * w; }
+      if (MR > 5u) { acc5 += x_quad(x5, k0) * w; }
+      if (MR > 6u) { acc6 += x_quad(x6, k0) * w; }
+      if (MR > 7u) { acc7 += x_quad(x7, k0) * w; }
+    }
+  }
+  team_sums[li] = acc0.x + acc0.y + acc0.z + acc0.w;
+  if (MR > 1u) { team_sums[1u * 256u + li] = acc1.x + acc1.y + acc1.z + acc1.w; }
+  if (MR > 2u) { team_sums[2u * 256u + li] = acc2.x + acc2.y + acc2.z + acc2.w; }
+  if (MR > 3u) { team_sums[3u * 256u + li] = acc3.x + acc3.y + acc3.z + acc3.w; }
+  if (MR > 4u) { team_sums[4u * 256u + li] = acc4.x + acc4.y + acc4.z + acc4.w; }
+  if (MR > 5u) { team_sums[5u * 256u + li] = acc5.x + acc5.y + acc5.z + acc5.w; }
+  if (MR > 6u) { team_sums[6u * 256u + li] = acc6.x + acc6.y + acc6.z + acc6.w; }
+  if (MR > 7u) { team_sums[7u * 256u + li] = acc7.x + acc7.y + acc7.z + acc7.w; }
   workgroupBarrier();
-  if (lane == 0u && j < 3u) {
-    var s = team_sums[li];
-    for (var t = 1u; t < TEAM; t++) { s += team_sums[li + t]; }
+  // Lane q of the team sums row m0 + q over the team's lanes, in lane order.
+  let m = m0 + lane;
+  if (lane < MR && m < p.M && j < 3u) {
+    let t0 = lane * 256u + li - lane;
+    var s = team_sums[t0];
+    for (var t = 1u; t < TEAM; t++) { s += team_sums[t0 + t]; }
     if (j == 0u) {
       y0[m * p.n0 + r] = s;
     } else if (j == 1u) {

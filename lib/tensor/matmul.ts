@@ -7,6 +7,7 @@
  */
 import { ShapeError } from "../errors.ts";
 import { dispatch, Params } from "../gpu/commands.ts";
+import type { KernelSpec } from "../gpu/pipelines.ts";
 import { dummyBuffer } from "../gpu/buffers.ts";
 import { copyElements } from "./copy.ts";
 import { sumColumns } from "./reduce.ts";
@@ -60,6 +61,14 @@ export interface StridedMatmul {
 const SPEC = { file: "matmul.wgsl" };
 const MATVEC = { file: "matmul.wgsl", entry: "matvec" };
 const MATVEC_TEAM = { file: "matmul.wgsl", entry: "matvec_team" };
+
+/**
+ * A team product's pipeline for M ≤ 8 rows in one workgroup (the override MR of matvec_team,
+ * split_matvec.wgsl and swiglu_matvec): the spec itself for one row, one pipeline per row count above.
+ */
+export function teamRows(spec: KernelSpec, M: number): KernelSpec {
+  return M === 1 ? spec : { ...spec, constants: { MR: M } };
+}
 /** Entry points for products of ≥ {@linkcode BIG_TILES_MIN} tiles of 128×128 (benchmarks compare them). */
 export const LARGE_TILE_ENTRIES = ["main128v4", "main128db"] as const;
 /** One of {@linkcode LARGE_TILE_ENTRIES}. */
@@ -200,8 +209,8 @@ export function matmulStrided(args: StridedMatmul): void {
   const p = matmulParams(args);
   const buffers = [a.t.buffer, b.t.buffer, c.t.buffer, args.bias?.buffer ?? dummyBuffer()];
   if (M <= MATVEC_MAX_ROWS && b.rowStride === 1) {
-    // B's K axis contiguous (x·Wᵀ): 16 invocations per output read W's row together.
-    dispatch(MATVEC_TEAM, buffers, p, [Math.ceil(N / 16), M, nb0 * nb1]);
+    // B's K axis contiguous (x·Wᵀ): 16 invocations per output read W's row together, once for all M rows.
+    dispatch(teamRows(MATVEC_TEAM, M), buffers, p, [1, Math.ceil(N / 16), nb0 * nb1]);
   } else if (M <= MATVEC_MAX_ROWS) {
     dispatch(MATVEC, buffers, p, [Math.ceil(N / 64), M, nb0 * nb1]);
   } else if (Math.ceil(M / 128) * Math.ceil(N / 128) * nb0 * nb1 >= bigTilesMin && !smallTilesOnly) {
