@@ -11,7 +11,7 @@
 // same order); elementwise.wgsl `add` then rmsnorm.wgsl (the same reduction). The
 // float64 twins: `swigluRef` of the two products, `rmsNormRef` of the sum (ops_ref.ts).
 // Shapes: x (M, K), Wg and Wu (N, K) in the checkpoint's (out, in) layout, y (M, N); a team of 16
-// invocations owns the outputs y(m, n) of one column for up to 8 rows (grid: ⌈M / MR⌉, N / 16); M is
+// invocations owns the outputs y(m, n) of one column for up to 3 rows (grid: ⌈M / MR⌉, N / 16); M is
 // small (decoding: 1 to K + 1 rows).
 // add_rmsnorm: a, b, s, y (R, D), w (D); one workgroup of 256 owns one row (M = R, N = D, eps in the
 // last word).
@@ -26,14 +26,14 @@ struct Params { M: u32, N: u32, K: u32, eps: f32, L: u32, last: u32 }
 @group(0) @binding(5) var<storage, read_write> sum: array<f32>; // add_rmsnorm: s
 
 // swiglu_matvec: a team of 16 invocations per output column n, 16 columns per workgroup of 256, for the
-// MR rows m0 … m0+MR−1 of the workgroup (override MR ≤ 8; grid x over ⌈M / MR⌉): each load of W_g and
+// MR rows m0 … m0+MR−1 of the workgroup (override MR ≤ 3; grid x over ⌈M / MR⌉): each load of W_g and
 // W_u serves all MR rows. Both products are summed in matmul.wgsl matvec_team's order (lane j: k = 64i
 // + 16c + j into accumulator c of row m; lane r adds row r over the lanes in lane order), so the values
 // equal `matvec_team` twice, then `swiglu`, bit for bit, for any MR.
 const TEAM: u32 = 16u;
 override MR: u32 = 1u;
-var<workgroup> gate_sums: array<f32, 2048>;  // (row r < MR, invocation)
-var<workgroup> up_sums: array<f32, 2048>;
+var<workgroup> gate_sums: array<f32, 768>;  // (row r < MR, invocation)
+var<workgroup> up_sums: array<f32, 768>;
 
 fn x_at(xr: u32, k: u32) -> f32 {
   if (k >= p.K) { return 0.0; }
@@ -60,27 +60,12 @@ fn swiglu_matvec(@builtin(workgroup_id) wgid: vec3u, @builtin(local_invocation_i
   let x0 = min(m0 + 0u, p.M - 1u) * p.K;
   let x1 = min(m0 + 1u, p.M - 1u) * p.K;
   let x2 = min(m0 + 2u, p.M - 1u) * p.K;
-  let x3 = min(m0 + 3u, p.M - 1u) * p.K;
-  let x4 = min(m0 + 4u, p.M - 1u) * p.K;
-  let x5 = min(m0 + 5u, p.M - 1u) * p.K;
-  let x6 = min(m0 + 6u, p.M - 1u) * p.K;
-  let x7 = min(m0 + 7u, p.M - 1u) * p.K;
   var g0 = vec4f(0.0);
   var u0 = vec4f(0.0);
   var g1 = vec4f(0.0);
   var u1 = vec4f(0.0);
   var g2 = vec4f(0.0);
   var u2 = vec4f(0.0);
-  var g3 = vec4f(0.0);
-  var u3 = vec4f(0.0);
-  var g4 = vec4f(0.0);
-  var u4 = vec4f(0.0);
-  var g5 = vec4f(0.0);
-  var u5 = vec4f(0.0);
-  var g6 = vec4f(0.0);
-  var u6 = vec4f(0.0);
-  var g7 = vec4f(0.0);
-  var u7 = vec4f(0.0);
   for (var k0 = lane; k0 < p.K; k0 += 4u * TEAM) {
     let wgv = vec4f(w_at(wr, k0, false), w_at(wr, k0 + TEAM, false), w_at(wr, k0 + 2u * TEAM, false),
                     w_at(wr, k0 + 3u * TEAM, false));
@@ -99,31 +84,6 @@ fn swiglu_matvec(@builtin(workgroup_id) wgid: vec3u, @builtin(local_invocation_i
       g2 += xv * wgv;
       u2 += xv * wuv;
     }
-    if (MR > 3u) {
-      let xv = x_quad(x3, k0);
-      g3 += xv * wgv;
-      u3 += xv * wuv;
-    }
-    if (MR > 4u) {
-      let xv = x_quad(x4, k0);
-      g4 += xv * wgv;
-      u4 += xv * wuv;
-    }
-    if (MR > 5u) {
-      let xv = x_quad(x5, k0);
-      g5 += xv * wgv;
-      u5 += xv * wuv;
-    }
-    if (MR > 6u) {
-      let xv = x_quad(x6, k0);
-      g6 += xv * wgv;
-      u6 += xv * wuv;
-    }
-    if (MR > 7u) {
-      let xv = x_quad(x7, k0);
-      g7 += xv * wgv;
-      u7 += xv * wuv;
-    }
   }
   gate_sums[li] = g0.x + g0.y + g0.z + g0.w;
   up_sums[li] = u0.x + u0.y + u0.z + u0.w;
@@ -134,26 +94,6 @@ fn swiglu_matvec(@builtin(workgroup_id) wgid: vec3u, @builtin(local_invocation_i
   if (MR > 2u) {
     gate_sums[2u * 256u + li] = g2.x + g2.y + g2.z + g2.w;
     up_sums[2u * 256u + li] = u2.x + u2.y + u2.z + u2.w;
-  }
-  if (MR > 3u) {
-    gate_sums[3u * 256u + li] = g3.x + g3.y + g3.z + g3.w;
-    up_sums[3u * 256u + li] = u3.x + u3.y + u3.z + u3.w;
-  }
-  if (MR > 4u) {
-    gate_sums[4u * 256u + li] = g4.x + g4.y + g4.z + g4.w;
-    up_sums[4u * 256u + li] = u4.x + u4.y + u4.z + u4.w;
-  }
-  if (MR > 5u) {
-    gate_sums[5u * 256u + li] = g5.x + g5.y + g5.z + g5.w;
-    up_sums[5u * 256u + li] = u5.x + u5.y + u5.z + u5.w;
-  }
-  if (MR > 6u) {
-    gate_sums[6u * 256u + li] = g6.x + g6.y + g6.z + g6.w;
-    up_sums[6u * 256u + li] = u6.x + u6.y + u6.z + u6.w;
-  }
-  if (MR > 7u) {
-    gate_sums[7u * 256u + li] = g7.x + g7.y + g7.z + g7.w;
-    up_sums[7u * 256u + li] = u7.x + u7.y + u7.z + u7.w;
   }
   workgroupBarrier();
   // Lane q of the team adds row m0 + q over the team's lanes, in lane order.

@@ -126,19 +126,21 @@ fn matvec(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wg: 
 
 // matvec_team: few rows (M ≤ 8) when B's K axis is contiguous (x·Wᵀ with W in the (out, in) layout of
 // a checkpoint, the products of a decoding step). A team of TEAM = 16 invocations shares the outputs
-// C(m, n) of one column n for the MR rows m0 … m0+MR−1 of its workgroup (override MR ∈ 1 … 8: 1 for a
-// decoding step, K + 1 to verify K drafted tokens); a workgroup of 256 holds 16 teams, for 16
-// consecutive n (grid: ⌈M / MR⌉, N/16, batch). Lane j of a team adds x[m, k]·w[k] for k = 64i + 16c + j
-// into accumulator c (c < 4) of row m, so each load of W is one of 16 consecutive floats of its row (one
-// coalesced 64-byte read per team) and serves all MR rows: W is read once for the K + 1 rows of a
-// verification instead of once per row. Lane r then sums row r's lanes' (acc.x + acc.y) + … in lane
+// C(m, n) of one column n for the MR rows m0 … m0+MR−1 of its workgroup (override MR ∈ 1 … 3: 1 for a
+// decoding step; to verify K drafted tokens the host puts the K + 1 rows in groups of at most
+// TEAM_ROWS = 3, lib/tensor/matmul.ts, as more rows per workgroup measured slower); a workgroup of 256
+// holds 16 teams, for 16 consecutive n (grid: ⌈M / MR⌉, N/16, batch: the row groups of one block of n
+// are consecutive workgroups, which share its weight rows through the L2 cache). Lane j of a team adds
+// x[m, k]·w[k] for k = 64i + 16c + j into accumulator c (c < 4) of row m, so each load of W is one of
+// 16 consecutive floats of its row (one coalesced 64-byte read per team) and serves all MR rows. Lane r
+// then sums row r's lanes' (acc.x + acc.y) + … in lane
 // order. The order of every sum is the same for any MR, and split_matvec.wgsl and decode_fused.wgsl
 // (swiglu_matvec) use it too, so their values are bit-identical to this entry's. H200, one
 // brown-llama-6m decoding step: one output per invocation walking W's rows took 37 µs per product
 // (bench/speculative.ts, kernel by kernel).
 const TEAM: u32 = 16u;
 override MR: u32 = 1u;
-var<workgroup> team_sums: array<f32, 2048>;  // (row r < MR, invocation)
+var<workgroup> team_sums: array<f32, 768>;  // (row r < MR, invocation)
 
 fn team_a(a_row: u32, k: u32) -> f32 {
   if (k >= p.K) { return 0.0; }
@@ -170,39 +172,19 @@ fn matvec_team(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
   let a0 = a_base + min(m0 + 0u, p.M - 1u) * p.a_sm;
   let a1 = a_base + min(m0 + 1u, p.M - 1u) * p.a_sm;
   let a2 = a_base + min(m0 + 2u, p.M - 1u) * p.a_sm;
-  let a3 = a_base + min(m0 + 3u, p.M - 1u) * p.a_sm;
-  let a4 = a_base + min(m0 + 4u, p.M - 1u) * p.a_sm;
-  let a5 = a_base + min(m0 + 5u, p.M - 1u) * p.a_sm;
-  let a6 = a_base + min(m0 + 6u, p.M - 1u) * p.a_sm;
-  let a7 = a_base + min(m0 + 7u, p.M - 1u) * p.a_sm;
   var acc0 = vec4f(0.0);
   var acc1 = vec4f(0.0);
   var acc2 = vec4f(0.0);
-  var acc3 = vec4f(0.0);
-  var acc4 = vec4f(0.0);
-  var acc5 = vec4f(0.0);
-  var acc6 = vec4f(0.0);
-  var acc7 = vec4f(0.0);
   for (var k0 = lane; k0 < p.K; k0 += 4u * TEAM) {
     let w = vec4f(team_b(b_col, k0), team_b(b_col, k0 + TEAM), team_b(b_col, k0 + 2u * TEAM),
                   team_b(b_col, k0 + 3u * TEAM));
     acc0 += team_x(a0, k0) * w;
     if (MR > 1u) { acc1 += team_x(a1, k0) * w; }
     if (MR > 2u) { acc2 += team_x(a2, k0) * w; }
-    if (MR > 3u) { acc3 += team_x(a3, k0) * w; }
-    if (MR > 4u) { acc4 += team_x(a4, k0) * w; }
-    if (MR > 5u) { acc5 += team_x(a5, k0) * w; }
-    if (MR > 6u) { acc6 += team_x(a6, k0) * w; }
-    if (MR > 7u) { acc7 += team_x(a7, k0) * w; }
   }
   team_sums[li] = acc0.x + acc0.y + acc0.z + acc0.w;
   if (MR > 1u) { team_sums[1u * 256u + li] = acc1.x + acc1.y + acc1.z + acc1.w; }
   if (MR > 2u) { team_sums[2u * 256u + li] = acc2.x + acc2.y + acc2.z + acc2.w; }
-  if (MR > 3u) { team_sums[3u * 256u + li] = acc3.x + acc3.y + acc3.z + acc3.w; }
-  if (MR > 4u) { team_sums[4u * 256u + li] = acc4.x + acc4.y + acc4.z + acc4.w; }
-  if (MR > 5u) { team_sums[5u * 256u + li] = acc5.x + acc5.y + acc5.z + acc5.w; }
-  if (MR > 6u) { team_sums[6u * 256u + li] = acc6.x + acc6.y + acc6.z + acc6.w; }
-  if (MR > 7u) { team_sums[7u * 256u + li] = acc7.x + acc7.y + acc7.z + acc7.w; }
   workgroupBarrier();
   // Lane r of the team sums row m0 + r over the team's lanes, in lane order.
   if (lane < MR && n < p.N) {

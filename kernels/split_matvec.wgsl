@@ -7,7 +7,7 @@
 // Ground truth: matmul.wgsl `matvec_team` on each block (the same sums in the same order, so the values
 // are bit-identical); the float64 twin is a plain product (tests). Shapes: x (M, K), W_j (rows, K) in the
 // checkpoint's (out, in) layout (the same buffer may be bound for several j), y_j (M, n_j). A team of 16
-// invocations owns one output column for up to 8 rows (grid: x over ⌈M / MR⌉, y over (n_0 + n_1 + n_2)
+// invocations owns one output column for up to 3 rows (grid: x over ⌈M / MR⌉, y over (n_0 + n_1 + n_2)
 // / 16 workgroups).
 
 struct Params { M: u32, K: u32, n0: u32, n1: u32, n2: u32, o0: u32, o1: u32, o2: u32 }
@@ -22,12 +22,12 @@ struct Params { M: u32, K: u32, n0: u32, n1: u32, n2: u32, o0: u32, o1: u32, o2:
 @group(0) @binding(7) var<storage, read_write> y2: array<f32>;
 
 // One team of 16 invocations per output column, 16 columns per workgroup of 256, for the MR rows
-// m0 … m0+MR−1 of the workgroup (override MR ≤ 8; grid x over ⌈M / MR⌉): each weight load serves all
+// m0 … m0+MR−1 of the workgroup (override MR ≤ 3; grid x over ⌈M / MR⌉): each weight load serves all
 // MR rows. Lane j adds x[m, k]·w[k] for k = 64i + 16c + j into accumulator c of row m, and lane r sums
 // row r over the lanes in lane order (matvec_team's order, for any MR).
 const TEAM: u32 = 16u;
 override MR: u32 = 1u;
-var<workgroup> team_sums: array<f32, 2048>;  // (row r < MR, invocation)
+var<workgroup> team_sums: array<f32, 768>;  // (row r < MR, invocation)
 
 fn x_at(xr: u32, k: u32) -> f32 {
   if (k >= p.K) { return 0.0; }
@@ -70,19 +70,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let x0 = min(m0 + 0u, p.M - 1u) * p.K;
   let x1 = min(m0 + 1u, p.M - 1u) * p.K;
   let x2 = min(m0 + 2u, p.M - 1u) * p.K;
-  let x3 = min(m0 + 3u, p.M - 1u) * p.K;
-  let x4 = min(m0 + 4u, p.M - 1u) * p.K;
-  let x5 = min(m0 + 5u, p.M - 1u) * p.K;
-  let x6 = min(m0 + 6u, p.M - 1u) * p.K;
-  let x7 = min(m0 + 7u, p.M - 1u) * p.K;
   var acc0 = vec4f(0.0);
   var acc1 = vec4f(0.0);
   var acc2 = vec4f(0.0);
-  var acc3 = vec4f(0.0);
-  var acc4 = vec4f(0.0);
-  var acc5 = vec4f(0.0);
-  var acc6 = vec4f(0.0);
-  var acc7 = vec4f(0.0);
   if (j < 3u) {
     for (var k0 = lane; k0 < p.K; k0 += 4u * TEAM) {
       let w = vec4f(w_at(j, wr, k0), w_at(j, wr, k0 + TEAM), w_at(j, wr, k0 + 2u * TEAM),
@@ -90,21 +80,11 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
       acc0 += x_quad(x0, k0) * w;
       if (MR > 1u) { acc1 += x_quad(x1, k0) * w; }
       if (MR > 2u) { acc2 += x_quad(x2, k0) * w; }
-      if (MR > 3u) { acc3 += x_quad(x3, k0) * w; }
-      if (MR > 4u) { acc4 += x_quad(x4, k0) * w; }
-      if (MR > 5u) { acc5 += x_quad(x5, k0) * w; }
-      if (MR > 6u) { acc6 += x_quad(x6, k0) * w; }
-      if (MR > 7u) { acc7 += x_quad(x7, k0) * w; }
     }
   }
   team_sums[li] = acc0.x + acc0.y + acc0.z + acc0.w;
   if (MR > 1u) { team_sums[1u * 256u + li] = acc1.x + acc1.y + acc1.z + acc1.w; }
   if (MR > 2u) { team_sums[2u * 256u + li] = acc2.x + acc2.y + acc2.z + acc2.w; }
-  if (MR > 3u) { team_sums[3u * 256u + li] = acc3.x + acc3.y + acc3.z + acc3.w; }
-  if (MR > 4u) { team_sums[4u * 256u + li] = acc4.x + acc4.y + acc4.z + acc4.w; }
-  if (MR > 5u) { team_sums[5u * 256u + li] = acc5.x + acc5.y + acc5.z + acc5.w; }
-  if (MR > 6u) { team_sums[6u * 256u + li] = acc6.x + acc6.y + acc6.z + acc6.w; }
-  if (MR > 7u) { team_sums[7u * 256u + li] = acc7.x + acc7.y + acc7.z + acc7.w; }
   workgroupBarrier();
   // Lane q of the team sums row m0 + q over the team's lanes, in lane order.
   let m = m0 + lane;

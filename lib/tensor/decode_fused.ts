@@ -12,7 +12,7 @@
  */
 import { ShapeError } from "../errors.ts";
 import { dispatch, Params } from "../gpu/commands.ts";
-import { MATVEC_MAX_ROWS as TEAM_ROWS, teamRows, type Weight } from "./matmul.ts";
+import { teamRows, teamRowsPerGroup, type Weight } from "./matmul.ts";
 import { fmtShape, Tensor } from "./tensor.ts";
 
 /** Rows up to which {@linkcode swigluMatvec} is used by decoding (a team of 16 invocations per output). */
@@ -40,7 +40,7 @@ export function swigluMatvec(x: Tensor, gate: Weight, up: Weight): Tensor {
   const M = x.size / K;
   if (M > 65535) throw new ShapeError(op, `${M} rows exceed one dispatch`);
   const y = Tensor.empty([...x.shape.slice(0, -1), N]);
-  const mr = Math.min(M, TEAM_ROWS);
+  const mr = teamRowsPerGroup(M);
   dispatch(
     teamRows({ file: "decode_fused.wgsl", entry: "swiglu_matvec" }, mr),
     [x.buffer, gate.parts[0].buffer, up.parts[0].buffer, y.buffer],
@@ -119,7 +119,7 @@ export function splitMatvec(x: Tensor, blocks: [RowBlock, RowBlock, RowBlock]): 
   const lead = x.shape.slice(0, -1);
   const ys = blocks.map((b) => Tensor.empty([...lead, b.rows])) as [Tensor, Tensor, Tensor];
   const n = blocks.reduce((s, b) => s + b.rows, 0);
-  const mr = Math.min(M, TEAM_ROWS);
+  const mr = teamRowsPerGroup(M);
   dispatch(
     teamRows({ file: "split_matvec.wgsl" }, mr),
     [x.buffer, ...blocks.map((b) => b.w.parts[0].buffer), ...ys.map((y) => y.buffer)],

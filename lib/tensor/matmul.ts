@@ -63,11 +63,21 @@ const MATVEC = { file: "matmul.wgsl", entry: "matvec" };
 const MATVEC_TEAM = { file: "matmul.wgsl", entry: "matvec_team" };
 
 /**
- * A team product's pipeline for M ≤ 8 rows in one workgroup (the override MR of matvec_team,
- * split_matvec.wgsl and swiglu_matvec): the spec itself for one row, one pipeline per row count above.
+ * Most rows one workgroup of a team product takes (the override MR of matvec_team, split_matvec.wgsl and
+ * swiglu_matvec). H200, Llama-3.2-1B-shaped hybrid: verifying 2 or 3 rows at once costs 3.69 / 3.76 ms
+ * against 3.50 ms for one (each weight read once), but 4 rows at once cost 5.72 ms, 6 rows 8.74 ms, more
+ * than one workgroup per row read through the L2 cache (bench/speculative_scale.ts).
  */
-export function teamRows(spec: KernelSpec, M: number): KernelSpec {
-  return M === 1 ? spec : { ...spec, constants: { MR: M } };
+export const TEAM_ROWS = 3;
+
+/** Rows per workgroup for a team product of M rows: the fewest workgroups of at most TEAM_ROWS, balanced. */
+export function teamRowsPerGroup(M: number): number {
+  return Math.ceil(M / Math.ceil(M / TEAM_ROWS));
+}
+
+/** A team product's pipeline for `mr` ≤ TEAM_ROWS rows per workgroup: the spec itself for one row, else MR = mr. */
+export function teamRows(spec: KernelSpec, mr: number): KernelSpec {
+  return mr === 1 ? spec : { ...spec, constants: { MR: mr } };
 }
 /** Entry points for products of ≥ {@linkcode BIG_TILES_MIN} tiles of 128×128 (benchmarks compare them). */
 export const LARGE_TILE_ENTRIES = ["main128v4", "main128db"] as const;
@@ -209,8 +219,10 @@ export function matmulStrided(args: StridedMatmul): void {
   const p = matmulParams(args);
   const buffers = [a.t.buffer, b.t.buffer, c.t.buffer, args.bias?.buffer ?? dummyBuffer()];
   if (M <= MATVEC_MAX_ROWS && b.rowStride === 1) {
-    // B's K axis contiguous (x·Wᵀ): 16 invocations per output read W's row together, once for all M rows.
-    dispatch(teamRows(MATVEC_TEAM, M), buffers, p, [1, Math.ceil(N / 16), nb0 * nb1]);
+    // B's K axis contiguous (x·Wᵀ): 16 invocations per output read W's row together, once for up to
+    // TEAM_ROWS rows; the row groups of one block of outputs are consecutive workgroups (L2 reuse).
+    const mr = teamRowsPerGroup(M);
+    dispatch(teamRows(MATVEC_TEAM, mr), buffers, p, [Math.ceil(M / mr), Math.ceil(N / 16), nb0 * nb1]);
   } else if (M <= MATVEC_MAX_ROWS) {
     dispatch(MATVEC, buffers, p, [Math.ceil(N / 64), M, nb0 * nb1]);
   } else if (Math.ceil(M / 128) * Math.ceil(N / 128) * nb0 * nb1 >= bigTilesMin && !smallTilesOnly) {
