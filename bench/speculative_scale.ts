@@ -1,7 +1,7 @@
 /**
- * `deno run -A bench/speculative_scale.ts [--json FILE]`: speculative decoding's cost model at
- * Llama-3.2-1B's shapes (issue #7), where a decoding step moves gigabytes of weights instead of being a
- * chain of tiny dispatches. The target is the 50% hybrid of a random-weight 1B-shaped Llama (attention
+ * `deno run -A bench/speculative_scale.ts [--json FILE] [--small] [--team-rows 2,3]`: speculative
+ * decoding's cost model at Llama-3.2-1B's shapes (issue #7), where a decoding step moves gigabytes of
+ * weights instead of being a chain of tiny dispatches. The target is the 50% hybrid of a random-weight 1B-shaped Llama (attention
  * at the odd layers, Mamba-2 at the even ones, bench/steps.ts `writeRandomHybridPair`); the draft has
  * the shapes of its two-layer early exit. Random weights accept nothing, so no speedup is measured here:
  * the one-token and (K + 1)-token forwards of both are timed replayed (bench/speculative_profile.ts,
@@ -15,11 +15,16 @@ import { parseFlags } from "../lib/cli/args.ts";
 import { adapterName, initGpu } from "../lib/gpu/device.ts";
 import { trimPool } from "../lib/gpu/buffers.ts";
 import { LlamaModel } from "../lib/models/llama.ts";
+import { TEAM_ROWS, useTeamRows } from "../lib/tensor/matmul.ts";
 import { profileSteps, projectedSpeedup } from "./speculative_profile.ts";
 import { kernelBreakdownTiming } from "./timing.ts";
 import { LLAMA_3_2_1B_CONFIG, writeRandomHybridPair } from "./steps.ts";
 
-const flags = parseFlags("speculative_scale", Deno.args, { json: "string", small: "boolean" });
+const flags = parseFlags("speculative_scale", Deno.args, {
+  json: "string",
+  small: "boolean",
+  "team-rows": "string",
+});
 // --small: the bundled teacher's shapes instead (a check of the harness on the software adapter).
 const config = flags.small
   ? {
@@ -62,6 +67,24 @@ const projected = alphas.map((alpha) => ({
 for (const p of projected) {
   log(`α ${p.alpha}: ${Ks.map((K) => `K=${K} ×${p.speedup_by_K[K].toFixed(2)}`).join(", ")}`);
 }
+// --team-rows 2,3: the one-token and verification forwards again with at most that many rows per
+// workgroup of the team products (lib/tensor/matmul.ts useTeamRows; the profile above: the default, 1).
+const byTeamRows: Record<string, { target: Record<string, unknown>; draft: Record<string, unknown> }> = {};
+for (const most of (flags["team-rows"] as string | undefined)?.split(",").map(Number) ?? []) {
+  const prev = useTeamRows(most);
+  const t = await profileSteps(target, Ks, 50);
+  const d = await profileSteps(draft, Ks, 100);
+  useTeamRows(prev);
+  byTeamRows[most] = {
+    target: { replay_ms_1: t.replay_ms_1, replay_ms_verify: t.replay_ms_verify },
+    draft: { replay_ms_1: d.replay_ms_1, replay_ms_verify: d.replay_ms_verify },
+  };
+  log(
+    `team rows ≤ ${most}: target one token ${t.replay_ms_1.toFixed(3)} ms, verify ${
+      JSON.stringify(t.replay_ms_verify)
+    }`,
+  );
+}
 trimPool();
 const out = {
   date: new Date().toISOString(),
@@ -71,8 +94,10 @@ const out = {
   draft: (flags.small ? "brown-llama-6m-shape" : "llama-3.2-1b-shape") +
     ", 2 layers (early-exit shape), random weights",
   target_tokens_per_s_replayed: 1000 / pt.replay_ms_1,
+  team_rows: TEAM_ROWS,
   profiles: { target: pt, draft: pd },
   projected,
+  by_team_rows: byTeamRows,
 };
 const json = JSON.stringify(out, null, 2) + "\n";
 if (typeof flags.json === "string") await Deno.writeTextFile(flags.json, json);

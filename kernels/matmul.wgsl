@@ -127,8 +127,8 @@ fn matvec(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wg: 
 // matvec_team: few rows (M ≤ 8) when B's K axis is contiguous (x·Wᵀ with W in the (out, in) layout of
 // a checkpoint, the products of a decoding step). A team of TEAM = 16 invocations shares the outputs
 // C(m, n) of one column n for the MR rows m0 … m0+MR−1 of its workgroup (override MR ∈ 1 … 3: 1 for a
-// decoding step; to verify K drafted tokens the host puts the K + 1 rows in groups of at most
-// TEAM_ROWS = 3, lib/tensor/matmul.ts, as more rows per workgroup measured slower); a workgroup of 256
+// decoding step; the host keeps one row per workgroup by default, as more measured slower at
+// Llama-3.2-1B's shapes, lib/tensor/matmul.ts TEAM_ROWS and useTeamRows); a workgroup of 256
 // holds 16 teams, for 16 consecutive n (grid: ⌈M / MR⌉, N/16, batch: the row groups of one block of n
 // are consecutive workgroups, which share its weight rows through the L2 cache). Lane j of a team adds
 // x[m, k]·w[k] for k = 64i + 16c + j into accumulator c (c < 4) of row m, so each load of W is one of

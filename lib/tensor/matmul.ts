@@ -62,23 +62,40 @@ const SPEC = { file: "matmul.wgsl" };
 const MATVEC = { file: "matmul.wgsl", entry: "matvec" };
 const MATVEC_TEAM = { file: "matmul.wgsl", entry: "matvec_team" };
 
-/**
- * Most rows one workgroup of a team product takes (the override MR of matvec_team, split_matvec.wgsl and
- * swiglu_matvec). H200, Llama-3.2-1B-shaped hybrid: verifying 2 or 3 rows at once costs 3.69 / 3.76 ms
- * against 3.50 ms for one (each weight read once), but 4 rows at once cost 5.72 ms, 6 rows 8.74 ms, more
- * than one workgroup per row read through the L2 cache (bench/speculative_scale.ts).
- */
+/** Most rows one workgroup of a team product can take (the kernels' override MR ≤ 3). */
 export const TEAM_ROWS = 3;
 
-/** Rows per workgroup for a team product of M rows: the fewest workgroups of at most TEAM_ROWS, balanced. */
+/**
+ * Rows per workgroup of team products by default: one. H200, Llama-3.2-1B-shaped hybrid
+ * (bench/speculative_scale.ts, 2026-12-01): verifying K + 1 = 2 … 7 rows with one row per workgroup
+ * (the row workgroups of one block of outputs consecutive, sharing its weights through the L2 cache)
+ * cost 3.55 … 6.38 ms against 3.27 ms for one token; with up to 3 rows per workgroup 5.34 … 7.70 ms, and
+ * with all rows in one workgroup 3.69, 3.76, then 5.72 … 9.41 ms (three runs, not one comparison in one
+ * process: `--team-rows` makes it one). Fewer, longer workgroups leave the GPU underfilled for outputs
+ * of 2048 (128 workgroups). `useTeamRows` switches for benchmarks.
+ */
+const TEAM_ROWS_DEFAULT = 1;
+let teamRowsMost = TEAM_ROWS_DEFAULT;
+/** Sets the most rows per workgroup of team products (1 … TEAM_ROWS, for benchmarks); returns the previous. */
+export function useTeamRows(most: number): number {
+  if (!Number.isInteger(most) || most < 1 || most > TEAM_ROWS) {
+    throw new RangeError(`team rows ${most} is not an integer in 1 … ${TEAM_ROWS}`);
+  }
+  const prev = teamRowsMost;
+  teamRowsMost = most;
+  return prev;
+}
+
+/** Rows per workgroup for a team product of M rows: the fewest workgroups of at most the set most, balanced. */
 export function teamRowsPerGroup(M: number): number {
-  return Math.ceil(M / Math.ceil(M / TEAM_ROWS));
+  return Math.ceil(M / Math.ceil(M / teamRowsMost));
 }
 
 /** A team product's pipeline for `mr` ≤ TEAM_ROWS rows per workgroup: the spec itself for one row, else MR = mr. */
 export function teamRows(spec: KernelSpec, mr: number): KernelSpec {
   return mr === 1 ? spec : { ...spec, constants: { MR: mr } };
 }
+
 /** Entry points for products of ≥ {@linkcode BIG_TILES_MIN} tiles of 128×128 (benchmarks compare them). */
 export const LARGE_TILE_ENTRIES = ["main128v4", "main128db"] as const;
 /** One of {@linkcode LARGE_TILE_ENTRIES}. */
@@ -219,8 +236,8 @@ export function matmulStrided(args: StridedMatmul): void {
   const p = matmulParams(args);
   const buffers = [a.t.buffer, b.t.buffer, c.t.buffer, args.bias?.buffer ?? dummyBuffer()];
   if (M <= MATVEC_MAX_ROWS && b.rowStride === 1) {
-    // B's K axis contiguous (x·Wᵀ): 16 invocations per output read W's row together, once for up to
-    // TEAM_ROWS rows; the row groups of one block of outputs are consecutive workgroups (L2 reuse).
+    // B's K axis contiguous (x·Wᵀ): 16 invocations per output read W's row together (for up to
+    // TEAM_ROWS rows); the row groups of one block of outputs are consecutive workgroups (L2 reuse).
     const mr = teamRowsPerGroup(M);
     dispatch(teamRows(MATVEC_TEAM, mr), buffers, p, [Math.ceil(M / mr), Math.ceil(N / 16), nb0 * nb1]);
   } else if (M <= MATVEC_MAX_ROWS) {

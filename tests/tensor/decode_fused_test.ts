@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { ShapeError } from "../../lib/errors.ts";
 import { initGpu } from "../../lib/gpu/device.ts";
 import { addRmsNorm, splitMatvec, swigluMatvec } from "../../lib/tensor/decode_fused.ts";
-import { linear } from "../../lib/tensor/matmul.ts";
+import { linear, TEAM_ROWS, useTeamRows } from "../../lib/tensor/matmul.ts";
 import { rmsNormRef, swigluRef } from "../../lib/tensor/ops_ref.ts";
 import { Tensor } from "../../lib/tensor/tensor.ts";
 import { assertAllclose, randomArray } from "../_assert.ts";
@@ -147,58 +147,50 @@ async function checkSplit(M: number): Promise<void> {
   }
 }
 
-Deno.test("team products (linear's matvec_team, splitMatvec, swigluMatvec): M rows in one workgroup == each row alone, bit for bit", async () => {
-  // A verification of K drafted tokens runs these products on K + 1 rows at once (override MR = M, each
-  // weight load serving every row); a decoding step runs them on one row. Greedy speculative decoding
-  // equals plain decoding only if both give the same bits. M = 11 > 8 takes two workgroups of rows.
+Deno.test("team products (linear's matvec_team, splitMatvec, swigluMatvec): M rows at once == each row alone, bit for bit, for 1 … TEAM_ROWS rows per workgroup", async () => {
+  // A verification of K drafted tokens runs these products on K + 1 rows at once (with up to TEAM_ROWS
+  // rows per workgroup, each weight load serving each of them); a decoding step runs them on one row.
+  // Greedy speculative decoding equals plain decoding only if both give the same bits. M = 11 takes
+  // several workgroups of rows (and the tiled product for linear, which is not compared).
   const [N, K] = [45, 150];
   const w = { parts: [Tensor.from(randomArray(N * K, 31, 0.3), [N, K])], shape: [N, K] as [number, number] };
   const w2 = { parts: [Tensor.from(randomArray(N * K, 32, 0.3), [N, K])], shape: [N, K] as [number, number] };
+  const blocks = [{ w, row0: 0, rows: 20 }, { w: w2, row0: 3, rows: 17 }, { w, row0: 40, rows: 5 }] as const;
+  const products: [string, (t: Tensor) => Tensor[]][] = [
+    ["linear", (t) => t.shape[0] <= 8 ? [linear(t, w)] : []],
+    ["swigluMatvec", (t) => [swigluMatvec(t, w, w2)]],
+    ["splitMatvec", (t) => splitMatvec(t, [...blocks])],
+  ];
+  const most0 = useTeamRows(1);
   try {
-    for (const M of [2, 5, 8, 11]) {
-      const x = randomArray(M * K, 40 + M);
-      using all = Tensor.from(x, [M, K]);
-      const rowsOf = (f: (t: Tensor) => Tensor[]) => {
-        const outs: Tensor[][] = [];
-        for (let m = 0; m < M; m++) {
-          using t = Tensor.from(x.subarray(m * K, (m + 1) * K), [1, K]);
-          outs.push(f(t));
-        }
-        return outs;
-      };
-      const products: [string, (t: Tensor) => Tensor[]][] = [
-        ["linear", (t) => M <= 8 || t.shape[0] === 1 ? [linear(t, w)] : []],
-        ["swigluMatvec", (t) => [swigluMatvec(t, w, w2)]],
-        [
-          "splitMatvec",
-          (t) =>
-            splitMatvec(t, [{ w, row0: 0, rows: 20 }, { w: w2, row0: 3, rows: 17 }, {
-              w,
-              row0: 40,
-              rows: 5,
-            }]),
-        ],
-      ];
-      for (const [name, f] of products) {
-        const whole = f(all);
-        if (whole.length === 0) continue; // linear past 8 rows is the tiled product, not a team product
-        const single = rowsOf(f);
-        for (let j = 0; j < whole.length; j++) {
-          const got = await whole[j].toArray();
-          const cols = whole[j].shape[whole[j].shape.length - 1];
-          for (let m = 0; m < M; m++) {
-            const one = await single[m][j].toArray();
-            assert.deepEqual(
-              got.subarray(m * cols, (m + 1) * cols),
-              one,
-              `${name} output ${j}, M=${M}, row ${m}`,
-            );
+    for (let most = 1; most <= TEAM_ROWS; most++) {
+      useTeamRows(most);
+      for (const M of [2, 5, 8, 11]) {
+        const x = randomArray(M * K, 40 + M);
+        using all = Tensor.from(x, [M, K]);
+        for (const [name, f] of products) {
+          const whole = f(all);
+          const single = Array.from({ length: whole.length ? M : 0 }, (_, m) => {
+            using t = Tensor.from(x.subarray(m * K, (m + 1) * K), [1, K]);
+            return f(t);
+          });
+          for (let j = 0; j < whole.length; j++) {
+            const got = await whole[j].toArray();
+            const cols = whole[j].shape[whole[j].shape.length - 1];
+            for (let m = 0; m < M; m++) {
+              assert.deepEqual(
+                got.subarray(m * cols, (m + 1) * cols),
+                await single[m][j].toArray(),
+                `${name} output ${j}, M=${M}, ≤ ${most} rows per workgroup, row ${m}`,
+              );
+            }
           }
+          for (const t of [...whole, ...single.flat()]) t.dispose();
         }
-        for (const t of [...whole, ...single.flat()]) t.dispose();
       }
     }
   } finally {
+    useTeamRows(most0);
     w.parts[0].dispose();
     w2.parts[0].dispose();
   }
