@@ -32,6 +32,7 @@
  * @module
  */
 import { parseFlags } from "../lib/cli/args.ts";
+import { UsageError } from "../lib/errors.ts";
 import { GradTape } from "../lib/autograd/tape.ts";
 import { convertTeacher, hybridMambaConfig } from "../lib/distill/convert.ts";
 import { convertAttentionToMamba2, mamba2Dims } from "../lib/distill/convert_mamba2.ts";
@@ -623,9 +624,12 @@ if (import.meta.main) {
     only: "string",
     breakdown: "boolean",
   });
+  if (flags.only !== undefined && flags.only !== "6m" && flags.only !== "1b") {
+    throw new UsageError("bench/steps.ts", `--only takes 6m or 1b, not ${JSON.stringify(flags.only)}`);
+  }
+  const only = flags.only as "6m" | "1b" | undefined;
   const ctx = await initGpu();
   const opts = flags.quick ? QUICK : FULL;
-  const only = flags.only === "6m" || flags.only === "1b" ? flags.only : undefined;
   const results = await benchSteps((fn) => timeSustained(fn, opts), !!flags.quick, only, !!flags.breakdown);
   const report = {
     date: new Date().toISOString(),
