@@ -69,7 +69,7 @@ export const TEAM_ROWS = 3;
  * Rows per workgroup of team products by default: one. H200, Llama-3.2-1B-shaped hybrid
  * (bench/speculative_scale.ts, 2026-12-01): verifying K + 1 = 2 … 7 rows with one row per workgroup
  * (the row workgroups of one block of outputs consecutive, sharing its weights through the L2 cache)
- * cost 3.55 … 6.38 ms against 3.27 ms for one token; with up to 3 rows per workgroup 5.34 … 7.70 ms, and
+ * cost 3.55 … 6.38 ms against 3.27 ms for one token; with up to 3 rows per workgroup 5.38 … 7.73 ms, and
  * with all rows in one workgroup 3.69, 3.76, then 5.72 … 9.41 ms (three runs, not one comparison in one
  * process: `--team-rows` makes it one). Fewer, longer workgroups leave the GPU underfilled for outputs
  * of 2048 (128 workgroups). `useTeamRows` switches for benchmarks.
