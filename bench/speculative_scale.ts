@@ -1,13 +1,15 @@
 /**
  * `deno run -A bench/speculative_scale.ts [--json FILE] [--small] [--team-rows 2,3]`: speculative
  * decoding's cost model at Llama-3.2-1B's shapes (issue #7), where a decoding step moves gigabytes of
- * weights instead of being a chain of tiny dispatches. The target is the 50% hybrid of a random-weight 1B-shaped Llama (attention
- * at the odd layers, Mamba-2 at the even ones, bench/steps.ts `writeRandomHybridPair`); the draft has
- * the shapes of its two-layer early exit. Random weights accept nothing, so no speedup is measured here:
- * the one-token and (K + 1)-token forwards of both are timed replayed (bench/speculative_profile.ts,
- * kernel by kernel for the target's step), and the speedup is projected for acceptance rates α
- * (`projectedSpeedup`; bench/speculative.ts checks the same projection against measured rows at the
- * bundled model's size). `--small`: the same at the bundled teacher's shapes (checks the harness).
+ * weights instead of being a chain of tiny dispatches. The target is the 50% hybrid of a random-weight
+ * 1B-shaped Llama (attention at the odd layers, Mamba-2 at the even ones, bench/steps.ts
+ * `writeRandomHybridPair`); the draft has the shapes of its two-layer early exit. Random weights accept
+ * nothing, so no speedup is measured here: the one-token and (K + 1)-token forwards of both are timed
+ * replayed (bench/speculative_profile.ts, kernel by kernel for the target's step), and the speedup is
+ * projected for acceptance rates α (`projectedSpeedup`; bench/speculative.ts checks the same projection
+ * against measured rows at the bundled model's size). `--small`: the same at the bundled teacher's
+ * shapes (checks the harness). `--team-rows 2,3`: the forwards again with up to that many rows per
+ * workgroup of the decoding products (lib/tensor/matmul.ts `useTeamRows`), in the same process.
  *
  * @module
  */
@@ -15,7 +17,7 @@ import { parseFlags } from "../lib/cli/args.ts";
 import { adapterName, initGpu } from "../lib/gpu/device.ts";
 import { trimPool } from "../lib/gpu/buffers.ts";
 import { LlamaModel } from "../lib/models/llama.ts";
-import { TEAM_ROWS, useTeamRows } from "../lib/tensor/matmul.ts";
+import { teamRowsSetting, useTeamRows } from "../lib/tensor/matmul.ts";
 import { profileSteps, projectedSpeedup } from "./speculative_profile.ts";
 import { kernelBreakdownTiming } from "./timing.ts";
 import { LLAMA_3_2_1B_CONFIG, writeRandomHybridPair } from "./steps.ts";
@@ -68,7 +70,9 @@ for (const p of projected) {
   log(`α ${p.alpha}: ${Ks.map((K) => `K=${K} ×${p.speedup_by_K[K].toFixed(2)}`).join(", ")}`);
 }
 // --team-rows 2,3: the one-token and verification forwards again with at most that many rows per
-// workgroup of the team products (lib/tensor/matmul.ts useTeamRows; the profile above: the default, 1).
+// workgroup of the team products (lib/tensor/matmul.ts useTeamRows; the profile above: the setting in
+// force, `team_rows` in the JSON).
+const teamRows = teamRowsSetting();
 const byTeamRows: Record<string, { target: Record<string, unknown>; draft: Record<string, unknown> }> = {};
 for (const most of (flags["team-rows"] as string | undefined)?.split(",").map(Number) ?? []) {
   const prev = useTeamRows(most);
@@ -94,7 +98,7 @@ const out = {
   draft: (flags.small ? "brown-llama-6m-shape" : "llama-3.2-1b-shape") +
     ", 2 layers (early-exit shape), random weights",
   target_tokens_per_s_replayed: 1000 / pt.replay_ms_1,
-  team_rows: TEAM_ROWS,
+  team_rows: teamRows,
   profiles: { target: pt, draft: pd },
   projected,
   by_team_rows: byTeamRows,

@@ -133,11 +133,10 @@ fn matvec(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wg: 
 // are consecutive workgroups, which share its weight rows through the L2 cache). Lane j of a team adds
 // x[m, k]·w[k] for k = 64i + 16c + j into accumulator c (c < 4) of row m, so each load of W is one of
 // 16 consecutive floats of its row (one coalesced 64-byte read per team) and serves all MR rows. Lane r
-// then sums row r's lanes' (acc.x + acc.y) + … in lane
-// order. The order of every sum is the same for any MR, and split_matvec.wgsl and decode_fused.wgsl
-// (swiglu_matvec) use it too, so their values are bit-identical to this entry's. H200, one
-// brown-llama-6m decoding step: one output per invocation walking W's rows took 37 µs per product
-// (bench/speculative.ts, kernel by kernel).
+// then sums row r's lanes' (acc.x + acc.y) + … in lane order. The order of every sum is the same for
+// any MR, and split_matvec.wgsl and decode_fused.wgsl (swiglu_matvec) use it too, so their values are
+// bit-identical to this entry's. H200, one brown-llama-6m decoding step: one output per invocation
+// walking W's rows took 37 µs per product (bench/speculative.ts, kernel by kernel).
 const TEAM: u32 = 16u;
 override MR: u32 = 1u;
 var<workgroup> team_sums: array<f32, 768>;  // (row r < MR, invocation)

@@ -12,7 +12,7 @@
  */
 import { ShapeError } from "../errors.ts";
 import { dispatch, Params } from "../gpu/commands.ts";
-import { teamRows, teamRowsPerGroup, type Weight } from "./matmul.ts";
+import { teamLaunch, type Weight } from "./matmul.ts";
 import { fmtShape, Tensor } from "./tensor.ts";
 
 /** Rows up to which {@linkcode swigluMatvec} is used by decoding (a team of 16 invocations per output). */
@@ -40,12 +40,12 @@ export function swigluMatvec(x: Tensor, gate: Weight, up: Weight): Tensor {
   const M = x.size / K;
   if (M > 65535) throw new ShapeError(op, `${M} rows exceed one dispatch`);
   const y = Tensor.empty([...x.shape.slice(0, -1), N]);
-  const mr = teamRowsPerGroup(M);
+  const team = teamLaunch({ file: "decode_fused.wgsl", entry: "swiglu_matvec" }, M);
   dispatch(
-    teamRows({ file: "decode_fused.wgsl", entry: "swiglu_matvec" }, mr),
+    team.spec,
     [x.buffer, gate.parts[0].buffer, up.parts[0].buffer, y.buffer],
     new Params().u32(M, N, K),
-    [Math.ceil(M / mr), Math.ceil(N / 16)],
+    [team.rowGroups, Math.ceil(N / 16)],
   );
   return y;
 }
@@ -119,12 +119,12 @@ export function splitMatvec(x: Tensor, blocks: [RowBlock, RowBlock, RowBlock]): 
   const lead = x.shape.slice(0, -1);
   const ys = blocks.map((b) => Tensor.empty([...lead, b.rows])) as [Tensor, Tensor, Tensor];
   const n = blocks.reduce((s, b) => s + b.rows, 0);
-  const mr = teamRowsPerGroup(M);
+  const team = teamLaunch({ file: "split_matvec.wgsl" }, M);
   dispatch(
-    teamRows({ file: "split_matvec.wgsl" }, mr),
+    team.spec,
     [x.buffer, ...blocks.map((b) => b.w.parts[0].buffer), ...ys.map((y) => y.buffer)],
     new Params().u32(M, K, ...blocks.map((b) => b.rows), ...blocks.map((b) => b.row0)),
-    [Math.ceil(M / mr), Math.ceil(n / 16)],
+    [team.rowGroups, Math.ceil(n / 16)],
   );
   return ys;
 }

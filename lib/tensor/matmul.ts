@@ -86,14 +86,20 @@ export function useTeamRows(most: number): number {
   return prev;
 }
 
-/** Rows per workgroup for a team product of M rows: the fewest workgroups of at most the set most, balanced. */
-export function teamRowsPerGroup(M: number): number {
-  return Math.ceil(M / Math.ceil(M / teamRowsMost));
+/** The most rows per workgroup team products take now (1 by default; see {@linkcode useTeamRows}). */
+export function teamRowsSetting(): number {
+  return teamRowsMost;
 }
 
-/** A team product's pipeline for `mr` ≤ TEAM_ROWS rows per workgroup: the spec itself for one row, else MR = mr. */
-export function teamRows(spec: KernelSpec, mr: number): KernelSpec {
-  return mr === 1 ? spec : { ...spec, constants: { MR: mr } };
+/**
+ * The launch of a team product over M rows: its pipeline (override MR = rows per workgroup, the fewest
+ * workgroups of at most the set most, balanced; the spec itself for one row) and the workgroups along
+ * the rows, the grid's x.
+ */
+export function teamLaunch(spec: KernelSpec, M: number): { spec: KernelSpec; rowGroups: number } {
+  const groups = Math.ceil(M / teamRowsMost);
+  const mr = Math.ceil(M / groups);
+  return { spec: mr === 1 ? spec : { ...spec, constants: { MR: mr } }, rowGroups: Math.ceil(M / mr) };
 }
 
 /** Entry points for products of ≥ {@linkcode BIG_TILES_MIN} tiles of 128×128 (benchmarks compare them). */
@@ -238,8 +244,8 @@ export function matmulStrided(args: StridedMatmul): void {
   if (M <= MATVEC_MAX_ROWS && b.rowStride === 1) {
     // B's K axis contiguous (x·Wᵀ): 16 invocations per output read W's row together (for up to
     // TEAM_ROWS rows); the row groups of one block of outputs are consecutive workgroups (L2 reuse).
-    const mr = teamRowsPerGroup(M);
-    dispatch(teamRows(MATVEC_TEAM, mr), buffers, p, [Math.ceil(M / mr), Math.ceil(N / 16), nb0 * nb1]);
+    const team = teamLaunch(MATVEC_TEAM, M);
+    dispatch(team.spec, buffers, p, [team.rowGroups, Math.ceil(N / 16), nb0 * nb1]);
   } else if (M <= MATVEC_MAX_ROWS) {
     dispatch(MATVEC, buffers, p, [Math.ceil(N / 64), M, nb0 * nb1]);
   } else if (Math.ceil(M / 128) * Math.ceil(N / 128) * nb0 * nb1 >= bigTilesMin && !smallTilesOnly) {
