@@ -1,6 +1,6 @@
 /**
- * `deno run -A bench/speculative_scale.ts [--json FILE] [--small] [--team-rows 2,3]`: speculative
- * decoding's cost model at Llama-3.2-1B's shapes (issue #7), where a decoding step moves gigabytes of
+ * `deno run -A bench/speculative_scale.ts [--json FILE] [--small] [--team-rows 2,3] [--lane-values 16,64]`:
+ * speculative decoding's cost model at Llama-3.2-1B's shapes (issue #7), where a decoding step moves gigabytes of
  * weights instead of being a chain of tiny dispatches. The target is the 50% hybrid of a random-weight
  * 1B-shaped Llama (attention at the odd layers, Mamba-2 at the even ones, bench/steps.ts
  * `writeRandomHybridPair`); the draft has the shapes of its two-layer early exit. Random weights accept
@@ -9,7 +9,8 @@
  * projected for acceptance rates α (`projectedSpeedup`; bench/speculative.ts checks the same projection
  * against measured rows at the bundled model's size). `--small`: the same at the bundled teacher's
  * shapes (checks the harness). `--team-rows 2,3`: the forwards again with up to that many rows per
- * workgroup of the decoding products (lib/tensor/matmul.ts `useTeamRows`), in the same process.
+ * workgroup of the decoding products (lib/tensor/matmul.ts `useTeamRows`), in the same process;
+ * `--lane-values 16,64`: again with teams sized for that many values of K per lane (`setTeamLaneValues`).
  *
  * @module
  */
@@ -17,7 +18,12 @@ import { parseFlags } from "../lib/cli/args.ts";
 import { adapterName, initGpu } from "../lib/gpu/device.ts";
 import { trimPool } from "../lib/gpu/buffers.ts";
 import { LlamaModel } from "../lib/models/llama.ts";
-import { teamRowsSetting, useTeamRows } from "../lib/tensor/matmul.ts";
+import {
+  setTeamLaneValues,
+  teamLaneValuesSetting,
+  teamRowsSetting,
+  useTeamRows,
+} from "../lib/tensor/matmul.ts";
 import { profileSteps, projectedSpeedup } from "./speculative_profile.ts";
 import { kernelBreakdownTiming } from "./timing.ts";
 import { LLAMA_3_2_1B_CONFIG, writeRandomHybridPair } from "./steps.ts";
@@ -26,6 +32,7 @@ const flags = parseFlags("speculative_scale", Deno.args, {
   json: "string",
   small: "boolean",
   "team-rows": "string",
+  "lane-values": "string",
 });
 // --small: the bundled teacher's shapes instead (a check of the harness on the software adapter).
 const config = flags.small
@@ -69,25 +76,45 @@ const projected = alphas.map((alpha) => ({
 for (const p of projected) {
   log(`α ${p.alpha}: ${Ks.map((K) => `K=${K} ×${p.speedup_by_K[K].toFixed(2)}`).join(", ")}`);
 }
-// --team-rows 2,3: the one-token and verification forwards again with at most that many rows per
-// workgroup of the team products (lib/tensor/matmul.ts useTeamRows; the profile above: the setting in
-// force, `team_rows` in the JSON).
+// --team-rows 2,3 / --lane-values 16,64: the one-token and verification forwards again with at most
+// that many rows per workgroup of the team products, or with teams sized for that many values of K per
+// lane (lib/tensor/matmul.ts useTeamRows, setTeamLaneValues; the profile above: the settings in force,
+// `team_rows` and `team_lane_values` in the JSON).
 const teamRows = teamRowsSetting();
-const byTeamRows: Record<string, { target: Record<string, unknown>; draft: Record<string, unknown> }> = {};
-for (const most of (flags["team-rows"] as string | undefined)?.split(",").map(Number) ?? []) {
-  const prev = useTeamRows(most);
-  const t = await profileSteps(target, Ks, 50);
-  const d = await profileSteps(draft, Ks, 100);
-  useTeamRows(prev);
-  byTeamRows[most] = {
-    target: { replay_ms_1: t.replay_ms_1, replay_ms_verify: t.replay_ms_verify },
-    draft: { replay_ms_1: d.replay_ms_1, replay_ms_verify: d.replay_ms_verify },
-  };
-  log(
-    `team rows ≤ ${most}: target one token ${t.replay_ms_1.toFixed(3)} ms, verify ${
-      JSON.stringify(t.replay_ms_verify)
-    }`,
-  );
+const laneValues = teamLaneValuesSetting();
+type Forwards = { target: Record<string, unknown>; draft: Record<string, unknown> };
+async function forwardsWith(label: string, apply: () => () => void): Promise<Forwards> {
+  const restore = apply();
+  try {
+    const t = await profileSteps(target, Ks, 50);
+    const d = await profileSteps(draft, Ks, 100);
+    log(
+      `${label}: target one token ${t.replay_ms_1.toFixed(3)} ms, verify ${
+        JSON.stringify(t.replay_ms_verify)
+      }`,
+    );
+    return {
+      target: { replay_ms_1: t.replay_ms_1, replay_ms_verify: t.replay_ms_verify },
+      draft: { replay_ms_1: d.replay_ms_1, replay_ms_verify: d.replay_ms_verify },
+    };
+  } finally {
+    restore();
+  }
+}
+const list = (flag: string) => (flags[flag] as string | undefined)?.split(",").map(Number) ?? [];
+const byTeamRows: Record<string, Forwards> = {};
+for (const most of list("team-rows")) {
+  byTeamRows[most] = await forwardsWith(`team rows ≤ ${most}`, () => {
+    const prev = useTeamRows(most);
+    return () => useTeamRows(prev);
+  });
+}
+const byLaneValues: Record<string, Forwards> = {};
+for (const values of list("lane-values")) {
+  byLaneValues[values] = await forwardsWith(`≥ ${values} values per lane`, () => {
+    const prev = setTeamLaneValues(values);
+    return () => setTeamLaneValues(prev);
+  });
 }
 trimPool();
 const out = {
@@ -99,9 +126,11 @@ const out = {
     ", 2 layers (early-exit shape), random weights",
   target_tokens_per_s_replayed: 1000 / pt.replay_ms_1,
   team_rows: teamRows,
+  team_lane_values: laneValues,
   profiles: { target: pt, draft: pd },
   projected,
   by_team_rows: byTeamRows,
+  by_lane_values: byLaneValues,
 };
 const json = JSON.stringify(out, null, 2) + "\n";
 if (typeof flags.json === "string") await Deno.writeTextFile(flags.json, json);

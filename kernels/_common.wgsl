@@ -54,3 +54,17 @@ fn wg_max(li: u32, v: f32) -> f32 {
   workgroupBarrier();
   return r;
 }
+
+// The decoding products' team scheme (matmul.wgsl matvec_team, split_matvec.wgsl, decode_fused.wgsl
+// swiglu_matvec): a lane's two vec4 of a row at q and q + T, and their terms added into the lane's
+// accumulator in that order. Every product adds through team_fma, two or four vec4 of W at a time (the
+// order is the same), so all of them sum in one order.
+struct Pair { a: vec4f, b: vec4f }
+
+fn team_fma(acc: vec4f, x: Pair, w: Pair) -> vec4f {
+  var s = acc;
+  s += x.a * w.a;
+  s += x.b * w.b;
+  return s;
+}
+

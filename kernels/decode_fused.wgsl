@@ -10,9 +10,9 @@
 // Ground truth: matmul.wgsl `matvec_team` twice, then elementwise.wgsl `swiglu` (the same sums in the
 // same order); elementwise.wgsl `add` then rmsnorm.wgsl (the same reduction). The
 // float64 twins: `swigluRef` of the two products, `rmsNormRef` of the sum (ops_ref.ts).
-// Shapes: x (M, K), Wg and Wu (N, K) in the checkpoint's (out, in) layout, y (M, N); a team of 16
-// invocations owns the outputs y(m, n) of one column for up to 3 rows (grid: ⌈M / MR⌉, N / 16); M is
-// small (decoding: 1 to K + 1 rows).
+// Shapes: x (M, K), Wg and Wu (N, K) in the checkpoint's (out, in) layout, y (M, N), K a multiple of 4;
+// a team of T invocations owns the outputs y(m, n) of one column for up to 8 rows (grid: ⌈M / MR⌉,
+// ⌈N / (256 / T)⌉); M is small (decoding: 1 to K + 1 rows).
 // add_rmsnorm: a, b, s, y (R, D), w (D); one workgroup of 256 owns one row (M = R, N = D, eps in the
 // last word).
 
@@ -25,64 +25,136 @@ struct Params { M: u32, N: u32, K: u32, eps: f32, L: u32, last: u32 }
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<storage, read_write> sum: array<f32>; // add_rmsnorm: s
 
-// swiglu_matvec: a team of 16 invocations per output column n, 16 columns per workgroup of 256, for the
-// MR rows m0 … m0+MR−1 of the workgroup (override MR ≤ 3; grid x over ⌈M / MR⌉): each load of W_g and
-// W_u serves all MR rows. Both products are summed in matmul.wgsl matvec_team's order (lane j: k = 64i
-// + 16c + j into accumulator c of row m; lane r adds row r over the lanes in lane order), so the values
-// equal `matvec_team` twice, then `swiglu`, bit for bit, for any MR.
-const TEAM: u32 = 16u;
+// swiglu_matvec: matmul.wgsl matvec_team's scheme for both products (a team of T invocations per output
+// column, T from K alone; lane j adds x[m, 4q … 4q+3] ⊙ w[4q … 4q+3] for q = j, j + T, … into the vec4
+// accumulators of row m (_common.wgsl team_fma), four loads of each weight in flight (two from three
+// rows on), each serving all MR ≤ 8 rows of the workgroup; then a tree over the team's lanes), so the
+// values equal `matvec_team` twice, then `swiglu`, bit for bit, for any MR. x, Wg and Wu are read as
+// vec4 (K a multiple of 4): the same bindings as x, wg and wu, which add_rmsnorm reads as f32 (WGSL
+// allows two variables on one binding when no entry point uses both).
+override T: u32 = 16u;
 override MR: u32 = 1u;
-var<workgroup> gate_sums: array<f32, 768>;  // (row r < MR, invocation)
-var<workgroup> up_sums: array<f32, 768>;
+// Four weight loads in flight per lane when a workgroup has at most two rows, two otherwise (the same
+// sums): with more rows the x values of four hold too many registers (H200, Llama-3.2-1B shapes: one
+// token 4% faster with four, seven rows 14% slower).
+override QUADS: bool = MR <= 2u;
+var<workgroup> gate_sums: array<f32, 2048>;  // (row r < MR, invocation)
+var<workgroup> up_sums: array<f32, 2048>;
+@group(0) @binding(1) var<storage, read> xv: array<vec4f>;
+@group(0) @binding(2) var<storage, read> wg4: array<vec4f>;
+@group(0) @binding(3) var<storage, read> wu4: array<vec4f>;
 
-fn x_at(xr: u32, k: u32) -> f32 {
-  if (k >= p.K) { return 0.0; }
-  return x[xr + k];
+fn x_at(xr: u32, q: u32, k4: u32) -> vec4f {
+  if (q >= k4) { return vec4f(0.0); }
+  return xv[xr + q];
 }
 
-fn w_at(w: u32, k: u32, up: bool) -> f32 {
-  if (k >= p.K) { return 0.0; }
-  if (up) { return wu[w + k]; }
-  return wg[w + k];
+fn w_at(w: u32, q: u32, k4: u32, up: bool) -> vec4f {
+  if (q >= k4) { return vec4f(0.0); }
+  if (up) { return wu4[w + q]; }
+  return wg4[w + q];
 }
 
-fn x_quad(xr: u32, k0: u32) -> vec4f {
-  return vec4f(x_at(xr, k0), x_at(xr, k0 + TEAM), x_at(xr, k0 + 2u * TEAM), x_at(xr, k0 + 3u * TEAM));
+// A lane's vec4 q and q + T of a row of x or of Wg / Wu.
+fn x_pair(xr: u32, q: u32, k4: u32) -> Pair {
+  return Pair(x_at(xr, q, k4), x_at(xr, q + T, k4));
+}
+
+fn w_pair(w: u32, q: u32, k4: u32, up: bool) -> Pair {
+  return Pair(w_at(w, q, k4, up), w_at(w, q + T, k4, up));
 }
 
 @compute @workgroup_size(256)
 fn swiglu_matvec(@builtin(workgroup_id) wgid: vec3u, @builtin(local_invocation_index) li: u32) {
-  let lane = li % TEAM;
-  let n = wgid.y * (256u / TEAM) + li / TEAM;
+  let lane = li % T;
+  let n = wgid.y * (256u / T) + li / T;
   let m0 = wgid.x * MR;
-  let wr = min(n, p.N - 1u) * p.K;  // past the last column: row N − 1, nothing stored
+  let k4 = p.K / 4u;
+  let wr = min(n, p.N - 1u) * k4;  // past the last column: row N − 1, nothing stored
   // Rows past M read row M − 1 and store nothing.
-  let x0 = min(m0 + 0u, p.M - 1u) * p.K;
-  let x1 = min(m0 + 1u, p.M - 1u) * p.K;
-  let x2 = min(m0 + 2u, p.M - 1u) * p.K;
+  let x0 = min(m0 + 0u, p.M - 1u) * k4;
+  let x1 = min(m0 + 1u, p.M - 1u) * k4;
+  let x2 = min(m0 + 2u, p.M - 1u) * k4;
+  let x3 = min(m0 + 3u, p.M - 1u) * k4;
+  let x4 = min(m0 + 4u, p.M - 1u) * k4;
+  let x5 = min(m0 + 5u, p.M - 1u) * k4;
+  let x6 = min(m0 + 6u, p.M - 1u) * k4;
+  let x7 = min(m0 + 7u, p.M - 1u) * k4;
   var g0 = vec4f(0.0);
   var u0 = vec4f(0.0);
   var g1 = vec4f(0.0);
   var u1 = vec4f(0.0);
   var g2 = vec4f(0.0);
   var u2 = vec4f(0.0);
-  for (var k0 = lane; k0 < p.K; k0 += 4u * TEAM) {
-    let wgv = vec4f(w_at(wr, k0, false), w_at(wr, k0 + TEAM, false), w_at(wr, k0 + 2u * TEAM, false),
-                    w_at(wr, k0 + 3u * TEAM, false));
-    let wuv = vec4f(w_at(wr, k0, true), w_at(wr, k0 + TEAM, true), w_at(wr, k0 + 2u * TEAM, true),
-                    w_at(wr, k0 + 3u * TEAM, true));
-    let xv0 = x_quad(x0, k0);
-    g0 += xv0 * wgv;
-    u0 += xv0 * wuv;
-    if (MR > 1u) {
-      let xv = x_quad(x1, k0);
-      g1 += xv * wgv;
-      u1 += xv * wuv;
+  var g3 = vec4f(0.0);
+  var u3 = vec4f(0.0);
+  var g4 = vec4f(0.0);
+  var u4 = vec4f(0.0);
+  var g5 = vec4f(0.0);
+  var u5 = vec4f(0.0);
+  var g6 = vec4f(0.0);
+  var u6 = vec4f(0.0);
+  var g7 = vec4f(0.0);
+  var u7 = vec4f(0.0);
+  if (QUADS) {
+    for (var q = lane; q < k4; q += 4u * T) {
+      let ga = w_pair(wr, q, k4, false);
+      let ua = w_pair(wr, q, k4, true);
+      let gb = w_pair(wr, q + 2u * T, k4, false);
+      let ub = w_pair(wr, q + 2u * T, k4, true);
+      let xa0 = x_pair(x0, q, k4);
+      let xb0 = x_pair(x0, q + 2u * T, k4);
+      g0 = team_fma(team_fma(g0, xa0, ga), xb0, gb);
+      u0 = team_fma(team_fma(u0, xa0, ua), xb0, ub);
+      if (MR > 1u) {
+        let xa1 = x_pair(x1, q, k4);
+        let xb1 = x_pair(x1, q + 2u * T, k4);
+        g1 = team_fma(team_fma(g1, xa1, ga), xb1, gb);
+        u1 = team_fma(team_fma(u1, xa1, ua), xb1, ub);
+      }
     }
-    if (MR > 2u) {
-      let xv = x_quad(x2, k0);
-      g2 += xv * wgv;
-      u2 += xv * wuv;
+  } else {
+    for (var q = lane; q < k4; q += 2u * T) {
+      let ga = w_pair(wr, q, k4, false);
+      let ua = w_pair(wr, q, k4, true);
+      let xp0 = x_pair(x0, q, k4);
+      g0 = team_fma(g0, xp0, ga);
+      u0 = team_fma(u0, xp0, ua);
+      if (MR > 1u) {
+        let xp = x_pair(x1, q, k4);
+        g1 = team_fma(g1, xp, ga);
+        u1 = team_fma(u1, xp, ua);
+      }
+      if (MR > 2u) {
+        let xp = x_pair(x2, q, k4);
+        g2 = team_fma(g2, xp, ga);
+        u2 = team_fma(u2, xp, ua);
+      }
+      if (MR > 3u) {
+        let xp = x_pair(x3, q, k4);
+        g3 = team_fma(g3, xp, ga);
+        u3 = team_fma(u3, xp, ua);
+      }
+      if (MR > 4u) {
+        let xp = x_pair(x4, q, k4);
+        g4 = team_fma(g4, xp, ga);
+        u4 = team_fma(u4, xp, ua);
+      }
+      if (MR > 5u) {
+        let xp = x_pair(x5, q, k4);
+        g5 = team_fma(g5, xp, ga);
+        u5 = team_fma(u5, xp, ua);
+      }
+      if (MR > 6u) {
+        let xp = x_pair(x6, q, k4);
+        g6 = team_fma(g6, xp, ga);
+        u6 = team_fma(u6, xp, ua);
+      }
+      if (MR > 7u) {
+        let xp = x_pair(x7, q, k4);
+        g7 = team_fma(g7, xp, ga);
+        u7 = team_fma(u7, xp, ua);
+      }
     }
   }
   gate_sums[li] = g0.x + g0.y + g0.z + g0.w;
@@ -95,18 +167,42 @@ fn swiglu_matvec(@builtin(workgroup_id) wgid: vec3u, @builtin(local_invocation_i
     gate_sums[2u * 256u + li] = g2.x + g2.y + g2.z + g2.w;
     up_sums[2u * 256u + li] = u2.x + u2.y + u2.z + u2.w;
   }
+  if (MR > 3u) {
+    gate_sums[3u * 256u + li] = g3.x + g3.y + g3.z + g3.w;
+    up_sums[3u * 256u + li] = u3.x + u3.y + u3.z + u3.w;
+  }
+  if (MR > 4u) {
+    gate_sums[4u * 256u + li] = g4.x + g4.y + g4.z + g4.w;
+    up_sums[4u * 256u + li] = u4.x + u4.y + u4.z + u4.w;
+  }
+  if (MR > 5u) {
+    gate_sums[5u * 256u + li] = g5.x + g5.y + g5.z + g5.w;
+    up_sums[5u * 256u + li] = u5.x + u5.y + u5.z + u5.w;
+  }
+  if (MR > 6u) {
+    gate_sums[6u * 256u + li] = g6.x + g6.y + g6.z + g6.w;
+    up_sums[6u * 256u + li] = u6.x + u6.y + u6.z + u6.w;
+  }
+  if (MR > 7u) {
+    gate_sums[7u * 256u + li] = g7.x + g7.y + g7.z + g7.w;
+    up_sums[7u * 256u + li] = u7.x + u7.y + u7.z + u7.w;
+  }
+  // The tree over the team's lanes (matmul.wgsl team_reduce), for both sums.
   workgroupBarrier();
-  // Lane q of the team adds row m0 + q over the team's lanes, in lane order.
+  for (var s = T / 2u; s > 0u; s = s / 2u) {
+    if (lane < s) {
+      for (var r = 0u; r < MR; r++) {
+        gate_sums[r * 256u + li] += gate_sums[r * 256u + li + s];
+        up_sums[r * 256u + li] += up_sums[r * 256u + li + s];
+      }
+    }
+    workgroupBarrier();
+  }
+  // Lane r of the team stores row m0 + r.
   let m = m0 + lane;
   if (lane < MR && m < p.M && n < p.N) {
     let t0 = lane * 256u + li - lane;
-    var g = gate_sums[t0];
-    var u = up_sums[t0];
-    for (var t = 1u; t < TEAM; t++) {
-      g += gate_sums[t0 + t];
-      u += up_sums[t0 + t];
-    }
-    y[m * p.N + n] = silu(g) * u;
+    y[m * p.N + n] = silu(gate_sums[t0]) * up_sums[t0];
   }
 }
 

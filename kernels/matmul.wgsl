@@ -101,7 +101,8 @@ fn main(
 
 // matvec: the same product for few rows (decoding, M ≤ 8): one invocation owns one output C(m, n) and
 // walks K directly, four accumulators deep; no tile is wasted on rows that do not exist. Used when B's
-// K axis is strided (consecutive invocations then read consecutive n); matvec_team below otherwise.
+// K axis is strided or an operand is not vec4-aligned (consecutive invocations then read consecutive n);
+// matvec_team below otherwise.
 @compute @workgroup_size(64)
 fn matvec(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wg: vec3u) {
   let n = gid.x;
@@ -124,73 +125,123 @@ fn matvec(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wg: 
   store1(m, n, p.c_off + b0 * p.c_s0 + b1 * p.c_s1, s);
 }
 
-// matvec_team: few rows (M ≤ 8) when B's K axis is contiguous (x·Wᵀ with W in the (out, in) layout of
-// a checkpoint, the products of a decoding step). A team of TEAM = 16 invocations shares the outputs
-// C(m, n) of one column n for the MR rows m0 … m0+MR−1 of its workgroup (override MR ∈ 1 … 3: 1 for a
-// decoding step; the host keeps one row per workgroup by default, as more measured slower at
-// Llama-3.2-1B's shapes, lib/tensor/matmul.ts TEAM_ROWS and useTeamRows); a workgroup of 256
-// holds 16 teams, for 16 consecutive n (grid: ⌈M / MR⌉, N/16, batch: the row groups of one block of n
-// are consecutive workgroups, which share its weight rows through the L2 cache). Lane j of a team adds
-// x[m, k]·w[k] for k = 64i + 16c + j into accumulator c (c < 4) of row m, so each load of W is one of
-// 16 consecutive floats of its row (one coalesced 64-byte read per team) and serves all MR rows. Lane r
-// then sums row r's lanes' (acc.x + acc.y) + … in lane order. The order of every sum is the same for
-// any MR, and split_matvec.wgsl and decode_fused.wgsl (swiglu_matvec) use it too, so their values are
-// bit-identical to this entry's. H200, one brown-llama-6m decoding step: one output per invocation
-// walking W's rows took 37 µs per product (bench/speculative.ts, kernel by kernel).
-const TEAM: u32 = 16u;
+// matvec_team: few rows (M ≤ 8) when both operands run along K contiguously and vec4-aligned (x·Wᵀ with
+// W in the (out, in) layout of a checkpoint: the products of a decoding step and of a verification of
+// K + 1 drafted tokens; the host checks the alignment, lib/tensor/matmul.ts teamLaunch). A team of T
+// invocations (override T: 16 … 256, a power of two chosen from K alone) shares the outputs C(m, n) of
+// one column n for the MR rows m0 … m0+MR−1 of its workgroup (override MR ≤ 8); a workgroup of 256 holds
+// 256 / T teams for consecutive n (grid: ⌈M / MR⌉, ⌈N / (256 / T)⌉, batch).
+//   - Lane j adds x[m, 4q … 4q+3] ⊙ w[4q … 4q+3] into the vec4 accumulator of row m for q = j, j + T,
+//     j + 2T, … (_common.wgsl team_fma): each load of W is one vec4 of T consecutive ones (a coalesced
+//     16·T-byte read per team) and serves all MR rows; four are in flight per lane (two from three rows
+//     on, QUADS). The teams of a workgroup read the same x.
+//   - Each lane's sum (acc.x + acc.y) + … goes to workgroup memory, and a tree over the team's lanes
+//     (lane j += lane j + s for s = T/2, T/4, …, 1) adds them.
+// The order of every sum depends on K alone, never on M or MR, and split_matvec.wgsl and decode_fused.wgsl
+// (swiglu_matvec) use it too, so their values are bit-identical to this entry's (tests/tensor/
+// decode_fused_test.ts). T grows with K so that short outputs still fill the GPU: Llama-3.2-1B's MLP
+// down-projection (N = 2048, K = 8192) runs 2048 teams of 256 lanes, not 2048 teams of 16.
+override T: u32 = 16u;
 override MR: u32 = 1u;
-var<workgroup> team_sums: array<f32, 768>;  // (row r < MR, invocation)
+// Four weight loads in flight per lane when a workgroup has at most two rows, two otherwise (the same
+// sums): with more rows the x values of four hold too many registers (H200, Llama-3.2-1B shapes: one
+// token 4% faster with four, seven rows 14% slower).
+override QUADS: bool = MR <= 2u;
+var<workgroup> team_sums: array<f32, 2048>;  // (row r < MR, invocation)
 
-fn team_a(a_row: u32, k: u32) -> f32 {
-  if (k >= p.K) { return 0.0; }
-  return A[a_row + k * p.a_sk];
+// vec4 q of row `row` (in vec4 units); zero past K.
+fn team_x4(row: u32, q: u32, k4: u32) -> vec4f {
+  if (q >= k4) { return vec4f(0.0); }
+  return A4[row + q];
 }
 
-fn team_b(b_col: u32, k: u32) -> f32 {
-  if (k >= p.K) { return 0.0; }
-  return B[b_col + k * p.b_sk];
+fn team_w4(row: u32, q: u32, k4: u32) -> vec4f {
+  if (q >= k4) { return vec4f(0.0); }
+  return B4[row + q];
 }
 
-// Lane terms of row a_row for k0, k0 + 16, k0 + 32, k0 + 48.
-fn team_x(a_row: u32, k0: u32) -> vec4f {
-  return vec4f(team_a(a_row, k0), team_a(a_row, k0 + TEAM), team_a(a_row, k0 + 2u * TEAM),
-               team_a(a_row, k0 + 3u * TEAM));
+// A lane's vec4 q and q + T of a row of x (A) or W (B).
+fn team_xp(row: u32, q: u32, k4: u32) -> Pair {
+  return Pair(team_x4(row, q, k4), team_x4(row, q + T, k4));
+}
+
+fn team_wp(row: u32, q: u32, k4: u32) -> Pair {
+  return Pair(team_w4(row, q, k4), team_w4(row, q + T, k4));
+}
+
+// Adds the team's lanes of each row r < MR in place (tree order); lane 0's entry then holds the sum.
+fn team_reduce(lane: u32, li: u32) {
+  workgroupBarrier();
+  for (var s = T / 2u; s > 0u; s = s / 2u) {
+    if (lane < s) {
+      for (var r = 0u; r < MR; r++) { team_sums[r * 256u + li] += team_sums[r * 256u + li + s]; }
+    }
+    workgroupBarrier();
+  }
 }
 
 @compute @workgroup_size(256)
 fn matvec_team(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
-  let lane = li % TEAM;
-  let n = wg.y * (256u / TEAM) + li / TEAM;
+  let lane = li % T;
+  let n = wg.y * (256u / T) + li / T;
   let m0 = wg.x * MR;
   let b0 = wg.z / p.nb1;
   let b1 = wg.z % p.nb1;
+  let k4 = p.K / 4u;
   // Rows past M read row M − 1 and store nothing; past the last column the team reads column N − 1
-  // and stores nothing (no early return: barrier).
+  // and stores nothing (no early return: barriers).
   let a_base = p.a_off + b0 * p.a_s0 + (b1 / p.a_div) * p.a_s1;
-  let b_col = p.b_off + b0 * p.b_s0 + (b1 / p.b_div) * p.b_s1 + min(n, p.N - 1u) * p.b_sn;
-  let a0 = a_base + min(m0 + 0u, p.M - 1u) * p.a_sm;
-  let a1 = a_base + min(m0 + 1u, p.M - 1u) * p.a_sm;
-  let a2 = a_base + min(m0 + 2u, p.M - 1u) * p.a_sm;
+  let w = (p.b_off + b0 * p.b_s0 + (b1 / p.b_div) * p.b_s1 + min(n, p.N - 1u) * p.b_sn) / 4u;
+  let x0 = (a_base + min(m0 + 0u, p.M - 1u) * p.a_sm) / 4u;
+  let x1 = (a_base + min(m0 + 1u, p.M - 1u) * p.a_sm) / 4u;
+  let x2 = (a_base + min(m0 + 2u, p.M - 1u) * p.a_sm) / 4u;
+  let x3 = (a_base + min(m0 + 3u, p.M - 1u) * p.a_sm) / 4u;
+  let x4 = (a_base + min(m0 + 4u, p.M - 1u) * p.a_sm) / 4u;
+  let x5 = (a_base + min(m0 + 5u, p.M - 1u) * p.a_sm) / 4u;
+  let x6 = (a_base + min(m0 + 6u, p.M - 1u) * p.a_sm) / 4u;
+  let x7 = (a_base + min(m0 + 7u, p.M - 1u) * p.a_sm) / 4u;
   var acc0 = vec4f(0.0);
   var acc1 = vec4f(0.0);
   var acc2 = vec4f(0.0);
-  for (var k0 = lane; k0 < p.K; k0 += 4u * TEAM) {
-    let w = vec4f(team_b(b_col, k0), team_b(b_col, k0 + TEAM), team_b(b_col, k0 + 2u * TEAM),
-                  team_b(b_col, k0 + 3u * TEAM));
-    acc0 += team_x(a0, k0) * w;
-    if (MR > 1u) { acc1 += team_x(a1, k0) * w; }
-    if (MR > 2u) { acc2 += team_x(a2, k0) * w; }
+  var acc3 = vec4f(0.0);
+  var acc4 = vec4f(0.0);
+  var acc5 = vec4f(0.0);
+  var acc6 = vec4f(0.0);
+  var acc7 = vec4f(0.0);
+  if (QUADS) {
+    for (var q = lane; q < k4; q += 4u * T) {
+      let wa = team_wp(w, q, k4);
+      let wb = team_wp(w, q + 2u * T, k4);
+      acc0 = team_fma(team_fma(acc0, team_xp(x0, q, k4), wa), team_xp(x0, q + 2u * T, k4), wb);
+      if (MR > 1u) {
+        acc1 = team_fma(team_fma(acc1, team_xp(x1, q, k4), wa), team_xp(x1, q + 2u * T, k4), wb);
+      }
+    }
+  } else {
+    for (var q = lane; q < k4; q += 2u * T) {
+      let wa = team_wp(w, q, k4);
+      acc0 = team_fma(acc0, team_xp(x0, q, k4), wa);
+      if (MR > 1u) { acc1 = team_fma(acc1, team_xp(x1, q, k4), wa); }
+      if (MR > 2u) { acc2 = team_fma(acc2, team_xp(x2, q, k4), wa); }
+      if (MR > 3u) { acc3 = team_fma(acc3, team_xp(x3, q, k4), wa); }
+      if (MR > 4u) { acc4 = team_fma(acc4, team_xp(x4, q, k4), wa); }
+      if (MR > 5u) { acc5 = team_fma(acc5, team_xp(x5, q, k4), wa); }
+      if (MR > 6u) { acc6 = team_fma(acc6, team_xp(x6, q, k4), wa); }
+      if (MR > 7u) { acc7 = team_fma(acc7, team_xp(x7, q, k4), wa); }
+    }
   }
   team_sums[li] = acc0.x + acc0.y + acc0.z + acc0.w;
   if (MR > 1u) { team_sums[1u * 256u + li] = acc1.x + acc1.y + acc1.z + acc1.w; }
   if (MR > 2u) { team_sums[2u * 256u + li] = acc2.x + acc2.y + acc2.z + acc2.w; }
-  workgroupBarrier();
-  // Lane r of the team sums row m0 + r over the team's lanes, in lane order.
+  if (MR > 3u) { team_sums[3u * 256u + li] = acc3.x + acc3.y + acc3.z + acc3.w; }
+  if (MR > 4u) { team_sums[4u * 256u + li] = acc4.x + acc4.y + acc4.z + acc4.w; }
+  if (MR > 5u) { team_sums[5u * 256u + li] = acc5.x + acc5.y + acc5.z + acc5.w; }
+  if (MR > 6u) { team_sums[6u * 256u + li] = acc6.x + acc6.y + acc6.z + acc6.w; }
+  if (MR > 7u) { team_sums[7u * 256u + li] = acc7.x + acc7.y + acc7.z + acc7.w; }
+  team_reduce(lane, li);
+  // Lane r of the team stores row m0 + r.
   if (lane < MR && n < p.N) {
-    let t0 = lane * 256u + li - lane;
-    var s = team_sums[t0];
-    for (var j = 1u; j < TEAM; j++) { s += team_sums[t0 + j]; }
-    store1(m0 + lane, n, p.c_off + b0 * p.c_s0 + b1 * p.c_s1, s);
+    store1(m0 + lane, n, p.c_off + b0 * p.c_s0 + b1 * p.c_s1, team_sums[lane * 256u + li - lane]);
   }
 }
 

@@ -27,9 +27,13 @@ Deno.test("pipelines: a model load compiles the forward's kernels up front, and 
   using model = await LlamaModel.load(new URL("fixtures/tiny-llama", import.meta.url).pathname);
   const after = pipelineCount();
   assert.ok(after >= LLAMA_KERNELS.length);
-  using x = Tensor.from([1, 2, 3], [1, 3], "i32");
-  const { logits } = model.forward(x);
-  await logits.toArray();
-  logits.dispose();
-  assert.equal(pipelineCount(), after, "the forward compiled nothing new");
+  // A one-token forward (a decoding step's products, whose overrides depend on the shapes) and a
+  // prompt's (the tiled products).
+  for (const n of [1, 12]) {
+    using x = Tensor.from(Array.from({ length: n }, (_, i) => i + 1), [1, n], "i32");
+    const { logits } = model.forward(x);
+    await logits.toArray();
+    logits.dispose();
+    assert.equal(pipelineCount(), after, `the ${n}-token forward compiled nothing new`);
+  }
 });

@@ -30,6 +30,7 @@ import {
   SWIGLU_MATVEC_MAX_ROWS,
   swigluMatvec,
   swigluMatvecFits,
+  teamKernels,
 } from "../tensor/decode_fused.ts";
 import { Tensor } from "../tensor/tensor.ts";
 import { KVCache } from "./kv_cache.ts";
@@ -45,11 +46,13 @@ import type { MambaConfigJson } from "../distill/convert.ts";
 import { Rng } from "../random.ts";
 import { disposeWeight, type LoadOptions, loadVector, loadWeight } from "./weights.ts";
 
-/** The kernels a Llama forward dispatches: compiled in parallel when a model loads. */
+/**
+ * The kernels a Llama forward dispatches: compiled in parallel when a model loads, with the team
+ * products of its one-token steps (`teamKernels`, whose overrides depend on the model's shapes).
+ */
 export const LLAMA_KERNELS: KernelSpec[] = [
   { file: "matmul.wgsl" },
   { file: "matmul.wgsl", entry: "matvec" },
-  { file: "matmul.wgsl", entry: "matvec_team" },
   { file: "embedding.wgsl" },
   { file: "rmsnorm.wgsl" },
   { file: "rope.wgsl" },
@@ -149,7 +152,6 @@ export class LlamaModel implements Disposable {
   static async load(dir: string, opts: LoadOptions = {}): Promise<LlamaModel> {
     using ckpt = await Checkpoint.open(dir);
     // the fused attention's pipeline depends on the head dim (its tile constants)
-    const compiling = precompile([...LLAMA_KERNELS, ...flashAttentionKernels(ckpt.config.headDim)]);
     const c = ckpt.config;
     const D = c.hiddenSize;
     const qDim = c.numHeads * c.headDim;
@@ -158,6 +160,11 @@ export class LlamaModel implements Disposable {
       on ? await loadVector(ckpt, name, n) : undefined;
     const mambaConfig = await readMambaConfig(dir, c);
     const dims = mambaConfig ? mamba2DimsOf(mambaConfig) : null;
+    const compiling = precompile([
+      ...LLAMA_KERNELS,
+      ...flashAttentionKernels(c.headDim),
+      ...teamKernels(1, [D, qDim, c.intermediateSize, ...(dims ? [dims.dInner] : [])]),
+    ]);
     const embed = await loadWeight(ckpt, "model.embed_tokens.weight", [c.vocabSize, D], opts);
     const layers: LlamaLayer[] = [];
     for (let i = 0; i < c.numLayers; i++) {

@@ -12,16 +12,42 @@
  */
 import { ShapeError } from "../errors.ts";
 import { dispatch, Params } from "../gpu/commands.ts";
+import type { KernelSpec } from "../gpu/pipelines.ts";
 import { teamLaunch, type Weight } from "./matmul.ts";
 import { fmtShape, Tensor } from "./tensor.ts";
 
-/** Rows up to which {@linkcode swigluMatvec} is used by decoding (a team of 16 invocations per output). */
+/**
+ * The pipelines of the team products (`linear`'s matvec_team, {@linkcode splitMatvec},
+ * {@linkcode swigluMatvec}) for M rows and each inner dimension in `Ks`: what a model compiles up front
+ * for its decoding steps (their overrides depend on M and K).
+ */
+export function teamKernels(M: number, Ks: number[]): KernelSpec[] {
+  const files: KernelSpec[] = [
+    { file: "matmul.wgsl", entry: "matvec_team" },
+    { file: "split_matvec.wgsl" },
+    { file: "decode_fused.wgsl", entry: "swiglu_matvec" },
+  ];
+  const seen = new Map<string, KernelSpec>();
+  for (const K of Ks) {
+    for (const f of files) {
+      const { spec } = teamLaunch("teamKernels", f, M, 1, K);
+      seen.set(JSON.stringify(spec), spec);
+    }
+  }
+  return [...seen.values()];
+}
+
+/** Rows up to which {@linkcode swigluMatvec} is used by decoding (a team of invocations per output). */
 export const SWIGLU_MATVEC_MAX_ROWS = 16;
 
-/** Whether {@linkcode swigluMatvec} takes these weights: one f32 block each, the same shape. */
+/**
+ * Whether {@linkcode swigluMatvec} takes these weights: one f32 block each, the same shape, K a multiple
+ * of 4 (the kernel reads vec4).
+ */
 export function swigluMatvecFits(gate: Weight, up: Weight): boolean {
   return gate.parts.length === 1 && up.parts.length === 1 && gate.parts[0].dtype === "f32" &&
-    up.parts[0].dtype === "f32" && gate.shape[0] === up.shape[0] && gate.shape[1] === up.shape[1];
+    up.parts[0].dtype === "f32" && gate.shape[0] === up.shape[0] && gate.shape[1] === up.shape[1] &&
+    gate.shape[1] % 4 === 0;
 }
 
 /** y = silu(x Wgᵀ) ⊙ (x Wuᵀ) for x (…, K) and weights (N, K) of one f32 block each; returns (…, N). */
@@ -31,7 +57,8 @@ export function swigluMatvec(x: Tensor, gate: Weight, up: Weight): Tensor {
   if (!swigluMatvecFits(gate, up)) {
     throw new ShapeError(
       op,
-      `gate ${fmtShape(gate.shape)} and up ${fmtShape(up.shape)} must be single f32 blocks of one shape`,
+      `gate ${fmtShape(gate.shape)} and up ${fmtShape(up.shape)} must be single f32 blocks of one shape ` +
+        `with a multiple of 4 columns`,
     );
   }
   if (x.shape[x.shape.length - 1] !== K) {
@@ -40,12 +67,12 @@ export function swigluMatvec(x: Tensor, gate: Weight, up: Weight): Tensor {
   const M = x.size / K;
   if (M > 65535) throw new ShapeError(op, `${M} rows exceed one dispatch`);
   const y = Tensor.empty([...x.shape.slice(0, -1), N]);
-  const team = teamLaunch({ file: "decode_fused.wgsl", entry: "swiglu_matvec" }, M);
+  const team = teamLaunch(op, { file: "decode_fused.wgsl", entry: "swiglu_matvec" }, M, N, K);
   dispatch(
     team.spec,
     [x.buffer, gate.parts[0].buffer, up.parts[0].buffer, y.buffer],
     new Params().u32(M, N, K),
-    [team.rowGroups, Math.ceil(N / 16)],
+    team.grid,
   );
   return y;
 }
@@ -93,9 +120,9 @@ export interface RowBlock {
   rows: number;
 }
 
-/** Whether {@linkcode splitMatvec} takes these weights (one f32 block each). */
+/** Whether {@linkcode splitMatvec} takes these weights (one f32 block each, K a multiple of 4). */
 export function splitMatvecFits(...ws: Weight[]): boolean {
-  return ws.every((w) => w.parts.length === 1 && w.parts[0].dtype === "f32");
+  return ws.every((w) => w.parts.length === 1 && w.parts[0].dtype === "f32" && w.shape[1] % 4 === 0);
 }
 
 /**
@@ -108,7 +135,10 @@ export function splitMatvec(x: Tensor, blocks: [RowBlock, RowBlock, RowBlock]): 
   const K = x.shape[x.shape.length - 1];
   for (const b of blocks) {
     if (!splitMatvecFits(b.w) || b.w.shape[1] !== K) {
-      throw new ShapeError(op, `weight ${fmtShape(b.w.shape)} is not one f32 block of ${K} columns`);
+      throw new ShapeError(
+        op,
+        `weight ${fmtShape(b.w.shape)} is not one f32 block of ${K} columns (a multiple of 4)`,
+      );
     }
     if (!(b.rows > 0 && b.row0 >= 0 && b.row0 + b.rows <= b.w.shape[0])) {
       throw new ShapeError(op, `rows [${b.row0}, ${b.row0 + b.rows}) outside ${fmtShape(b.w.shape)}`);
@@ -119,12 +149,12 @@ export function splitMatvec(x: Tensor, blocks: [RowBlock, RowBlock, RowBlock]): 
   const lead = x.shape.slice(0, -1);
   const ys = blocks.map((b) => Tensor.empty([...lead, b.rows])) as [Tensor, Tensor, Tensor];
   const n = blocks.reduce((s, b) => s + b.rows, 0);
-  const team = teamLaunch({ file: "split_matvec.wgsl" }, M);
+  const team = teamLaunch(op, { file: "split_matvec.wgsl" }, M, n, K);
   dispatch(
     team.spec,
     [x.buffer, ...blocks.map((b) => b.w.parts[0].buffer), ...ys.map((y) => y.buffer)],
     new Params().u32(M, K, ...blocks.map((b) => b.rows), ...blocks.map((b) => b.row0)),
-    [team.rowGroups, Math.ceil(n / 16)],
+    team.grid,
   );
   return ys;
 }

@@ -62,19 +62,15 @@ const SPEC = { file: "matmul.wgsl" };
 const MATVEC = { file: "matmul.wgsl", entry: "matvec" };
 const MATVEC_TEAM = { file: "matmul.wgsl", entry: "matvec_team" };
 
-/** Most rows one workgroup of a team product can take (the kernels' override MR ≤ 3). */
-export const TEAM_ROWS = 3;
+/** Most rows one workgroup of a team product can take (the kernels' override MR ≤ 8). */
+export const TEAM_ROWS = 8;
 
 /**
- * Rows per workgroup of team products by default: one. H200, Llama-3.2-1B-shaped hybrid
- * (bench/speculative_scale.ts, 2026-12-01): verifying K + 1 = 2 … 7 rows with one row per workgroup
- * (the row workgroups of one block of outputs consecutive, sharing its weights through the L2 cache)
- * cost 3.55 … 6.38 ms against 3.27 ms for one token; with up to 3 rows per workgroup 5.38 … 7.73 ms, and
- * with all rows in one workgroup 3.69, 3.76, then 5.72 … 9.41 ms (three runs, not one comparison in one
- * process: `--team-rows` makes it one). Fewer, longer workgroups leave the GPU underfilled for outputs
- * of 2048 (128 workgroups). `useTeamRows` switches for benchmarks.
+ * Rows per workgroup of team products by default: all of them, up to TEAM_ROWS, so that each load of a
+ * weight serves every row of a verification. `useTeamRows` caps it for benchmarks (1 gives each row its
+ * own workgroups, which share the weights only through the L2 cache).
  */
-const TEAM_ROWS_DEFAULT = 1;
+const TEAM_ROWS_DEFAULT = TEAM_ROWS;
 let teamRowsMost = TEAM_ROWS_DEFAULT;
 /** Sets the most rows per workgroup of team products (1 … TEAM_ROWS, for benchmarks); returns the previous. */
 export function useTeamRows(most: number): number {
@@ -86,20 +82,57 @@ export function useTeamRows(most: number): number {
   return prev;
 }
 
-/** The most rows per workgroup team products take now (1 by default; see {@linkcode useTeamRows}). */
+/** The most rows per workgroup team products take now (TEAM_ROWS by default; see {@linkcode useTeamRows}). */
 export function teamRowsSetting(): number {
   return teamRowsMost;
 }
 
 /**
- * The launch of a team product over M rows: its pipeline (override MR = rows per workgroup, the fewest
- * workgroups of at most the set most, balanced; the spec itself for one row) and the workgroups along
- * the rows, the grid's x.
+ * Lanes per output column of the team products for inner dimension K: a power of two from 16 to 256,
+ * the largest that leaves each lane at least `laneValues` values of K (64 by default: K = 2048 takes 32
+ * lanes, K = 8192 128). It depends on K alone, so that every product of one K sums in the same order
+ * whatever its rows or outputs.
  */
-export function teamLaunch(spec: KernelSpec, M: number): { spec: KernelSpec; rowGroups: number } {
+export function teamLanes(K: number): number {
+  let t = 16;
+  while (t < 256 && 2 * t * teamLaneValues <= K) t *= 2;
+  return t;
+}
+let teamLaneValues = 64;
+/** Sets the least values of K per lane that {@linkcode teamLanes} aims at (benchmarks); returns the previous. */
+export function setTeamLaneValues(values: number): number {
+  if (!Number.isInteger(values) || values < 1) {
+    throw new RangeError(`lane values ${values} is not a positive integer`);
+  }
+  const prev = teamLaneValues;
+  teamLaneValues = values;
+  return prev;
+}
+
+/** The values of K per lane {@linkcode teamLanes} aims at now (64 by default). */
+export function teamLaneValuesSetting(): number {
+  return teamLaneValues;
+}
+
+/**
+ * The launch of a team product `op` of M rows, N outputs and inner dimension K: its pipeline (overrides
+ * T = {@linkcode teamLanes} and MR = rows per workgroup, the fewest workgroups of at most the set most,
+ * balanced) and its grid: x over the row groups, y over blocks of 256 / T outputs. Throws a
+ * {@linkcode ShapeError} when the outputs need more than 65535 workgroups.
+ */
+export function teamLaunch(
+  op: string,
+  spec: KernelSpec,
+  M: number,
+  N: number,
+  K: number,
+): { spec: KernelSpec; grid: [number, number] } {
   const groups = Math.ceil(M / teamRowsMost);
   const mr = Math.ceil(M / groups);
-  return { spec: mr === 1 ? spec : { ...spec, constants: { MR: mr } }, rowGroups: Math.ceil(M / mr) };
+  const t = teamLanes(K);
+  const blocks = Math.ceil(N / (256 / t));
+  if (blocks > 65535) throw new ShapeError(op, `${N} outputs of ${K} inputs exceed one dispatch`);
+  return { spec: { ...spec, constants: { T: t, MR: mr } }, grid: [Math.ceil(M / mr), blocks] };
 }
 
 /** Entry points for products of ≥ {@linkcode BIG_TILES_MIN} tiles of 128×128 (benchmarks compare them). */
@@ -133,8 +166,8 @@ export function useSmallTilesOnly(on: boolean): void {
   smallTilesOnly = on;
 }
 /**
- * Products with at most this many rows use the untiled entries (decoding): `matvec_team` when B's K
- * axis is contiguous (a team of 16 invocations per output), `matvec` otherwise.
+ * Products with at most this many rows use the untiled entries (decoding): `matvec_team` when both
+ * operands' K axes are contiguous and vec4-aligned (a team of invocations per output), `matvec` otherwise.
  */
 export const MATVEC_MAX_ROWS = 8;
 
@@ -241,11 +274,11 @@ export function matmulStrided(args: StridedMatmul): void {
   if (splitK(args)) return;
   const p = matmulParams(args);
   const buffers = [a.t.buffer, b.t.buffer, c.t.buffer, args.bias?.buffer ?? dummyBuffer()];
-  if (M <= MATVEC_MAX_ROWS && b.rowStride === 1) {
-    // B's K axis contiguous (x·Wᵀ): 16 invocations per output read W's row together (for up to
-    // TEAM_ROWS rows); the row groups of one block of outputs are consecutive workgroups (L2 reuse).
-    const team = teamLaunch(MATVEC_TEAM, M);
-    dispatch(team.spec, buffers, p, [team.rowGroups, Math.ceil(N / 16), nb0 * nb1]);
+  if (M <= MATVEC_MAX_ROWS && b.rowStride === 1 && vec4Aligned(args)) {
+    // Both operands' K axes contiguous and vec4-aligned (x·Wᵀ): a team of invocations per output reads
+    // W's row together, each load serving all rows of the workgroup (up to TEAM_ROWS).
+    const team = teamLaunch("matmul", MATVEC_TEAM, M, N, args.K);
+    dispatch(team.spec, buffers, p, [...team.grid, nb0 * nb1]);
   } else if (M <= MATVEC_MAX_ROWS) {
     dispatch(MATVEC, buffers, p, [Math.ceil(N / 64), M, nb0 * nb1]);
   } else if (Math.ceil(M / 128) * Math.ceil(N / 128) * nb0 * nb1 >= bigTilesMin && !smallTilesOnly) {

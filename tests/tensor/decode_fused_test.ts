@@ -1,8 +1,14 @@
 import assert from "node:assert/strict";
 import { ShapeError } from "../../lib/errors.ts";
 import { initGpu } from "../../lib/gpu/device.ts";
-import { addRmsNorm, splitMatvec, swigluMatvec } from "../../lib/tensor/decode_fused.ts";
-import { linear, TEAM_ROWS, useTeamRows } from "../../lib/tensor/matmul.ts";
+import {
+  addRmsNorm,
+  splitMatvec,
+  splitMatvecFits,
+  swigluMatvec,
+  swigluMatvecFits,
+} from "../../lib/tensor/decode_fused.ts";
+import { linear, setTeamLaneValues, TEAM_ROWS, teamLanes, useTeamRows } from "../../lib/tensor/matmul.ts";
 import { rmsNormRef, swigluRef } from "../../lib/tensor/ops_ref.ts";
 import { Tensor } from "../../lib/tensor/tensor.ts";
 import { assertAllclose, randomArray } from "../_assert.ts";
@@ -29,7 +35,7 @@ function productRef(
 }
 
 Deno.test("decode_fused.wgsl swiglu_matvec: silu(x Wgᵀ) ⊙ (x Wuᵀ) equals the float64 products and SwiGLU", async () => {
-  for (const [M, N, K] of [[1, 70, 37], [5, 130, 64], [8, 33, 100]]) {
+  for (const [M, N, K] of [[1, 70, 36], [5, 130, 64], [8, 33, 100], [3, 21, 2048]]) {
     const x = randomArray(M * K, 1);
     const g = randomArray(N * K, 2, 0.3);
     const u = randomArray(N * K, 3, 0.3);
@@ -43,6 +49,14 @@ Deno.test("decode_fused.wgsl swiglu_matvec: silu(x Wgᵀ) ⊙ (x Wuᵀ) equals t
       assertAllclose(await y.toArray(), want, { rtol: 1e-4, atol: 1e-5, name: `M=${M} N=${N} K=${K}` });
       using bad = Tensor.zeros([1, K + 1]);
       assert.throws(() => swigluMatvec(bad, gate, up), ShapeError);
+      // K not a multiple of 4: not taken (the kernel reads vec4), and refused with the reason.
+      const odd = { parts: [Tensor.zeros([N, K + 1])], shape: [N, K + 1] as [number, number] };
+      try {
+        assert.equal(swigluMatvecFits(odd, odd), false);
+        assert.throws(() => swigluMatvec(bad, odd, odd), /multiple of 4/);
+      } finally {
+        odd.parts[0].dispose();
+      }
     } finally {
       gate.parts[0].dispose();
       up.parts[0].dispose();
@@ -91,11 +105,10 @@ Deno.test("decode_fused.wgsl add_rmsnorm: the sum and RMSNorm(sum) · w equal th
 });
 
 Deno.test("split_matvec.wgsl: three row blocks (of one weight or of three) equal float64 products and linear's values", async () => {
-  for (const M of [3, 8]) await checkSplit(M);
+  for (const [M, K] of [[3, 36], [8, 36], [2, 1024]]) await checkSplit(M, K);
 });
 
-async function checkSplit(M: number): Promise<void> {
-  const K = 37;
+async function checkSplit(M: number, K: number): Promise<void> {
   const x = randomArray(M * K, 7);
   using tx = Tensor.from(x, [M, K]);
   const wa = randomArray(20 * K, 8);
@@ -141,6 +154,9 @@ async function checkSplit(M: number): Promise<void> {
         }]),
       ShapeError,
     );
+    // K not a multiple of 4 is not taken (the kernel reads vec4).
+    using odd = Tensor.zeros([2, K + 1]);
+    assert.equal(splitMatvecFits({ parts: [odd], shape: [2, K + 1] }), false);
   } finally {
     A.parts[0].dispose();
     Bw.parts[0].dispose();
@@ -151,8 +167,26 @@ Deno.test("team products (linear's matvec_team, splitMatvec, swigluMatvec): M ro
   // A verification of K drafted tokens runs these products on K + 1 rows at once (with up to TEAM_ROWS
   // rows per workgroup, each weight load serving each of them); a decoding step runs them on one row.
   // Greedy speculative decoding equals plain decoding only if both give the same bits. M = 11 takes
-  // several workgroups of rows (and the tiled product for linear, which is not compared).
-  const [N, K] = [45, 150];
+  // several workgroups of rows (and the tiled product for linear, which is not compared). K = 148 runs
+  // teams of 16 lanes by default; aiming at 4 values of K per lane, K = 148 runs teams of 32 and
+  // K = 1024 teams of 256.
+  const N = 45;
+  const cases = [[148, 64, [1, 2, 3, TEAM_ROWS]], [148, 4, [1, TEAM_ROWS]], [1024, 4, [
+    1,
+    TEAM_ROWS,
+  ]]] as const;
+  for (const [K, values, settings] of cases) {
+    const prev = setTeamLaneValues(values);
+    try {
+      assert.equal(teamLanes(K), K === 148 ? (values === 4 ? 32 : 16) : 256);
+      await checkRowsAlone(N, K, settings);
+    } finally {
+      setTeamLaneValues(prev);
+    }
+  }
+});
+
+async function checkRowsAlone(N: number, K: number, settings: readonly number[]): Promise<void> {
   const w = { parts: [Tensor.from(randomArray(N * K, 31, 0.3), [N, K])], shape: [N, K] as [number, number] };
   const w2 = { parts: [Tensor.from(randomArray(N * K, 32, 0.3), [N, K])], shape: [N, K] as [number, number] };
   const blocks = [{ w, row0: 0, rows: 20 }, { w: w2, row0: 3, rows: 17 }, { w, row0: 40, rows: 5 }] as const;
@@ -163,9 +197,9 @@ Deno.test("team products (linear's matvec_team, splitMatvec, swigluMatvec): M ro
   ];
   const most0 = useTeamRows(1);
   try {
-    for (let most = 1; most <= TEAM_ROWS; most++) {
+    for (const most of settings) {
       useTeamRows(most);
-      for (const M of [2, 5, 8, 11]) {
+      for (const M of [2, 5, 11]) {
         const x = randomArray(M * K, 40 + M);
         using all = Tensor.from(x, [M, K]);
         for (const [name, f] of products) {
@@ -181,7 +215,7 @@ Deno.test("team products (linear's matvec_team, splitMatvec, swigluMatvec): M ro
               assert.deepEqual(
                 got.subarray(m * cols, (m + 1) * cols),
                 await single[m][j].toArray(),
-                `${name} output ${j}, M=${M}, ≤ ${most} rows per workgroup, row ${m}`,
+                `${name} output ${j}, K=${K}, M=${M}, ≤ ${most} rows per workgroup, row ${m}`,
               );
             }
           }
@@ -194,4 +228,4 @@ Deno.test("team products (linear's matvec_team, splitMatvec, swigluMatvec): M ro
     w.parts[0].dispose();
     w2.parts[0].dispose();
   }
-});
+}

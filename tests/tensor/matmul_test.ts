@@ -73,9 +73,10 @@ Deno.test("linear: a weight split into row blocks gives the same product as one 
 });
 
 Deno.test("matmul.wgsl matvec_team: decoding-sized products with bias, batches and K past several team strides", async () => {
-  // M ≤ 8 with W in (out, in) layout takes matvec_team (16 invocations per output); K = 1 and K < 16
-  // leave lanes idle, K = 200 ends inside a team stride, N = 33 ends inside a workgroup's 16 outputs.
-  for (const [M, N, K] of [[1, 33, 1], [3, 33, 13], [8, 5, 200], [2, 1, 64]]) {
+  // M ≤ 8 with W in (out, in) layout and K a multiple of 4 takes matvec_team (a team of invocations per
+  // output: 16 lanes below K = 2048, 32 from 2048): K = 200 ends inside a team stride, K = 64 leaves
+  // lanes idle, N = 33 and 37 end inside a workgroup's outputs; K = 1 and 13 take the scalar matvec.
+  for (const [M, N, K] of [[1, 33, 1], [3, 33, 13], [8, 5, 200], [2, 1, 64], [5, 37, 2048]]) {
     const x = randomArray(M * K, M + N);
     const w = randomArray(N * K, K + 1);
     const bias = randomArray(N, 9);
@@ -86,8 +87,12 @@ Deno.test("matmul.wgsl matvec_team: decoding-sized products with bias, batches a
     const ref = matmulRef(x, w, { M, N, K, transB: true }).map((v, i) => v + bias[i % N]);
     assertAllclose(await y.toArray(), ref, { atol: 1e-5, name: `linear ${M}x${N}x${K}` });
   }
-  // batched, the right operand transposed and shared: (2, 4, K) × (N, K)ᵀ
-  const [Bt, M, N, K] = [2, 4, 19, 70];
+  // batched, the right operand transposed and shared: (2, 4, K) × (N, K)ᵀ (K = 72: matvec_team)
+  for (const K of [70, 72]) await checkBatchedShared(K);
+});
+
+async function checkBatchedShared(K: number): Promise<void> {
+  const [Bt, M, N] = [2, 4, 19];
   const a = randomArray(Bt * M * K, 11);
   const b = randomArray(N * K, 12);
   using A = Tensor.from(a, [Bt, M, K]);
@@ -96,6 +101,6 @@ Deno.test("matmul.wgsl matvec_team: decoding-sized products with bias, batches a
   const got = await C.toArray();
   for (let i = 0; i < Bt; i++) {
     const ref = matmulRef(a.subarray(i * M * K, (i + 1) * M * K), b, { M, N, K, transB: true });
-    assertAllclose(got.subarray(i * M * N, (i + 1) * M * N), ref, { atol: 1e-5, name: `batch ${i}` });
+    assertAllclose(got.subarray(i * M * N, (i + 1) * M * N), ref, { atol: 1e-5, name: `batch ${i}, K=${K}` });
   }
-});
+}
