@@ -1,22 +1,29 @@
 /**
  * `deno run -A bench/speculative_scale.ts [--json FILE] [--small] [--team-rows 2,3] [--lane-values 16,64]`:
- * speculative decoding's cost model at Llama-3.2-1B's shapes (issue #7), where a decoding step moves gigabytes of
- * weights instead of being a chain of tiny dispatches. The target is the 50% hybrid of a random-weight
- * 1B-shaped Llama (attention at the odd layers, Mamba-2 at the even ones, bench/steps.ts
+ * speculative decoding's cost model at Llama-3.2-1B's shapes (issue #7), where a decoding step moves
+ * gigabytes of weights instead of being a chain of tiny dispatches. The target is the 50% hybrid of a
+ * random-weight 1B-shaped Llama (attention at the odd layers, Mamba-2 at the even ones, bench/steps.ts
  * `writeRandomHybridPair`); the draft has the shapes of its two-layer early exit. Random weights accept
- * nothing, so no speedup is measured here: the one-token and (K + 1)-token forwards of both are timed
- * replayed (bench/speculative_profile.ts, kernel by kernel for the target's step), and the speedup is
- * projected for acceptance rates α (`projectedSpeedup`; bench/speculative.ts checks the same projection
- * against measured rows at the bundled model's size). `--small`: the same at the bundled teacher's
- * shapes (checks the harness). `--team-rows 2,3`: the forwards again with up to that many rows per
- * workgroup of the decoding products (lib/tensor/matmul.ts `useTeamRows`), in the same process;
- * `--lane-values 16,64`: again with teams sized for that many values of K per lane (`setTeamLaneValues`).
+ * nothing, so no speedup is measured here:
+ *   - the one-token and (K + 1)-token forwards of both are timed replayed (bench/speculative_profile.ts,
+ *     kernel by kernel for the target's step), and the speedup is projected for acceptance rates α
+ *     (`projectedSpeedup`; bench/speculative.ts checks the same projection against measured rows at the
+ *     bundled model's size);
+ *   - whole rounds of the GPU-resident loop and plain greedy decoding are timed (`measured_rounds`): a
+ *     round's work does not depend on what is accepted, so only the acceptance is modelled there.
+ * `--small`: the same at the bundled teacher's shapes (checks the harness). `--team-rows 2,3`: the
+ * forwards again with up to that many rows per workgroup of the decoding products (lib/tensor/matmul.ts
+ * `useTeamRows`), in the same process; `--lane-values 16,64`: again with teams sized for that many
+ * values of K per lane (`setTeamLaneValues`).
  *
  * @module
  */
 import { parseFlags } from "../lib/cli/args.ts";
 import { adapterName, initGpu } from "../lib/gpu/device.ts";
 import { trimPool } from "../lib/gpu/buffers.ts";
+import { generate } from "../lib/decode/generate.ts";
+import { speculativeGenerate } from "../lib/decode/speculative.ts";
+import type { TextTokenizer } from "../lib/io/tokenizer.ts";
 import { LlamaModel } from "../lib/models/llama.ts";
 import {
   setTeamLaneValues,
@@ -76,6 +83,53 @@ const projected = alphas.map((alpha) => ({
 for (const p of projected) {
   log(`α ${p.alpha}: ${Ks.map((K) => `K=${K} ×${p.speedup_by_K[K].toFixed(2)}`).join(", ")}`);
 }
+// Whole rounds, measured: plain greedy decoding and the GPU-resident speculative loop (lib/decode/
+// speculative.ts) on these random models. A round does the same work whatever the target accepts (the
+// Mamba layers replay their K + 1 steps with masking, the caches truncate in place), so its time, with
+// the sampling, the rule and the commits the projection above leaves out, is measured even though random
+// weights accept almost nothing; only the acceptance is modelled: (1 + accepted(α)) tokens a round
+// against one a plain step.
+const stub: TextTokenizer = {
+  encode: () => [1, 2, 3, 4],
+  decode: (ids) => Array.from(ids).join(" "),
+  bosTokenId: null,
+  eosTokenId: null,
+  vocabSize: config.vocab_size,
+  applyChatTemplate: () => {
+    throw new Error("no chat template");
+  },
+};
+const greedy = { temperature: 0, maxTokens: flags.small ? 16 : 128, stopAtEos: false };
+await generate(target, stub, "", { ...greedy, maxTokens: 16 });
+await speculativeGenerate(target, draft, stub, "", { ...greedy, maxTokens: 16, lookahead: 2 });
+const fastest = async <T extends { tokensPerSecond: number }>(fn: () => Promise<T>): Promise<T> => {
+  let top: T | null = null;
+  for (let i = 0; i < (flags.small ? 1 : 3); i++) {
+    const r = await fn();
+    if (!top || r.tokensPerSecond > top.tokensPerSecond) top = r;
+  }
+  return top!;
+};
+const plainMs = 1000 / (await fastest(() => generate(target, stub, "", greedy))).tokensPerSecond;
+const roundMs: Record<number, number> = {};
+const roundAccepted: Record<number, number> = {};
+for (const K of Ks) {
+  const r = await fastest(() => speculativeGenerate(target, draft, stub, "", { ...greedy, lookahead: K }));
+  roundMs[K] = 1000 * (r.tokens.length / r.tokensPerSecond) / r.rounds.length;
+  roundAccepted[K] = r.meanAccepted;
+}
+log(`measured: plain ${plainMs.toFixed(3)} ms a token; rounds ${JSON.stringify(roundMs)} ms`);
+const fromRounds = alphas.map((alpha) => ({
+  alpha,
+  speedup_by_K: Object.fromEntries(
+    Ks.map((K) => [K, (1 + alpha * (1 - alpha ** K) / (1 - alpha)) * plainMs / roundMs[K]]),
+  ),
+}));
+for (const p of fromRounds) {
+  log(
+    `α ${p.alpha}, measured rounds: ${Ks.map((K) => `K=${K} ×${p.speedup_by_K[K].toFixed(2)}`).join(", ")}`,
+  );
+}
 // --team-rows 2,3 / --lane-values 16,64: the one-token and verification forwards again with at most
 // that many rows per workgroup of the team products, or with teams sized for that many values of K per
 // lane (lib/tensor/matmul.ts useTeamRows, setTeamLaneValues; the profile above: the settings in force,
@@ -129,6 +183,12 @@ const out = {
   team_lane_values: laneValues,
   profiles: { target: pt, draft: pd },
   projected,
+  measured_rounds: {
+    plain_ms_per_token: plainMs,
+    ms_per_round: roundMs,
+    mean_accepted_random_weights: roundAccepted,
+    projected_from_rounds: fromRounds,
+  },
   by_team_rows: byTeamRows,
   by_lane_values: byLaneValues,
 };
