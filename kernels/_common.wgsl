@@ -68,3 +68,8 @@ fn team_fma(acc: vec4f, x: Pair, w: Pair) -> vec4f {
   return s;
 }
 
+
+// Eight values a pass over a row loads together (v, v + s, …, v + 7s), before using any of them: a pass
+// with one load in flight per invocation waits on memory once per element (sample.wgsl and
+// speculative.wgsl walk rows of a 128K vocabulary with one workgroup: ~0.3 ms a pass that way).
+struct Eight { a: vec4f, b: vec4f }

@@ -49,13 +49,45 @@ fn uniform01(b: u32) -> f32 {
   return f32(h >> 8u) / 16777216.0;
 }
 
-fn argmax_row(li: u32, base: u32) -> u32 {
-  var best = NEG_BIG;
-  var bi = 0xffffffffu;
-  for (var v = li; v < p.V; v += 256u) {
-    let x = logits[base + v];
-    if (x > best) { best = x; bi = v; }
+// Logits v, v + s, …, v + 7s of row `base` (0 at or past `end`), loaded together (_common.wgsl Eight).
+fn lg(base: u32, v: u32, end: u32) -> f32 {
+  if (v >= end) { return 0.0; }
+  return logits[base + v];
+}
+
+fn logit8(base: u32, v: u32, s: u32, end: u32) -> Eight {
+  return Eight(vec4f(lg(base, v, end), lg(base, v + s, end), lg(base, v + 2u * s, end), lg(base, v + 3u * s, end)),
+               vec4f(lg(base, v + 4u * s, end), lg(base, v + 5u * s, end), lg(base, v + 6u * s, end),
+                     lg(base, v + 7u * s, end)));
+}
+
+// The invocation's running argmax (the first of equal maxima: entries come in index order).
+var<private> am_best: f32;
+var<private> am_idx: u32;
+
+fn arg_in(x: f32, v: u32) {
+  if (v < p.V && x > am_best) {
+    am_best = x;
+    am_idx = v;
   }
+}
+
+fn argmax_row(li: u32, base: u32) -> u32 {
+  am_best = NEG_BIG;
+  am_idx = 0xffffffffu;
+  for (var v = li; v < p.V; v += 8u * 256u) {
+    let e = logit8(base, v, 256u, p.V);
+    arg_in(e.a.x, v);
+    arg_in(e.a.y, v + 256u);
+    arg_in(e.a.z, v + 512u);
+    arg_in(e.a.w, v + 768u);
+    arg_in(e.b.x, v + 1024u);
+    arg_in(e.b.y, v + 1280u);
+    arg_in(e.b.z, v + 1536u);
+    arg_in(e.b.w, v + 1792u);
+  }
+  let best = am_best;
+  var bi = am_idx;
   let m = wg_max(li, best);
   if (best != m) { bi = 0xffffffffu; }
   idx_red[li] = bi;
@@ -73,6 +105,41 @@ fn prob(base: u32, v: u32, m: f32, z: f32) -> f32 {
   return exp((logits[base + v] - m) * p.inv_tau) / z;
 }
 
+// Probabilities of logit8's entries (0 at or past `end`).
+fn prob8(base: u32, v: u32, s: u32, end: u32, m: f32, z: f32) -> Eight {
+  let e = logit8(base, v, s, end);
+  let k = vec4u(0u, 1u, 2u, 3u);
+  let ok_a = (vec4u(v) + k * s) < vec4u(end);
+  let ok_b = (vec4u(v) + (k + 4u) * s) < vec4u(end);
+  return Eight(select(vec4f(0.0), exp((e.a - m) * p.inv_tau) / z, ok_a),
+               select(vec4f(0.0), exp((e.b - m) * p.inv_tau) / z, ok_b));
+}
+
+// Counts (kind 0) or sums (kind 1) the probabilities ≥ θ of a row, strided by 256 from li, in index order.
+fn kept_row(li: u32, base: u32, m: f32, z: f32, theta: f32, kind: u32) -> f32 {
+  var acc = 0.0;
+  for (var v = li; v < p.V; v += 8u * 256u) {
+    let e = prob8(base, v, 256u, p.V, m, z);
+    acc = kept_in(acc, e.a.x, theta, kind);
+    acc = kept_in(acc, e.a.y, theta, kind);
+    acc = kept_in(acc, e.a.z, theta, kind);
+    acc = kept_in(acc, e.a.w, theta, kind);
+    acc = kept_in(acc, e.b.x, theta, kind);
+    acc = kept_in(acc, e.b.y, theta, kind);
+    acc = kept_in(acc, e.b.z, theta, kind);
+    acc = kept_in(acc, e.b.w, theta, kind);
+  }
+  return acc;
+}
+
+// Entries past the row are 0: they are never ≥ a θ > 0, and adding 0 to a sum of probabilities changes
+// nothing.
+fn kept_in(acc: f32, q: f32, theta: f32, kind: u32) -> f32 {
+  if (q < theta) { return acc; }
+  if (kind == 0u) { return acc + 1.0; }
+  return acc + q;
+}
+
 // The kept set's threshold θ (keep p ≥ θ) for row `base`, given the row max m and normaliser z.
 fn threshold(li: u32, base: u32, m: f32, z: f32) -> f32 {
   var theta_k = 0.0;
@@ -81,22 +148,18 @@ fn threshold(li: u32, base: u32, m: f32, z: f32) -> f32 {
     var hi = 1.0;
     for (var it = 0u; it < 40u; it++) {
       let mid = 0.5 * (lo + hi);
-      var c = 0.0;
-      for (var v = li; v < p.V; v += 256u) { if (prob(base, v, m, z) >= mid) { c += 1.0; } }
+      let c = kept_row(li, base, m, z, mid, 0u);
       if (wg_sum(li, c) >= f32(p.top_k)) { lo = mid; } else { hi = mid; }
     }
     theta_k = lo;
   }
   if (p.top_p >= 1.0) { return theta_k; }
-  var zk = 0.0;
-  for (var v = li; v < p.V; v += 256u) { let q = prob(base, v, m, z); if (q >= theta_k) { zk += q; } }
-  zk = wg_sum(li, zk);
+  let zk = wg_sum(li, kept_row(li, base, m, z, theta_k, 1u));
   var lo = theta_k;
   var hi = 1.0;
   for (var it = 0u; it < 40u; it++) {
     let mid = 0.5 * (lo + hi);
-    var s = 0.0;
-    for (var v = li; v < p.V; v += 256u) { let q = prob(base, v, m, z); if (q >= mid) { s += q; } }
+    let s = kept_row(li, base, m, z, mid, 1u);
     if (wg_sum(li, s) >= p.top_p * zk) { lo = mid; } else { hi = mid; }
   }
   return lo;
@@ -104,10 +167,20 @@ fn threshold(li: u32, base: u32, m: f32, z: f32) -> f32 {
 
 fn softmax_stats(li: u32, base: u32) -> vec2f {
   var m = NEG_BIG;
-  for (var v = li; v < p.V; v += 256u) { m = max(m, logits[base + v]); }
+  for (var v = li; v < p.V; v += 8u * 256u) {
+    let e = logit8(base, v, 256u, p.V);
+    let k = vec4u(0u, 1u, 2u, 3u);
+    let ma = select(vec4f(NEG_BIG), e.a, (vec4u(v) + k * 256u) < vec4u(p.V));
+    let mb = select(vec4f(NEG_BIG), e.b, (vec4u(v) + (k + 4u) * 256u) < vec4u(p.V));
+    m = max(m, max(max(max(ma.x, ma.y), max(ma.z, ma.w)), max(max(mb.x, mb.y), max(mb.z, mb.w))));
+  }
   m = wg_max(li, m);
   var z = 0.0;
-  for (var v = li; v < p.V; v += 256u) { z += exp((logits[base + v] - m) * p.inv_tau); }
+  for (var v = li; v < p.V; v += 8u * 256u) {
+    // exp(x − m)·… with z = 1: the unnormalised terms, 0 past the row, added in index order.
+    let e = prob8(base, v, 256u, p.V, m, 1.0);
+    z = ((((((((z + e.a.x) + e.a.y) + e.a.z) + e.a.w) + e.b.x) + e.b.y) + e.b.z) + e.b.w);
+  }
   return vec2f(m, wg_sum(li, z));
 }
 
@@ -155,8 +228,19 @@ fn sample_row(b: u32, li: u32) {
     // Inverse CDF over the kept probabilities in index order: each invocation owns a contiguous chunk.
     let per = (p.V + 255u) / 256u;
     let v0 = li * per;
+    let end = min(v0 + per, p.V);
     var s = 0.0;
-    for (var v = v0; v < min(v0 + per, p.V); v++) { let q = prob(base, v, mz.x, mz.y); if (q >= theta) { s += q; } }
+    for (var v = v0; v < end; v += 8u) {
+      let e = prob8(base, v, 1u, end, mz.x, mz.y);
+      s = kept_in(s, e.a.x, theta, 1u);
+      s = kept_in(s, e.a.y, theta, 1u);
+      s = kept_in(s, e.a.z, theta, 1u);
+      s = kept_in(s, e.a.w, theta, 1u);
+      s = kept_in(s, e.b.x, theta, 1u);
+      s = kept_in(s, e.b.y, theta, 1u);
+      s = kept_in(s, e.b.z, theta, 1u);
+      s = kept_in(s, e.b.w, theta, 1u);
+    }
     chunk[li] = s;
     let total = wg_sum(li, s);
     if (li == 0u) {
@@ -168,17 +252,23 @@ fn sample_row(b: u32, li: u32) {
         acc += chunk[c];
         c++;
       }
-      var last = 0u;
-      var found = false;
-      for (var v = c * per; v < min(c * per + per, p.V); v++) {
-        let q = prob(base, v, mz.x, mz.y);
-        if (q >= theta) {
-          last = v;
-          acc += q;
-          if (acc > target_mass) { found = true; break; }
-        }
+      // The first kept v of chunk c where the running mass passes the target (else its last kept v).
+      draw_acc = acc;
+      draw_last = 0u;
+      draw_found = false;
+      let cend = min(c * per + per, p.V);
+      for (var v = c * per; v < cend && !draw_found; v += 8u) {
+        let e = prob8(base, v, 1u, cend, mz.x, mz.y);
+        draw_in(e.a.x, v, cend, theta, target_mass);
+        draw_in(e.a.y, v + 1u, cend, theta, target_mass);
+        draw_in(e.a.z, v + 2u, cend, theta, target_mass);
+        draw_in(e.a.w, v + 3u, cend, theta, target_mass);
+        draw_in(e.b.x, v + 4u, cend, theta, target_mass);
+        draw_in(e.b.y, v + 5u, cend, theta, target_mass);
+        draw_in(e.b.z, v + 6u, cend, theta, target_mass);
+        draw_in(e.b.w, v + 7u, cend, theta, target_mass);
       }
-      idx_red[0] = last;
+      idx_red[0] = draw_last;
     }
     workgroupBarrier();
     tok = idx_red[0];
@@ -187,6 +277,18 @@ fn sample_row(b: u32, li: u32) {
     tokens[b * p.cap + draw_step] = i32(tok);
     next[b] = i32(tok);
   }
+}
+
+// The inverse CDF's walk through one chunk, entry by entry in index order until the mass passes.
+var<private> draw_acc: f32;
+var<private> draw_last: u32;
+var<private> draw_found: bool;
+
+fn draw_in(q: f32, v: u32, end: u32, theta: f32, target_mass: f32) {
+  if (draw_found || v >= end || q < theta) { return; }
+  draw_last = v;
+  draw_acc += q;
+  if (draw_acc > target_mass) { draw_found = true; }
 }
 
 // Bindings: logits (1), dist (4). The kept distribution, normalised (for tests and speculative decoding).
@@ -204,11 +306,20 @@ fn dist_row(b: u32, li: u32) {
   }
   let mz = softmax_stats(li, base);
   let theta = threshold(li, base, mz.x, mz.y);
-  var s = 0.0;
-  for (var v = li; v < p.V; v += 256u) { let q = prob(base, v, mz.x, mz.y); if (q >= theta) { s += q; } }
-  let total = wg_sum(li, s);
-  for (var v = li; v < p.V; v += 256u) {
-    let q = prob(base, v, mz.x, mz.y);
-    dist[base + v] = select(0.0, q / total, q >= theta);
+  let total = wg_sum(li, kept_row(li, base, mz.x, mz.y, theta, 1u));
+  for (var v = li; v < p.V; v += 8u * 256u) {
+    let e = prob8(base, v, 256u, p.V, mz.x, mz.y);
+    put_dist(base, v, e.a.x, theta, total);
+    put_dist(base, v + 256u, e.a.y, theta, total);
+    put_dist(base, v + 512u, e.a.z, theta, total);
+    put_dist(base, v + 768u, e.a.w, theta, total);
+    put_dist(base, v + 1024u, e.b.x, theta, total);
+    put_dist(base, v + 1280u, e.b.y, theta, total);
+    put_dist(base, v + 1536u, e.b.z, theta, total);
+    put_dist(base, v + 1792u, e.b.w, theta, total);
   }
+}
+
+fn put_dist(base: u32, v: u32, q: f32, theta: f32, total: f32) {
+  if (v < p.V) { dist[base + v] = select(0.0, q / total, q >= theta); }
 }

@@ -66,11 +66,32 @@ fn uniform01(step: u32, b: u32) -> f32 {
   return f32(h >> 8u) / 16777216.0;
 }
 
-// The unnormalised weight of token v in the final draw after r accepted drafts.
-fn weight(b: u32, r: u32, v: u32) -> f32 {
+// The unnormalised weight of token v in the final draw after r accepted drafts (0 at or past `end`).
+fn weight(b: u32, r: u32, v: u32, end: u32) -> f32 {
+  if (v >= end) { return 0.0; }
   let pv = target_p[(b * (p.K + 1u) + r) * p.V + v];
   if (r < p.K) { return max(pv - draft_q[(b * p.K + r) * p.V + v], 0.0); }
   return pv;
+}
+
+// Weights v … v + 7, loaded together (_common.wgsl Eight).
+fn weight8(b: u32, r: u32, v: u32, end: u32) -> Eight {
+  return Eight(vec4f(weight(b, r, v, end), weight(b, r, v + 1u, end), weight(b, r, v + 2u, end),
+                     weight(b, r, v + 3u, end)),
+               vec4f(weight(b, r, v + 4u, end), weight(b, r, v + 5u, end), weight(b, r, v + 6u, end),
+                     weight(b, r, v + 7u, end)));
+}
+
+// The final draw's walk through one chunk, entry by entry in index order until the mass passes.
+var<private> draw_acc: f32;
+var<private> draw_tok: u32;
+var<private> draw_found: bool;
+
+fn draw_in(w: f32, v: u32, target_mass: f32) {
+  if (draw_found || w <= 0.0) { return; }
+  draw_tok = v;
+  draw_acc += w;
+  if (draw_acc > target_mass) { draw_found = true; }
 }
 
 // The rule for row b with seed `rule_seed` (set by invocation 0 before): returns (r, t); invocation 0's
@@ -95,8 +116,12 @@ fn rule(b: u32, li: u32) -> vec2u {
   // Inverse CDF over the weights in index order: each invocation owns a contiguous chunk.
   let per = (p.V + 255u) / 256u;
   let v0 = li * per;
+  let end = min(v0 + per, p.V);
   var s = 0.0;
-  for (var v = v0; v < min(v0 + per, p.V); v++) { s += weight(b, r, v); }
+  for (var v = v0; v < end; v += 8u) {
+    let e = weight8(b, r, v, end);
+    s = ((((((((s + e.a.x) + e.a.y) + e.a.z) + e.a.w) + e.b.x) + e.b.y) + e.b.z) + e.b.w);
+  }
   chunk[li] = s;
   let total = wg_sum(li, s);
   if (li == 0u) {
@@ -108,19 +133,24 @@ fn rule(b: u32, li: u32) -> vec2u {
       acc += chunk[c];
       c++;
     }
-    var tok = 0u;
-    var found = false;
-    for (var cc = c; cc < 256u && !found; cc++) {
-      for (var v = cc * per; v < min(cc * per + per, p.V); v++) {
-        let w = weight(b, r, v);
-        if (w > 0.0) {
-          tok = v;
-          acc += w;
-          if (acc > target_mass) { found = true; break; }
-        }
+    draw_acc = acc;
+    draw_tok = 0u;
+    draw_found = false;
+    for (var cc = c; cc < 256u && !draw_found; cc++) {
+      let cend = min(cc * per + per, p.V);
+      for (var v = cc * per; v < cend && !draw_found; v += 8u) {
+        let e = weight8(b, r, v, cend);
+        draw_in(e.a.x, v, target_mass);
+        draw_in(e.a.y, v + 1u, target_mass);
+        draw_in(e.a.z, v + 2u, target_mass);
+        draw_in(e.a.w, v + 3u, target_mass);
+        draw_in(e.b.x, v + 4u, target_mass);
+        draw_in(e.b.y, v + 5u, target_mass);
+        draw_in(e.b.z, v + 6u, target_mass);
+        draw_in(e.b.w, v + 7u, target_mass);
       }
     }
-    chunk[0] = bitcast<f32>(tok);
+    chunk[0] = bitcast<f32>(draw_tok);
   }
   return vec2u(r, bitcast<u32>(chunk[0]));
 }

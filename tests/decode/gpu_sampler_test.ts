@@ -19,7 +19,18 @@ const cases = [
   { temperature: 0.8, topK: 50, topP: 0.8 },
 ];
 
+// A vocabulary past one pass of 8 × 256 entries, not a multiple of 8 (each invocation loads eight
+// entries at a time; its chunk of the inverse CDF is 17 entries).
+const V2 = 4133;
+const logits2 = randomArray(B * V2, 2, 6);
+
 Deno.test("sample.wgsl: the kept, normalised distribution equals the host's (temperature, top-k, top-p)", async () => {
+  for (const [V, logits] of [[700, randomArray(B * 700, 1, 6)], [V2, logits2]] as const) {
+    await checkDistribution(V, logits);
+  }
+});
+
+async function checkDistribution(V: number, logits: Float32Array): Promise<void> {
   using x = Tensor.from(logits, [B, 1, V]);
   using s = new GpuSampler(B, V, 4);
   for (const opts of cases) {
@@ -30,13 +41,18 @@ Deno.test("sample.wgsl: the kept, normalised distribution equals the host's (tem
       assertAllclose(got.subarray(b * V, (b + 1) * V), want, {
         atol: 1e-6,
         rtol: 1e-4,
-        name: `${JSON.stringify(opts)} row ${b}`,
+        name: `${JSON.stringify(opts)} V=${V} row ${b}`,
       });
     }
   }
-});
+}
 
 Deno.test("sample.wgsl: draws follow the inverse CDF of U(seed, step) and land in the next input; greedy is argmax", async () => {
+  await checkDraws(V, logits);
+  await checkDraws(V2, logits2);
+});
+
+async function checkDraws(V: number, logits: Float32Array): Promise<void> {
   using x = Tensor.from(logits, [B, 1, V]);
   using s = new GpuSampler(B, V, 8);
   const opts = { temperature: 0.9, topP: 0.95, seed: 1234 };
@@ -52,12 +68,12 @@ Deno.test("sample.wgsl: draws follow the inverse CDF of U(seed, step) and land i
       let acc = 0;
       let want = -1;
       for (let v = 0; v < V && want < 0; v++) if ((acc += p[v]) > u) want = v;
-      assert.equal(rows[b][step], want, `row ${b} step ${step}`);
+      assert.equal(rows[b][step], want, `V=${V} row ${b} step ${step}`);
     }
-    assert.equal(rows[b][6], argmax(row), "greedy");
+    assert.equal(rows[b][6], argmax(row), `greedy, V=${V}`);
     assert.equal(next[b], rows[b][6], "the last token is the next input");
   }
-});
+}
 
 Deno.test("sample.wgsl sample_round: the round counter's seed and the distribution in one dispatch equal sample + distribution", async () => {
   using x = Tensor.from(logits.subarray(0, V), [1, V]);
