@@ -32,7 +32,7 @@ import {
   useTeamRows,
 } from "../lib/tensor/matmul.ts";
 import { profileSteps, projectedSpeedup } from "./speculative_profile.ts";
-import { kernelBreakdownTiming } from "./timing.ts";
+import { kernelBreakdownTiming, programBreakdown } from "./timing.ts";
 import { LLAMA_3_2_1B_CONFIG, writeRandomHybridPair } from "./steps.ts";
 
 const flags = parseFlags("speculative_scale", Deno.args, {
@@ -119,6 +119,23 @@ for (const K of Ks) {
   roundAccepted[K] = r.meanAccepted;
 }
 log(`measured: plain ${plainMs.toFixed(3)} ms a token; rounds ${JSON.stringify(roundMs)} ms`);
+// Where a round's time goes (K = 3): its captured commands timed one by one.
+let roundKernels: Awaited<ReturnType<typeof programBreakdown>> | null = null;
+await speculativeGenerate(target, draft, stub, "", {
+  ...greedy,
+  maxTokens: 16,
+  lookahead: 3,
+  profileRound: async (round) => {
+    roundKernels = await programBreakdown(round, kernelBreakdownTiming);
+  },
+});
+if (roundKernels) {
+  const rk = roundKernels as Awaited<ReturnType<typeof programBreakdown>>;
+  log(
+    `round K=3, kernel by kernel: ${rk.total_us.toFixed(0)} µs: ` +
+      rk.kernels.map((k) => `${k.kernel}×${k.count} ${k.us.toFixed(0)}`).join(", "),
+  );
+}
 const fromRounds = alphas.map((alpha) => ({
   alpha,
   speedup_by_K: Object.fromEntries(
@@ -188,6 +205,7 @@ const out = {
     ms_per_round: roundMs,
     mean_accepted_random_weights: roundAccepted,
     projected_from_rounds: fromRounds,
+    round_kernels_K3: roundKernels,
   },
   by_team_rows: byTeamRows,
   by_lane_values: byLaneValues,

@@ -22,6 +22,7 @@ import { gpu } from "../lib/gpu/device.ts";
 import {
   beginTimedPass,
   captureCommands,
+  type CapturedCommands,
   dispatchCount,
   encoder,
   endPass,
@@ -181,6 +182,18 @@ export async function kernelBreakdown(
   time: (fn: () => void) => Promise<{ ms: number }>,
 ): Promise<{ total_us: number; kernels: KernelShare[] }> {
   const program = captureCommands(fn);
+  try {
+    return await programBreakdown(program, time);
+  } finally {
+    releaseCapture(program);
+  }
+}
+
+/** {@linkcode kernelBreakdown} of work already captured (the caller releases it). */
+export async function programBreakdown(
+  program: CapturedCommands,
+  time: (fn: () => void) => Promise<{ ms: number }>,
+): Promise<{ total_us: number; kernels: KernelShare[] }> {
   // The whole work twice: the first brings the GPU's clocks up for the short per-command timings.
   await time(() => replayCommands(program));
   const total = await time(() => replayCommands(program));
@@ -194,7 +207,6 @@ export async function kernelBreakdown(
     s.us += 1000 * ms;
     shares.set(kernel, s);
   }
-  releaseCapture(program);
   return { total_us: 1000 * total.ms, kernels: [...shares.values()].sort((a, b) => b.us - a.us) };
 }
 

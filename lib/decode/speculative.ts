@@ -206,6 +206,12 @@ export interface SpeculativeOptions extends GenerateOptions {
   roundsPerRead?: number;
   /** Read every round's result back and keep the caches on the host (the original loop; default false). */
   hostRounds?: boolean;
+  /**
+   * Benchmarks: called once after the GPU-resident loop ends with its captured round (the commands every
+   * round replays), before it is released, e.g. to time it kernel by kernel. Replaying it moves the
+   * decoding state on; the result is already final. Not timed.
+   */
+  profileRound?: (round: CapturedCommands) => Promise<void>;
 }
 
 /** One round: the K drafts, how many were accepted, and the resampled or bonus token. */
@@ -586,11 +592,18 @@ async function residentLoop(
         throw new ShapeError("speculative", `no end after ${maxRounds} rounds`);
       }
     }
+  } catch (e) {
+    if (program) releaseCapture(program);
+    throw e;
   } finally {
     // Rounds recorded past the end: wait for them, so no readback is left mapping.
     await Promise.allSettled(pending.map((c) => c.data));
-    if (program) releaseCapture(program);
   }
   const seconds = (performance.now() - start) / 1000;
+  try {
+    if (program && opts.profileRound) await opts.profileRound(program);
+  } finally {
+    if (program) releaseCapture(program);
+  }
   return summary(s, stream.finish(), out, rounds, seconds);
 }
