@@ -210,14 +210,15 @@ fn sample_next(@builtin(local_invocation_index) li: u32) {
 fn sample_round(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   draw_seed = pcg(p.seed ^ pcg(2u * u32(counts[p.word])));
   draw_step = p.step;
-  sample_row(wg.x, li);
+  let tok = sample_row(wg.x, li);
   if (p.with_dist != 0u) {
     workgroupBarrier(); // sample_row's last reads of workgroup memory before dist_row reuses it
-    dist_row(wg.x, li);
+    dist_row(wg.x, li, tok, true);
   }
 }
 
-fn sample_row(b: u32, li: u32) {
+// Draws row b's token, writes it to its slot of tokens and to next, and returns it (to every invocation).
+fn sample_row(b: u32, li: u32) -> u32 {
   let base = b * p.V;
   var tok = 0u;
   if (p.inv_tau <= 0.0) {
@@ -277,6 +278,7 @@ fn sample_row(b: u32, li: u32) {
     tokens[b * p.cap + draw_step] = i32(tok);
     next[b] = i32(tok);
   }
+  return tok;
 }
 
 // The inverse CDF's walk through one chunk, entry by entry in index order until the mass passes.
@@ -294,13 +296,16 @@ fn draw_in(q: f32, v: u32, end: u32, theta: f32, target_mass: f32) {
 // Bindings: logits (1), dist (4). The kept distribution, normalised (for tests and speculative decoding).
 @compute @workgroup_size(256)
 fn distribution(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
-  dist_row(wg.x, li);
+  dist_row(wg.x, li, 0u, false);
 }
 
-fn dist_row(b: u32, li: u32) {
+// Row b's kept distribution; at temperature 0 the one-hot of `drawn` with `reuse` (sample_round's own
+// argmax: the same pass again would double its cost), else of the row's argmax.
+fn dist_row(b: u32, li: u32, drawn: u32, reuse: bool) {
   let base = b * p.V;
   if (p.inv_tau <= 0.0) {
-    let tok = argmax_row(li, base);
+    var tok = drawn;
+    if (!reuse) { tok = argmax_row(li, base); }
     for (var v = li; v < p.V; v += 256u) { dist[base + v] = select(0.0, 1.0, v == tok); }
     return;
   }
