@@ -61,6 +61,11 @@ fn wg_max(li: u32, v: f32) -> f32 {
 // order is the same), so all of them sum in one order.
 struct Pair { a: vec4f, b: vec4f }
 
+// A lane's sum of its accumulator, (x + y) + z + w.
+fn lane_sum(v: vec4f) -> f32 {
+  return v.x + v.y + v.z + v.w;
+}
+
 fn team_fma(acc: vec4f, x: Pair, w: Pair) -> vec4f {
   var s = acc;
   s += x.a * w.a;

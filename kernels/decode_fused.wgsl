@@ -64,6 +64,18 @@ fn w_pair(w: u32, q: u32, k4: u32, up: bool) -> Pair {
   return Pair(w_at(w, q, k4, up), w_at(w, q + T, k4, up));
 }
 
+// A row's gate and up accumulators, advanced together (one x pair serves both weights).
+struct GateUp { g: vec4f, u: vec4f }
+
+fn gu_fma(acc: GateUp, x: Pair, g: Pair, u: Pair) -> GateUp {
+  return GateUp(team_fma(acc.g, x, g), team_fma(acc.u, x, u));
+}
+
+fn put_gu(r: u32, li: u32, acc: GateUp) {
+  gate_sums[r * 256u + li] = lane_sum(acc.g);
+  up_sums[r * 256u + li] = lane_sum(acc.u);
+}
+
 @compute @workgroup_size(256)
 fn swiglu_matvec(@builtin(workgroup_id) wgid: vec3u, @builtin(local_invocation_index) li: u32) {
   let lane = li % T;
@@ -80,113 +92,46 @@ fn swiglu_matvec(@builtin(workgroup_id) wgid: vec3u, @builtin(local_invocation_i
   let x5 = min(m0 + 5u, p.M - 1u) * k4;
   let x6 = min(m0 + 6u, p.M - 1u) * k4;
   let x7 = min(m0 + 7u, p.M - 1u) * k4;
-  var g0 = vec4f(0.0);
-  var u0 = vec4f(0.0);
-  var g1 = vec4f(0.0);
-  var u1 = vec4f(0.0);
-  var g2 = vec4f(0.0);
-  var u2 = vec4f(0.0);
-  var g3 = vec4f(0.0);
-  var u3 = vec4f(0.0);
-  var g4 = vec4f(0.0);
-  var u4 = vec4f(0.0);
-  var g5 = vec4f(0.0);
-  var u5 = vec4f(0.0);
-  var g6 = vec4f(0.0);
-  var u6 = vec4f(0.0);
-  var g7 = vec4f(0.0);
-  var u7 = vec4f(0.0);
+  let zero = GateUp(vec4f(0.0), vec4f(0.0));
+  var a0 = zero;
+  var a1 = zero;
+  var a2 = zero;
+  var a3 = zero;
+  var a4 = zero;
+  var a5 = zero;
+  var a6 = zero;
+  var a7 = zero;
   if (QUADS) {
     for (var q = lane; q < k4; q += 4u * T) {
       let ga = w_pair(wr, q, k4, false);
       let ua = w_pair(wr, q, k4, true);
       let gb = w_pair(wr, q + 2u * T, k4, false);
       let ub = w_pair(wr, q + 2u * T, k4, true);
-      let xa0 = x_pair(x0, q, k4);
-      let xb0 = x_pair(x0, q + 2u * T, k4);
-      g0 = team_fma(team_fma(g0, xa0, ga), xb0, gb);
-      u0 = team_fma(team_fma(u0, xa0, ua), xb0, ub);
-      if (MR > 1u) {
-        let xa1 = x_pair(x1, q, k4);
-        let xb1 = x_pair(x1, q + 2u * T, k4);
-        g1 = team_fma(team_fma(g1, xa1, ga), xb1, gb);
-        u1 = team_fma(team_fma(u1, xa1, ua), xb1, ub);
-      }
+      a0 = gu_fma(gu_fma(a0, x_pair(x0, q, k4), ga, ua), x_pair(x0, q + 2u * T, k4), gb, ub);
+      if (MR > 1u) { a1 = gu_fma(gu_fma(a1, x_pair(x1, q, k4), ga, ua), x_pair(x1, q + 2u * T, k4), gb, ub); }
     }
   } else {
     for (var q = lane; q < k4; q += 2u * T) {
       let ga = w_pair(wr, q, k4, false);
       let ua = w_pair(wr, q, k4, true);
-      let xp0 = x_pair(x0, q, k4);
-      g0 = team_fma(g0, xp0, ga);
-      u0 = team_fma(u0, xp0, ua);
-      if (MR > 1u) {
-        let xp = x_pair(x1, q, k4);
-        g1 = team_fma(g1, xp, ga);
-        u1 = team_fma(u1, xp, ua);
-      }
-      if (MR > 2u) {
-        let xp = x_pair(x2, q, k4);
-        g2 = team_fma(g2, xp, ga);
-        u2 = team_fma(u2, xp, ua);
-      }
-      if (MR > 3u) {
-        let xp = x_pair(x3, q, k4);
-        g3 = team_fma(g3, xp, ga);
-        u3 = team_fma(u3, xp, ua);
-      }
-      if (MR > 4u) {
-        let xp = x_pair(x4, q, k4);
-        g4 = team_fma(g4, xp, ga);
-        u4 = team_fma(u4, xp, ua);
-      }
-      if (MR > 5u) {
-        let xp = x_pair(x5, q, k4);
-        g5 = team_fma(g5, xp, ga);
-        u5 = team_fma(u5, xp, ua);
-      }
-      if (MR > 6u) {
-        let xp = x_pair(x6, q, k4);
-        g6 = team_fma(g6, xp, ga);
-        u6 = team_fma(u6, xp, ua);
-      }
-      if (MR > 7u) {
-        let xp = x_pair(x7, q, k4);
-        g7 = team_fma(g7, xp, ga);
-        u7 = team_fma(u7, xp, ua);
-      }
+      a0 = gu_fma(a0, x_pair(x0, q, k4), ga, ua);
+      if (MR > 1u) { a1 = gu_fma(a1, x_pair(x1, q, k4), ga, ua); }
+      if (MR > 2u) { a2 = gu_fma(a2, x_pair(x2, q, k4), ga, ua); }
+      if (MR > 3u) { a3 = gu_fma(a3, x_pair(x3, q, k4), ga, ua); }
+      if (MR > 4u) { a4 = gu_fma(a4, x_pair(x4, q, k4), ga, ua); }
+      if (MR > 5u) { a5 = gu_fma(a5, x_pair(x5, q, k4), ga, ua); }
+      if (MR > 6u) { a6 = gu_fma(a6, x_pair(x6, q, k4), ga, ua); }
+      if (MR > 7u) { a7 = gu_fma(a7, x_pair(x7, q, k4), ga, ua); }
     }
   }
-  gate_sums[li] = g0.x + g0.y + g0.z + g0.w;
-  up_sums[li] = u0.x + u0.y + u0.z + u0.w;
-  if (MR > 1u) {
-    gate_sums[1u * 256u + li] = g1.x + g1.y + g1.z + g1.w;
-    up_sums[1u * 256u + li] = u1.x + u1.y + u1.z + u1.w;
-  }
-  if (MR > 2u) {
-    gate_sums[2u * 256u + li] = g2.x + g2.y + g2.z + g2.w;
-    up_sums[2u * 256u + li] = u2.x + u2.y + u2.z + u2.w;
-  }
-  if (MR > 3u) {
-    gate_sums[3u * 256u + li] = g3.x + g3.y + g3.z + g3.w;
-    up_sums[3u * 256u + li] = u3.x + u3.y + u3.z + u3.w;
-  }
-  if (MR > 4u) {
-    gate_sums[4u * 256u + li] = g4.x + g4.y + g4.z + g4.w;
-    up_sums[4u * 256u + li] = u4.x + u4.y + u4.z + u4.w;
-  }
-  if (MR > 5u) {
-    gate_sums[5u * 256u + li] = g5.x + g5.y + g5.z + g5.w;
-    up_sums[5u * 256u + li] = u5.x + u5.y + u5.z + u5.w;
-  }
-  if (MR > 6u) {
-    gate_sums[6u * 256u + li] = g6.x + g6.y + g6.z + g6.w;
-    up_sums[6u * 256u + li] = u6.x + u6.y + u6.z + u6.w;
-  }
-  if (MR > 7u) {
-    gate_sums[7u * 256u + li] = g7.x + g7.y + g7.z + g7.w;
-    up_sums[7u * 256u + li] = u7.x + u7.y + u7.z + u7.w;
-  }
+  put_gu(0u, li, a0);
+  if (MR > 1u) { put_gu(1u, li, a1); }
+  if (MR > 2u) { put_gu(2u, li, a2); }
+  if (MR > 3u) { put_gu(3u, li, a3); }
+  if (MR > 4u) { put_gu(4u, li, a4); }
+  if (MR > 5u) { put_gu(5u, li, a5); }
+  if (MR > 6u) { put_gu(6u, li, a6); }
+  if (MR > 7u) { put_gu(7u, li, a7); }
   // The tree over the team's lanes (matmul.wgsl team_reduce), for both sums.
   workgroupBarrier();
   for (var s = T / 2u; s > 0u; s = s / 2u) {

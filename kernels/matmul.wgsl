@@ -230,14 +230,14 @@ fn matvec_team(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index
       if (MR > 7u) { acc7 = team_fma(acc7, team_xp(x7, q, k4), wa); }
     }
   }
-  team_sums[li] = acc0.x + acc0.y + acc0.z + acc0.w;
-  if (MR > 1u) { team_sums[1u * 256u + li] = acc1.x + acc1.y + acc1.z + acc1.w; }
-  if (MR > 2u) { team_sums[2u * 256u + li] = acc2.x + acc2.y + acc2.z + acc2.w; }
-  if (MR > 3u) { team_sums[3u * 256u + li] = acc3.x + acc3.y + acc3.z + acc3.w; }
-  if (MR > 4u) { team_sums[4u * 256u + li] = acc4.x + acc4.y + acc4.z + acc4.w; }
-  if (MR > 5u) { team_sums[5u * 256u + li] = acc5.x + acc5.y + acc5.z + acc5.w; }
-  if (MR > 6u) { team_sums[6u * 256u + li] = acc6.x + acc6.y + acc6.z + acc6.w; }
-  if (MR > 7u) { team_sums[7u * 256u + li] = acc7.x + acc7.y + acc7.z + acc7.w; }
+  team_sums[li] = lane_sum(acc0);
+  if (MR > 1u) { team_sums[1u * 256u + li] = lane_sum(acc1); }
+  if (MR > 2u) { team_sums[2u * 256u + li] = lane_sum(acc2); }
+  if (MR > 3u) { team_sums[3u * 256u + li] = lane_sum(acc3); }
+  if (MR > 4u) { team_sums[4u * 256u + li] = lane_sum(acc4); }
+  if (MR > 5u) { team_sums[5u * 256u + li] = lane_sum(acc5); }
+  if (MR > 6u) { team_sums[6u * 256u + li] = lane_sum(acc6); }
+  if (MR > 7u) { team_sums[7u * 256u + li] = lane_sum(acc7); }
   team_reduce(lane, li);
   // Lane r of the team stores row m0 + r.
   if (lane < MR && n < p.N) {
