@@ -1,7 +1,8 @@
 /**
- * `deno run -A bench/matmul_entries.ts [--json FILE] [--quick]`: the large-tile matmul entry points of
- * kernels/matmul.wgsl side by side, in the NN and NT layouts, each checked before it is timed: 256
- * sampled entries of C against float64 dot products on the CPU, and the whole of C against the first entry (`main128v4`); the 64×64-tile kernel beside them.
+ * `deno run -A bench/matmul_entries.ts [--json FILE] [--quick] [--warm-ms N] [--samples N]`:
+ * the large-tile matmul entry points of kernels/matmul.wgsl side by side, in the NN and NT layouts, each
+ * checked before it is timed: 256 sampled entries of C against float64 dot products on the CPU, and the
+ * whole of C against the first entry (`main128v4`); the 64×64-tile kernel beside them.
  * Timing as in bench/main.ts (sustained warm-up, GPU-timestamp medians).
  *
  * @module
@@ -17,11 +18,11 @@ import {
 } from "../lib/tensor/matmul.ts";
 import { Tensor } from "../lib/tensor/tensor.ts";
 import { Rng } from "../lib/random.ts";
-import { FULL, QUICK, timeSustained } from "./timing.ts";
+import { timeSustained, TIMING_FLAGS, timingOptions } from "./timing.ts";
 import { peakFor } from "./peaks.ts";
 
-const flags = parseFlags("matmul_entries", Deno.args, { json: "string", quick: "boolean" });
-const opts = flags.quick ? QUICK : FULL;
+const flags = parseFlags("matmul_entries", Deno.args, { json: "string", ...TIMING_FLAGS });
+const opts = timingOptions(flags);
 const ctx = await initGpu();
 const adapter = adapterName(ctx);
 const peak = peakFor(adapter);

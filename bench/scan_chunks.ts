@@ -1,6 +1,6 @@
 /**
- * `deno run -A bench/scan_chunks.ts [--json FILE] [--quick]`: the selective scan forward at research
- * size (B4 L2048 D2048 N16) for several chunk lengths Q: Q sets how many workgroups share the time axis
+ * `deno run -A bench/scan_chunks.ts [--json FILE] [--quick] [--warm-ms N] [--samples N]`:
+ * the selective scan forward at research size (B4 L2048 D2048 N16) for several chunk lengths Q: Q sets how many workgroups share the time axis
  * (L / Q chunks per channel block), so it trades occupancy against the cross-chunk carry. Each Q's
  * output is compared with Q = 128's before it is timed (sustained warm-up, GPU-timestamp medians).
  *
@@ -11,10 +11,10 @@ import { parseFlags } from "../lib/cli/args.ts";
 import { selectiveScan } from "../lib/ssm/selective_scan.ts";
 import { Rng } from "../lib/random.ts";
 import { Tensor } from "../lib/tensor/tensor.ts";
-import { FULL, QUICK, timeSustained } from "./timing.ts";
+import { timeSustained, TIMING_FLAGS, timingOptions } from "./timing.ts";
 import { peakFor } from "./peaks.ts";
 
-const flags = parseFlags("scan_chunks", Deno.args, { json: "string", quick: "boolean" });
+const flags = parseFlags("scan_chunks", Deno.args, { json: "string", ...TIMING_FLAGS });
 const ctx = await initGpu();
 const adapter = adapterName(ctx);
 const peak = peakFor(adapter);
@@ -52,7 +52,7 @@ for (const q of [128, 32, 64, 256, 512]) {
     const o = selectiveScan(inp, { deltaSoftplus: true, chunkLength: q });
     o.y.dispose();
     o.lastState.dispose();
-  }, flags.quick ? QUICK : FULL);
+  }, timingOptions(flags));
   const bw = bytes / (t.ms / 1e3);
   results.push({
     name: `selective_scan_fwd_B${B}_L${L}_D${D}_N${N}_Q${q}`,

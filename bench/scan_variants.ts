@@ -1,6 +1,6 @@
 /**
- * `deno run -A bench/scan_variants.ts [--json FILE] [--quick] [--small]`: the Mamba-1 selective scan
- * forward at research size (B4 L2048 D2048 N16, z, D skip, δ bias, softplus; the shapes of bench/ssm.ts;
+ * `deno run -A bench/scan_variants.ts [--json FILE] [--quick] [--warm-ms N] [--samples N] [--small]`:
+ * the Mamba-1 selective scan forward at research size (B4 L2048 D2048 N16, z, D skip, δ bias, softplus; the shapes of bench/ssm.ts;
  * `--small`: B1 L256 D256): the three-pass forward (the default of `selectiveScan`, Q = 128) and the
  * single-pass one under several launch choices (`ScanTuning`: parts, state groups per round, staging,
  * recomputed exponentials). Each variant's y and last state are first compared with the three-pass
@@ -14,7 +14,7 @@ import { parseFlags } from "../lib/cli/args.ts";
 import { type ScanTuning, selectiveScan } from "../lib/ssm/selective_scan.ts";
 import { Rng } from "../lib/random.ts";
 import { readTensors, Tensor } from "../lib/tensor/tensor.ts";
-import { FULL, QUICK, timeSustained, type Timing } from "./timing.ts";
+import { timeSustained, type Timing, TIMING_FLAGS, timingOptions } from "./timing.ts";
 import { peakFor } from "./peaks.ts";
 
 /** One row: a variant's timing, bandwidth and its difference from the three-pass forward. */
@@ -127,13 +127,13 @@ export async function benchScanVariants(
 if (import.meta.main) {
   const flags = parseFlags("scan_variants", Deno.args, {
     json: "string",
-    quick: "boolean",
     small: "boolean",
+    ...TIMING_FLAGS,
   });
   const ctx = await initGpu();
   const adapter = adapterName(ctx);
   const peak = peakFor(adapter);
-  const o = flags.quick ? QUICK : FULL;
+  const o = timingOptions(flags);
   const results = await benchScanVariants((fn) => timeSustained(fn, o), {
     small: !!flags.small,
     peakBytesPerS: peak?.bytes_per_s,

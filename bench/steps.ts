@@ -21,7 +21,8 @@
  * (bench/timing.ts). The 1B steps take seconds each, so they are timed over one call after one
  * untimed call (`ONE_SHOT`). Standalone:
  *
- *   deno run -A bench/steps.ts [--quick] [--json FILE] [--only 6m|1b] [--breakdown]
+ *   deno run -A bench/steps.ts [--quick] [--warm-ms N] [--samples N] [--json FILE] [--only 6m|1b]
+ *     [--breakdown]
  *
  * `--quick` (≈ 60 s on an H200): brown-llama-6m at 32 × 256 and T = 1024, 4096; the 1B distillation
  * step at 8 × 2048 and its training step at 2 × 2048. `--breakdown` adds where the 32 × 256 step's
@@ -50,7 +51,7 @@ import { matmulStrided, useSplitK } from "../lib/tensor/matmul.ts";
 import { Tensor } from "../lib/tensor/tensor.ts";
 import { nextTokenLoss } from "../lib/train/next_token.ts";
 import { AdamW, selectTrainable } from "../lib/train/optim.ts";
-import { FULL, QUICK, type SustainedOptions, timeSustained, type Timing } from "./timing.ts";
+import { type SustainedOptions, timeSustained, type Timing, TIMING_FLAGS, timingOptions } from "./timing.ts";
 
 /** One benchmark row. */
 export type StepResult = {
@@ -619,7 +620,7 @@ export async function benchSteps(
 
 if (import.meta.main) {
   const flags = parseFlags("steps", Deno.args, {
-    quick: "boolean",
+    ...TIMING_FLAGS,
     json: "string",
     only: "string",
     breakdown: "boolean",
@@ -629,7 +630,7 @@ if (import.meta.main) {
   }
   const only = flags.only as "6m" | "1b" | undefined;
   const ctx = await initGpu();
-  const opts = flags.quick ? QUICK : FULL;
+  const opts = timingOptions(flags);
   const results = await benchSteps((fn) => timeSustained(fn, opts), !!flags.quick, only, !!flags.breakdown);
   const report = {
     date: new Date().toISOString(),
