@@ -140,7 +140,7 @@ fn matvec(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wg: 
 // The order of every sum depends on K alone, never on M or MR, and split_matvec.wgsl and decode_fused.wgsl
 // (swiglu_matvec) use it too, so their values are bit-identical to this entry's (tests/tensor/
 // decode_fused_test.ts). T grows with K so that short outputs still fill the GPU: Llama-3.2-1B's MLP
-// down-projection (N = 2048, K = 8192) runs 2048 teams of 256 lanes, not 2048 teams of 16.
+// down-projection (N = 2048, K = 8192) runs 2048 teams of 128 lanes, not 2048 teams of 16.
 override T: u32 = 16u;
 override MR: u32 = 1u;
 // Four weight loads in flight per lane when a workgroup has at most two rows, two otherwise (the same
