@@ -1,6 +1,6 @@
 /**
- * `deno run -A bench/scan_passes.ts [--chunk Q] [--quick]`: GPU time of each pass of the three-pass
- * selective scan forward at research size (B4 L2048 D2048 N16, z, D skip, δ bias, softplus): the whole
+ * `deno run -A bench/scan_passes.ts [--chunk Q] [--batch B] [--quick]`: GPU time of each pass of the three-pass
+ * selective scan forward at research size (B4 L2048 D2048 N16, or another batch B; z, D skip, δ bias, softplus): the whole
  * forward, then `chunk_state`, `chunk_carry` and `chunk_out` each replayed alone from one capture under
  * sustained load (bench/timing.ts `kernelBreakdown`). Prints one JSON line (ms).
  *
@@ -13,10 +13,12 @@ import { Tensor } from "../lib/tensor/tensor.ts";
 import { kernelBreakdown, timeSustained } from "./timing.ts";
 import { randomArray } from "../tests/_assert.ts";
 
-const flags = parseFlags("scan_passes", Deno.args, { chunk: "number", quick: "boolean" });
+const flags = parseFlags("scan_passes", Deno.args, { chunk: "number", quick: "boolean", batch: "number" });
 await initGpu();
 const q = (flags.chunk as number | undefined) ?? 128;
-const [B, L, D, N] = flags.quick ? [1, 256, 256, 16] : [4, 2048, 2048, 16];
+const [B, L, D, N] = flags.quick
+  ? [1, 256, 256, 16]
+  : [(flags.batch as number | undefined) ?? 4, 2048, 2048, 16];
 // u, δ, z, B, C, D, δ bias uniform in [−1, 1); A in (−1.5, −0.5] (decaying states).
 let seed = 0;
 const rand = (...shape: number[]) => Tensor.from(randomArray(shape.reduce((a, b) => a * b), ++seed), shape);

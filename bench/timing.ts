@@ -18,7 +18,7 @@
  */
 import type { Flags, FlagSpec } from "../lib/cli/args.ts";
 import { GpuError } from "../lib/errors.ts";
-import { gpu } from "../lib/gpu/device.ts";
+import { checkGpuErrors, gpu } from "../lib/gpu/device.ts";
 import {
   beginTimedPass,
   captureCommands,
@@ -140,7 +140,17 @@ export async function timeSustained(fn: () => void, o: SustainedOptions): Promis
     const k = chooseK(perCall);
     const batches = Math.max(1, Math.min(64, Math.ceil(Math.min(200, o.warmMs - warm) / (k * perCall))));
     const ts = await timedBatches(fn, k, batches);
-    warm += ts.reduce((a, b) => a + b, 0);
+    const span = ts.reduce((a, b) => a + b, 0);
+    // Timestamps stay zero when the work was rejected (e.g. a bind group that does not match its
+    // pipeline): report that instead of warming up forever.
+    if (!(span > 0)) {
+      checkGpuErrors("bench");
+      throw new GpuError(
+        "bench",
+        `${k * batches} calls took ${span} ms by the GPU's timestamps; was the work rejected?`,
+      );
+    }
+    warm += span;
     warmCalls += k * batches;
     perCall = median(ts) / k;
   }
