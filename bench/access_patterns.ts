@@ -15,6 +15,9 @@ import type { Tensor } from "../lib/tensor/tensor.ts";
 /** Steps of a row one invocation owns (the three-pass scan's chunk Q). */
 export const PATTERN_STEPS = 128;
 
+/** Invocations per workgroup (the kernels' WG). */
+const WG = 128;
+
 /** The entry points: which invocation owns which (row, chunk), and whether z is read and y written. */
 export const PATTERN_ENTRIES = [
   "flat_state",
@@ -44,12 +47,12 @@ export function patternGrid(
   }
   const chunks = L / PATTERN_STEPS;
   const grid: [number, number] = entry.startsWith("rows")
-    ? [Math.ceil(rows / 128), chunks]
-    : [Math.ceil((rows * chunks) / 128), 1];
+    ? [Math.ceil(rows / WG), chunks]
+    : [Math.ceil((rows * chunks) / WG), 1];
   if (grid[0] > 65535) {
     throw new ShapeError("access_patterns", `${grid[0]} workgroups along x (at most 65535)`);
   }
-  return { grid, sink: grid[0] * grid[1] * 128 };
+  return { grid, sink: grid[0] * grid[1] * WG };
 }
 
 /** Bytes an entry moves: u and δ read, plus z read and y written for the `_out` entries. */
@@ -124,7 +127,7 @@ export function patternRef(
           }
         }
       }
-      const g = entry.startsWith("rows") ? ch * grid[0] * 128 + row : row * chunks + ch;
+      const g = entry.startsWith("rows") ? ch * grid[0] * WG + row : row * chunks + ch;
       sink[g] = acc[0] + acc[1] + acc[2] + acc[3];
     }
   }

@@ -20,7 +20,7 @@ const flags = parseFlags("scan_patterns", Deno.args, { json: "string", batch: "n
 const opts = timingOptions(flags);
 const ctx = await initGpu();
 const [rows, L] = [((flags.batch as number | undefined) ?? 4) * 2048, 2048];
-// The contents do not matter to the timing; the buffers are left as allocated (zeros).
+// Uninitialised (pooled) buffers: their contents do not matter to the timing.
 using u = Tensor.empty([rows, L]);
 using delta = Tensor.empty([rows, L]);
 using z = Tensor.empty([rows, L]);

@@ -119,7 +119,18 @@ async function timedBatches(fn: () => void, k: number, batches: number): Promise
   querySet.destroy();
   resolve.destroy();
   const t = new BigUint64Array(bytes);
-  return Array.from({ length: batches }, (_, i) => Number(t[2 * i + 1] - t[2 * i]) / 1e6);
+  const ms = Array.from({ length: batches }, (_, i) => Number(t[2 * i + 1] - t[2 * i]) / 1e6);
+  // Timestamps stay zero when the work was rejected (e.g. a bind group that does not match its
+  // pipeline): report that, rather than a time of zero (or a warm-up that never ends).
+  const span = ms.reduce((a, b) => a + b, 0);
+  if (!(span > 0)) {
+    checkGpuErrors("bench");
+    throw new GpuError(
+      "bench",
+      `${k * batches} calls took ${span} ms by the GPU's timestamps; was the work rejected?`,
+    );
+  }
+  return ms;
 }
 
 /**
@@ -140,17 +151,7 @@ export async function timeSustained(fn: () => void, o: SustainedOptions): Promis
     const k = chooseK(perCall);
     const batches = Math.max(1, Math.min(64, Math.ceil(Math.min(200, o.warmMs - warm) / (k * perCall))));
     const ts = await timedBatches(fn, k, batches);
-    const span = ts.reduce((a, b) => a + b, 0);
-    // Timestamps stay zero when the work was rejected (e.g. a bind group that does not match its
-    // pipeline): report that instead of warming up forever.
-    if (!(span > 0)) {
-      checkGpuErrors("bench");
-      throw new GpuError(
-        "bench",
-        `${k * batches} calls took ${span} ms by the GPU's timestamps; was the work rejected?`,
-      );
-    }
-    warm += span;
+    warm += ts.reduce((a, b) => a + b, 0);
     warmCalls += k * batches;
     perCall = median(ts) / k;
   }

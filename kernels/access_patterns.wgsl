@@ -10,7 +10,8 @@
 //   chunks_*  lanes over the 16 chunks of 8 consecutive rows: loads 512 bytes apart;
 //   flat_*    the same bytes read and written as consecutive vec4 across invocations (coalesced),
 //             the reference floor;
-//   *_pf      the next 8 steps' loads issued before the current ones are used (register prefetch).
+//   rows_*_pf the rows_* order with the next 8 steps' loads issued before the current ones are used
+//             (register prefetch).
 // Bindings: u (1), δ (2), z (3): (rows, L) as vec4; y (4): (rows, L) as vec4; sink (5): one float per
 // invocation (Σ of its acc), so that no load can be dropped. Params: rows, L / 4, groups along x.
 
@@ -59,8 +60,8 @@ fn walk(wg: vec3u, li: u32, mode: u32, out: bool) {
   sink[invocation(wg, li)] = dot(acc, vec4(1.0));
 }
 
-fn walk_prefetched(wg: vec3u, li: u32, mode: u32, out: bool) {
-  let rc = place(wg, li, mode);
+fn walk_prefetched(wg: vec3u, li: u32, out: bool) {
+  let rc = place(wg, li, 0u);
   if (rc.x >= p.rows) { return; }
   let base = rc.x * p.nl4 + rc.y * QV;
   var acc = vec4(0.0);
@@ -121,11 +122,11 @@ fn rows_state(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index)
 fn rows_out(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) { walk(wg, li, 0u, true); }
 @compute @workgroup_size(WG)
 fn rows_state_pf(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
-  walk_prefetched(wg, li, 0u, false);
+  walk_prefetched(wg, li, false);
 }
 @compute @workgroup_size(WG)
 fn rows_out_pf(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
-  walk_prefetched(wg, li, 0u, true);
+  walk_prefetched(wg, li, true);
 }
 @compute @workgroup_size(WG)
 fn chunks_state(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) { walk(wg, li, 1u, false); }

@@ -1,7 +1,13 @@
 // The benchmark-only kernels of kernels/access_patterns.wgsl: every entry's y and sink equal the
 // float64 twin in bench/access_patterns.ts (rows not a multiple of a workgroup, two chunks per row).
 import assert from "node:assert/strict";
-import { PATTERN_ENTRIES, patternGrid, patternRef, runPattern } from "../../bench/access_patterns.ts";
+import {
+  PATTERN_ENTRIES,
+  PATTERN_STEPS,
+  patternGrid,
+  patternRef,
+  runPattern,
+} from "../../bench/access_patterns.ts";
 import { initGpu } from "../../lib/gpu/device.ts";
 import { readTensors, Tensor } from "../../lib/tensor/tensor.ts";
 import { assertAllclose, randomArray } from "../_assert.ts";
@@ -27,7 +33,7 @@ Deno.test("access_patterns.wgsl: each entry == its float64 twin", async () => {
       assert.equal(Number.isNaN(gs[i]), Number.isNaN(want.sink[i]), `${entry}: sink[${i}] written or not`);
       if (!Number.isNaN(want.sink[i])) written++;
     }
-    assert.equal(written, rows * (L / 128), `${entry}: one sink value per (row, chunk)`);
+    assert.equal(written, rows * (L / PATTERN_STEPS), `${entry}: one sink value per (row, chunk)`);
     const keep = (a: ArrayLike<number>) => Array.from(a).map((v) => (Number.isNaN(v) ? 0 : v));
     assertAllclose(keep(gs), keep(want.sink), { rtol: 1e-4, atol: 1e-4, name: `${entry} sink` });
     if (entry.includes("out")) assertAllclose(gy, want.y, { rtol: 1e-4, atol: 1e-5, name: `${entry} y` });
