@@ -172,7 +172,7 @@ for (const [draftName, draft] of [["early-exit-2", early], ["mamba-0", mamba]] a
       acceptance_rate: r.acceptanceRate,
       mean_accepted: r.meanAccepted,
       rounds: r.rounds.length,
-      ms_per_round: 1000 * (N / r.tokensPerSecond) / r.rounds.length,
+      ms_per_round: r.msPerRound,
       dispatches_per_round: r.dispatches / r.rounds.length,
     });
     log(
@@ -205,7 +205,7 @@ for (const [draftName, draft] of hostDrafts) {
     acceptance_rate: r.acceptanceRate,
     mean_accepted: r.meanAccepted,
     rounds: r.rounds.length,
-    ms_per_round: 1000 * (N / r.tokensPerSecond) / r.rounds.length,
+    ms_per_round: r.msPerRound,
   });
   log(`${draftName} host loop K=${K}: ${r.tokensPerSecond.toFixed(1)} tok/s`);
   await save();

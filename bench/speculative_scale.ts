@@ -1,5 +1,6 @@
 /**
- * `deno run -A bench/speculative_scale.ts [--json FILE] [--small] [--team-rows 2,3] [--lane-values 16,64]`:
+ * `deno run -A bench/speculative_scale.ts [--json FILE] [--small] [--team-rows 2,3] [--lane-values 16,64]
+ * [--rounds-per-read 8,32]`:
  * speculative decoding's cost model at Llama-3.2-1B's shapes (issue #7), where a decoding step moves
  * gigabytes of weights instead of being a chain of tiny dispatches. The target is the 50% hybrid of a
  * random-weight 1B-shaped Llama (attention at the odd layers, Mamba-2 at the even ones, bench/steps.ts
@@ -14,7 +15,8 @@
  * `--small`: the same at the bundled teacher's shapes (checks the harness). `--team-rows 2,3`: the
  * forwards again with up to that many rows per workgroup of the decoding products (lib/tensor/matmul.ts
  * `useTeamRows`), in the same process; `--lane-values 16,64`: again with teams sized for that many
- * values of K per lane (`setTeamLaneValues`).
+ * values of K per lane (`setTeamLaneValues`); `--rounds-per-read 8,32`: whole rounds again with the
+ * records read back every R rounds instead of 16.
  *
  * @module
  */
@@ -40,6 +42,7 @@ const flags = parseFlags("speculative_scale", Deno.args, {
   small: "boolean",
   "team-rows": "string",
   "lane-values": "string",
+  "rounds-per-read": "string",
 });
 // --small: the bundled teacher's shapes instead (a check of the harness on the software adapter).
 const config = flags.small
@@ -115,10 +118,23 @@ const roundMs: Record<number, number> = {};
 const roundAccepted: Record<number, number> = {};
 for (const K of Ks) {
   const r = await fastest(() => speculativeGenerate(target, draft, stub, "", { ...greedy, lookahead: K }));
-  roundMs[K] = 1000 * (r.tokens.length / r.tokensPerSecond) / r.rounds.length;
+  roundMs[K] = r.msPerRound;
   roundAccepted[K] = r.meanAccepted;
 }
 log(`measured: plain ${plainMs.toFixed(3)} ms a token; rounds ${JSON.stringify(roundMs)} ms`);
+const list = (flag: string) => (flags[flag] as string | undefined)?.split(",").map(Number) ?? [];
+// --rounds-per-read 8,32: whole rounds again with the records read back every R rounds (default 16).
+const byRoundsPerRead: Record<number, Record<number, number>> = {};
+for (const R of list("rounds-per-read")) {
+  byRoundsPerRead[R] = {};
+  for (const K of Ks) {
+    const r = await fastest(() =>
+      speculativeGenerate(target, draft, stub, "", { ...greedy, lookahead: K, roundsPerRead: R })
+    );
+    byRoundsPerRead[R][K] = r.msPerRound;
+  }
+  log(`measured, reading every ${R} rounds: ${JSON.stringify(byRoundsPerRead[R])} ms a round`);
+}
 // Where a round's time goes (K = 3): its captured commands timed one by one.
 let roundKernels: Awaited<ReturnType<typeof programBreakdown>> | null = null;
 await speculativeGenerate(target, draft, stub, "", {
@@ -172,7 +188,6 @@ async function forwardsWith(label: string, apply: () => () => void): Promise<For
     restore();
   }
 }
-const list = (flag: string) => (flags[flag] as string | undefined)?.split(",").map(Number) ?? [];
 const byTeamRows: Record<string, Forwards> = {};
 for (const most of list("team-rows")) {
   byTeamRows[most] = await forwardsWith(`team rows ≤ ${most}`, () => {
@@ -206,6 +221,7 @@ const out = {
     mean_accepted_random_weights: roundAccepted,
     projected_from_rounds: fromRounds,
     round_kernels_K3: roundKernels,
+    ms_per_round_by_rounds_per_read: byRoundsPerRead,
   },
   by_team_rows: byTeamRows,
   by_lane_values: byLaneValues,

@@ -19,10 +19,16 @@
 // sample_next: `sample` for plain decoding that never reads back (one row): the step is
 // counts[word] − step (a position counter less the prompt), written to that slot of tokens and `next`,
 // then counts[word] += 1 (the next step's position).
+// Split argmax (greedy decoding of a large vocabulary, where one workgroup walking a row of 128K logits
+// costs ~0.13 ms): argmax_part gives each slice of S = ⌈V / G⌉ logits of a row its own workgroup (grid
+// (G, B)) and writes the slice's (max, first index of it) to parts (binding 6, (B, G, 2) f32, the index
+// as an exact f32 value; an empty or all-NEG_BIG slice gives index V); then sample, sample_next or
+// sample_round with nparts = G and the parts bound as their logits (binding 1) reduce the G pairs: the
+// largest value, the lowest index among equal ones — the row's first maximum, as the one-pass walk.
 
 struct Params {
   B: u32, V: u32, cap: u32, step: u32, seed: u32, top_k: u32, inv_tau: f32, top_p: f32, word: u32,
-  with_dist: u32,
+  with_dist: u32, nparts: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -31,6 +37,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> next: array<i32>;
 @group(0) @binding(4) var<storage, read_write> dist: array<f32>;
 @group(0) @binding(5) var<storage, read_write> counts: array<i32>;
+@group(0) @binding(6) var<storage, read_write> parts: array<f32>;
 
 var<workgroup> idx_red: array<u32, 256>;
 var<workgroup> chunk: array<f32, 256>;
@@ -65,27 +72,32 @@ fn logit8(base: u32, v: u32, s: u32, end: u32) -> Eight {
 var<private> am_best: f32;
 var<private> am_idx: u32;
 
-fn arg_in(x: f32, v: u32) {
-  if (v < p.V && x > am_best) {
+fn arg_in(x: f32, v: u32, end: u32) {
+  if (v < end && x > am_best) {
     am_best = x;
     am_idx = v;
   }
 }
 
-fn argmax_row(li: u32, base: u32) -> u32 {
+// The running argmax over logits v0 + li, v0 + li + 256, … below `end` of the row at `base`.
+fn argmax_walk(li: u32, base: u32, v0: u32, end: u32) {
   am_best = NEG_BIG;
   am_idx = 0xffffffffu;
-  for (var v = li; v < p.V; v += 8u * 256u) {
-    let e = logit8(base, v, 256u, p.V);
-    arg_in(e.a.x, v);
-    arg_in(e.a.y, v + 256u);
-    arg_in(e.a.z, v + 512u);
-    arg_in(e.a.w, v + 768u);
-    arg_in(e.b.x, v + 1024u);
-    arg_in(e.b.y, v + 1280u);
-    arg_in(e.b.z, v + 1536u);
-    arg_in(e.b.w, v + 1792u);
+  for (var v = v0 + li; v < end; v += 8u * 256u) {
+    let e = logit8(base, v, 256u, end);
+    arg_in(e.a.x, v, end);
+    arg_in(e.a.y, v + 256u, end);
+    arg_in(e.a.z, v + 512u, end);
+    arg_in(e.a.w, v + 768u, end);
+    arg_in(e.b.x, v + 1024u, end);
+    arg_in(e.b.y, v + 1280u, end);
+    arg_in(e.b.z, v + 1536u, end);
+    arg_in(e.b.w, v + 1792u, end);
   }
+}
+
+// The lowest index of the workgroup's largest running value (every invocation gets it).
+fn argmax_reduce(li: u32) -> u32 {
   let best = am_best;
   var bi = am_idx;
   let m = wg_max(li, best);
@@ -99,6 +111,44 @@ fn argmax_row(li: u32, base: u32) -> u32 {
   let r = idx_red[0];
   workgroupBarrier();
   return r;
+}
+
+// Row b's argmax: from its logits, or with p.nparts = G from its G slice pairs (bound as the logits).
+fn argmax_row(li: u32, b: u32) -> u32 {
+  if (p.nparts == 0u) {
+    argmax_walk(li, b * p.V, 0u, p.V);
+    return argmax_reduce(li);
+  }
+  am_best = NEG_BIG;
+  am_idx = 0xffffffffu;
+  for (var g = li; g < p.nparts; g += 256u) {
+    let o = 2u * (b * p.nparts + g);
+    let i = u32(logits[o + 1u]);
+    if (i < p.V && logits[o] > am_best) {
+      am_best = logits[o];
+      am_idx = i;
+    }
+  }
+  return argmax_reduce(li);
+}
+
+// Bindings: logits (1), parts (6). Slice wg.x of row wg.y: its maximum and the first index of it.
+@compute @workgroup_size(256)
+fn argmax_part(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let per = (p.V + p.nparts - 1u) / p.nparts;
+  let v0 = min(wg.x * per, p.V);
+  argmax_walk(li, wg.y * p.V, v0, min(v0 + per, p.V));
+  let i = argmax_reduce(li);
+  if (li == 0u) {
+    let o = 2u * (wg.y * p.nparts + wg.x);
+    if (i < p.V) {
+      parts[o] = logits[wg.y * p.V + i];
+      parts[o + 1u] = f32(i);
+    } else {
+      parts[o] = NEG_BIG;
+      parts[o + 1u] = f32(p.V);
+    }
+  }
 }
 
 fn prob(base: u32, v: u32, m: f32, z: f32) -> f32 {
@@ -222,7 +272,7 @@ fn sample_row(b: u32, li: u32) -> u32 {
   let base = b * p.V;
   var tok = 0u;
   if (p.inv_tau <= 0.0) {
-    tok = argmax_row(li, base);
+    tok = argmax_row(li, b);
   } else {
     let mz = softmax_stats(li, base);
     let theta = threshold(li, base, mz.x, mz.y);
@@ -305,7 +355,7 @@ fn dist_row(b: u32, li: u32, drawn: u32, reuse: bool) {
   let base = b * p.V;
   if (p.inv_tau <= 0.0) {
     var tok = drawn;
-    if (!reuse) { tok = argmax_row(li, base); }
+    if (!reuse) { tok = argmax_row(li, b); }
     for (var v = li; v < p.V; v += 256u) { dist[base + v] = select(0.0, 1.0, v == tok); }
     return;
   }

@@ -31,6 +31,7 @@
 //   (feed_len 1), or [the token before t, t] = [r > 0 ? d_r : t_last, t] (feed_len 2: a draft kept one
 //   token behind, which re-feeds it).
 // A round that starts done changes nothing but the round counter.
+// accept_round_greedy: accept_round at temperature 0 from the target's argmax tokens (binding 8).
 
 struct Params {
   B: u32, K: u32, V: u32, seed: u32, steps: u32, stop_eos: u32, n_eos: u32, rec_cap: u32, feed_len: u32,
@@ -183,52 +184,71 @@ fn is_eos(t: i32) -> bool {
 // One row (B = 1): workgroup 0.
 @compute @workgroup_size(256)
 fn accept_round(@builtin(local_invocation_index) li: u32) {
-  let K1 = p.K + 1u;
   if (li == 0u) { rule_seed = pcg(p.seed ^ pcg(2u * u32(state[ROUND]) + 1u)); }
   workgroupBarrier();
   let rt = rule(0u, li);
-  if (li == 0u) {
-    let round = u32(state[ROUND]);
-    state[ROUND] = i32(round + 1u);
-    let base = round * (p.K + 2u);
-    let rec = round < p.rec_cap;
-    if (state[DONE] != 0) {
-      if (rec) {
-        for (var i = 0u; i < p.K + 2u; i++) { result[base + i] = -1; }
-      }
-      state[KEEP] = 0;
-      return;
+  if (li == 0u) { close_round(rt.x, i32(rt.y)); }
+}
+
+// accept_round at temperature 0 from tokens alone: target_tok (binding 8, (K + 1) i32) holds the
+// target's argmax after each of [t_last, d_1..d_K] (sample.wgsl at temperature 0), and the rule is
+// greedy prefix matching — r = the first i with d_{i+1} ≠ target_tok[i] (K if none), t = target_tok[r].
+// With one-hot p and q this is exactly what `rule` computes, without their (K + 1 + K) · V entries.
+@group(0) @binding(8) var<storage, read> target_tok: array<i32>;
+
+@compute @workgroup_size(1)
+fn accept_round_greedy() {
+  var r = p.K;
+  for (var i = 0u; i < p.K; i++) {
+    if (tokens[1u + i] != target_tok[i]) {
+      r = i;
+      break;
     }
-    let r = rt.x;
-    let t = i32(rt.y);
-    if (rec) {
-      result[base] = i32(r);
-      result[base + 1u] = t;
-      for (var i = 0u; i < p.K; i++) { result[base + 2u + i] = tokens[1u + i]; }
-    }
-    var emitted = u32(state[EMITTED]);
-    var done = false;
-    for (var i = 0u; i <= r; i++) {
-      var tok = t;
-      if (i < r) { tok = tokens[1u + i]; }
-      if (p.stop_eos != 0u && is_eos(tok)) { done = true; break; }
-      emitted++;
-      if (emitted >= p.steps) { done = true; break; }
-    }
-    state[EMITTED] = i32(emitted);
-    var keep = i32(r) + 1;
-    if (done) {
-      state[DONE] = 1;
-      keep = 0;
-    }
-    state[KEEP] = keep;
-    state[POS] += keep;
-    if (p.feed_len == 2u) {
-      feed[0] = tokens[r]; // d_r, or t_last when r = 0
-      feed[1] = t;
-    } else {
-      feed[0] = t;
-    }
-    tokens[0] = t;
   }
+  close_round(r, target_tok[r]);
+}
+
+// The round's bookkeeping once the rule gave (r, t): the round counter, the record, the emitted count and
+// done, keep and the position, the next round's t_last and the draft's feed (one invocation).
+fn close_round(r: u32, t: i32) {
+  let round = u32(state[ROUND]);
+  state[ROUND] = i32(round + 1u);
+  let base = round * (p.K + 2u);
+  let rec = round < p.rec_cap;
+  if (state[DONE] != 0) {
+    if (rec) {
+      for (var i = 0u; i < p.K + 2u; i++) { result[base + i] = -1; }
+    }
+    state[KEEP] = 0;
+    return;
+  }
+  if (rec) {
+    result[base] = i32(r);
+    result[base + 1u] = t;
+    for (var i = 0u; i < p.K; i++) { result[base + 2u + i] = tokens[1u + i]; }
+  }
+  var emitted = u32(state[EMITTED]);
+  var done = false;
+  for (var i = 0u; i <= r; i++) {
+    var tok = t;
+    if (i < r) { tok = tokens[1u + i]; }
+    if (p.stop_eos != 0u && is_eos(tok)) { done = true; break; }
+    emitted++;
+    if (emitted >= p.steps) { done = true; break; }
+  }
+  state[EMITTED] = i32(emitted);
+  var keep = i32(r) + 1;
+  if (done) {
+    state[DONE] = 1;
+    keep = 0;
+  }
+  state[KEEP] = keep;
+  state[POS] += keep;
+  if (p.feed_len == 2u) {
+    feed[0] = tokens[r]; // d_r, or t_last when r = 0
+    feed[1] = t;
+  } else {
+    feed[0] = t;
+  }
+  tokens[0] = t;
 }

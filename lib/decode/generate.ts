@@ -23,7 +23,7 @@ import type { TextTokenizer } from "../io/tokenizer.ts";
 import { DecodeState } from "../models/decode_state.ts";
 import type { LlamaModel } from "../models/llama.ts";
 import { Tensor } from "../tensor/tensor.ts";
-import { GpuSampler, samplerParams } from "./gpu_sampler.ts";
+import { argmaxParts, argmaxSlices, GpuSampler, samplerParams } from "./gpu_sampler.ts";
 import type { SamplingOptions } from "./sampling.ts";
 
 /** Replayed steps recorded per submit (so that the GPU starts on them while the host records more). */
@@ -41,6 +41,11 @@ export interface GenerateOptions extends SamplingOptions {
   onText?: (text: string) => void;
   /** Stop at the end-of-sequence token (default true). */
   stopAtEos?: boolean;
+  /**
+   * Greedy decoding: find each argmax with one workgroup per 2,048 logits and a reduction, instead of
+   * one workgroup's pass over the row (default: from a vocabulary of 16,384; `argmaxSlices`).
+   */
+  splitArgmax?: boolean;
 }
 
 /** Result of {@linkcode generate}. */
@@ -115,6 +120,8 @@ export async function generate(
   using sampler = new GpuSampler(1, V, Math.max(1, steps));
   // The position of the token fed next (the prompt's last one first); sample_next advances it.
   using position = Tensor.from([n - 1], [1], "i32");
+  const G = argmaxSlices(V, opts);
+  using parts = G > 0 ? Tensor.empty([G, 2]) : null;
   const out: number[] = [];
   const stream = textStream(tokenizer, out, opts.onText);
   let start = performance.now();
@@ -135,10 +142,11 @@ export async function generate(
         lastOnly: true,
         position: { counts: position, word: 0, offset: 0 },
       });
+      if (parts) argmaxParts(logits, parts, 1, V, G);
       dispatch(
         { file: "sample.wgsl", entry: "sample_next" },
-        [logits.buffer, sampler.tokens.buffer, sampler.next.buffer, null, position.buffer],
-        samplerParams(1, V, Math.max(1, steps), n - 1, opts).u32(0),
+        [(parts ?? logits).buffer, sampler.tokens.buffer, sampler.next.buffer, null, position.buffer],
+        samplerParams(1, V, Math.max(1, steps), n - 1, opts).u32(0, 0, G),
         [1],
       );
       logits.dispose();

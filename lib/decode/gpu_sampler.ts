@@ -45,6 +45,47 @@ export function samplerParams(
     .f32v(t > 0 ? 1 / t : 0, o.topP ?? 1);
 }
 
+/** Logits per workgroup of the split argmax (`argmax_part`: 256 invocations × 8 loads each). */
+export const ARGMAX_SLICE = 2048;
+
+/** Vocabulary size from which greedy decoding splits its argmax over workgroups by default. */
+export const SPLIT_ARGMAX_FROM = 16384;
+
+/**
+ * Slices G of the split argmax for a vocabulary of `vocab` (`kernels/sample.wgsl` `argmax_part`), or 0
+ * when the argmax stays one workgroup's pass: always when sampling (temperature > 0), and by default
+ * below {@linkcode SPLIT_ARGMAX_FROM} entries, where the extra dispatch costs more than the pass it
+ * spreads out; `splitArgmax` forces either way.
+ */
+export function argmaxSlices(vocab: number, o: { temperature?: number; splitArgmax?: boolean }): number {
+  if ((o.temperature ?? 1) > 0 || !(o.splitArgmax ?? vocab >= SPLIT_ARGMAX_FROM)) return 0;
+  // The slices' pairs carry each index as an f32 value, exact below 2^24.
+  if (vocab >= 2 ** 24) {
+    throw new ShapeError("argmax", `a vocabulary of ${vocab} is past the split argmax's 2^24`);
+  }
+  return Math.min(65535, Math.ceil(vocab / ARGMAX_SLICE));
+}
+
+/**
+ * The first stage of the split argmax: for each of the `rows` rows of `logits` (rows, V), the maximum
+ * of each of its G slices and the first index of it, into `parts` (rows, G, 2). `sample`, `sample_next`
+ * and `sample_round` then take `parts` as their logits with the word nparts = G.
+ */
+export function argmaxParts(logits: Tensor, parts: Tensor, rows: number, vocab: number, G: number): void {
+  if (logits.size !== rows * vocab) {
+    throw new ShapeError("argmax", `logits (${logits.shape.join(", ")}) are not ${rows} rows of ${vocab}`);
+  }
+  if (parts.size !== rows * G * 2) {
+    throw new ShapeError("argmax", `parts (${parts.shape.join(", ")}) are not (${rows}, ${G}, 2)`);
+  }
+  dispatch(
+    { file: "sample.wgsl", entry: "argmax_part" },
+    [logits.buffer, null, null, null, null, parts.buffer],
+    new Params().u32(rows, vocab, 0, 0, 0, 0, 0, 0, 0, 0, G),
+    [G, rows],
+  );
+}
+
 /** Token history and next-input buffers for `batch` sequences of up to `capacity` new tokens. */
 export class GpuSampler implements Disposable {
   /** (B, capacity) i32: the sampled tokens, slot = step. */

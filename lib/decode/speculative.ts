@@ -40,11 +40,13 @@ import {
   captureCommands,
   type CapturedCommands,
   dispatch,
+  flush,
   Params,
   releaseCapture,
   replayCommands,
   sync,
 } from "../gpu/commands.ts";
+import { dummyBuffer } from "../gpu/buffers.ts";
 import { readBuffers } from "../gpu/transfer.ts";
 import { gpu } from "../gpu/device.ts";
 import { type KernelSpec, precompile } from "../gpu/pipelines.ts";
@@ -60,7 +62,7 @@ import {
   stopTokens,
   textStream,
 } from "./generate.ts";
-import { type GpuSamplingOptions, pcg, samplerParams } from "./gpu_sampler.ts";
+import { argmaxParts, argmaxSlices, type GpuSamplingOptions, pcg, samplerParams } from "./gpu_sampler.ts";
 
 /** The buffers of one application of the rule, for B rows (see `kernels/speculative.wgsl`). */
 export interface AcceptBuffers {
@@ -105,10 +107,13 @@ export const ROUND_STATE = { pos: 0, keep: 1, done: 2, emitted: 3, round: 4, wor
 
 /** The buffers of one resident round's rule (one row). */
 export interface RoundBuffers {
-  /** (1, K + 1, V). */
+  /**
+   * (1, K + 1, V) the target's kept, normalised distributions; or, at temperature 0, (K + 1) i32: its
+   * argmax after each of [t_last, d_1..d_K] (`accept_round_greedy`).
+   */
   target: Tensor;
-  /** (1, K, V). */
-  draft: Tensor;
+  /** (1, K, V); null at temperature 0 (greedy prefix matching reads the drafts from `tokens`). */
+  draft: Tensor | null;
   /** (1, K + 1) i32: [t_last, d_1..d_K]; slot 0 becomes t. */
   tokens: Tensor;
   /** (rounds, K + 2) i32: row `round` gets [r, t, d_1..d_K] ([−1, …] after the end). */
@@ -142,13 +147,27 @@ export interface RoundSettings {
  */
 export function speculativeAcceptRound(b: RoundBuffers, o: RoundSettings): void {
   const op = "speculativeAcceptRound";
-  if (b.target.shape.length !== 3 || b.target.shape[0] !== 1) {
-    throw new ShapeError(op, `expected target (1, K + 1, V), got ${fmtShape(b.target.shape)}`);
+  const greedy = b.target.dtype === "i32";
+  let K1: number, V: number;
+  if (greedy) {
+    if (b.target.shape.length !== 1) {
+      throw new ShapeError(op, `expected the target's tokens (K + 1), got ${fmtShape(b.target.shape)}`);
+    }
+    [K1, V] = [b.target.shape[0], 0];
+  } else {
+    if (b.target.shape.length !== 3 || b.target.shape[0] !== 1) {
+      throw new ShapeError(op, `expected target (1, K + 1, V), got ${fmtShape(b.target.shape)}`);
+    }
+    [, K1, V] = b.target.shape;
   }
-  const [, K1, V] = b.target.shape;
   const K = K1 - 1;
   if (K < 1) throw new ShapeError(op, `lookahead K must be ≥ 1, got target ${fmtShape(b.target.shape)}`);
-  expectShape(op, "draft (1, K, V)", b.draft, [1, K, V]);
+  if (!greedy) {
+    if (!b.draft) {
+      throw new ShapeError(op, "the draft's distributions (1, K, V) are needed above temperature 0");
+    }
+    expectShape(op, "draft (1, K, V)", b.draft, [1, K, V]);
+  }
   expectShape(op, "tokens (1, K + 1)", b.tokens, [1, K1]);
   const feedLen = b.next.size;
   if (b.next.shape.length !== 2 || b.next.shape[0] !== 1 || (feedLen !== 1 && feedLen !== 2)) {
@@ -167,17 +186,10 @@ export function speculativeAcceptRound(b: RoundBuffers, o: RoundSettings): void 
     if (t.dtype !== "i32") throw new ShapeError(op, `${name} must be i32, got ${t.dtype}`);
   }
   if (o.eosCount > b.eos.size) throw new ShapeError(op, `${o.eosCount} EOS ids in a buffer of ${b.eos.size}`);
+  const rest = [b.tokens.buffer, b.records.buffer, b.next.buffer, b.state.buffer, b.eos.buffer];
   dispatch(
-    { file: "speculative.wgsl", entry: "accept_round" },
-    [
-      b.target.buffer,
-      b.draft.buffer,
-      b.tokens.buffer,
-      b.records.buffer,
-      b.next.buffer,
-      b.state.buffer,
-      b.eos.buffer,
-    ],
+    { file: "speculative.wgsl", entry: greedy ? "accept_round_greedy" : "accept_round" },
+    greedy ? [null, null, ...rest, b.target.buffer] : [b.target.buffer, b.draft!.buffer, ...rest],
     new Params().u32(
       1,
       K,
@@ -202,7 +214,11 @@ export function roundSeed(seed: number, round: number, stream: 0 | 1): number {
 export interface SpeculativeOptions extends GenerateOptions {
   /** Draft tokens per round, K (default 3). */
   lookahead?: number;
-  /** Rounds between readbacks of the GPU-resident loop (default 8). */
+  /**
+   * Rounds between readbacks of the GPU-resident loop (default 16: each readback leaves the GPU idle
+   * for ~10 ms, so that at Llama-3.2-1B's shapes a round cost 5.16 ms reading every 8 rounds and 4.99
+   * every 16, against 4.52 ms of GPU work).
+   */
   roundsPerRead?: number;
   /** Read every round's result back and keep the caches on the host (the original loop; default false). */
   hostRounds?: boolean;
@@ -232,6 +248,8 @@ export interface SpeculativeResult extends GenerateResult {
   acceptanceRate: number;
   /** Mean accepted drafts per round (each round emits that plus one). */
   meanAccepted: number;
+  /** Wall time per timed round, ms (the GPU-resident loop's first, captured round is not timed). */
+  msPerRound: number;
 }
 
 /** Writes the kept, normalised next-token distributions of `rows` logits rows into `dist` (rows, V). */
@@ -262,6 +280,9 @@ export const RESIDENT_KERNELS: KernelSpec[] = [
   { file: "sample.wgsl", entry: "sample_round" },
   { file: "sample.wgsl", entry: "distribution" },
   { file: "speculative.wgsl", entry: "accept_round" },
+  { file: "sample.wgsl", entry: "argmax_part" },
+  { file: "sample.wgsl", entry: "sample" },
+  { file: "speculative.wgsl", entry: "accept_round_greedy" },
   { file: "decode_state.wgsl", entry: "ssd_replay" },
   { file: "decode_state.wgsl", entry: "commit_refresh" },
 ];
@@ -359,13 +380,17 @@ function summary(
   out: number[],
   rounds: RoundRecord[],
   seconds: number,
+  timedFrom = 0,
 ): SpeculativeResult {
   const accepted = rounds.reduce((sum, r) => sum + r.accepted, 0);
+  // Tokens of the untimed rounds (0 … timedFrom − 1).
+  const untimed = Math.min(out.length, rounds.slice(0, timedFrom).reduce((n, r) => n + r.accepted + 1, 0));
   return {
     text,
     tokens: out,
     promptTokens: s.ids.length,
-    tokensPerSecond: seconds > 0 ? out.length / seconds : 0,
+    tokensPerSecond: seconds > 0 ? (out.length - untimed) / seconds : 0,
+    msPerRound: rounds.length > timedFrom ? 1000 * seconds / (rounds.length - timedFrom) : 0,
     rounds,
     acceptanceRate: rounds.length ? accepted / (rounds.length * s.K) : 0,
     meanAccepted: rounds.length ? accepted / rounds.length : 0,
@@ -459,7 +484,7 @@ async function residentLoop(
 ): Promise<SpeculativeResult> {
   const s = setup(target, draft, tokenizer, prompt, opts);
   const { K, V, ids, steps, capacity } = s;
-  const R = Math.max(1, Math.floor(opts.roundsPerRead ?? 8));
+  const R = Math.max(1, Math.floor(opts.roundsPerRead ?? 16));
   await precompile(RESIDENT_KERNELS);
   const K1 = K + 1;
   using tState = new DecodeState(target.createCache(1, capacity));
@@ -474,15 +499,23 @@ async function residentLoop(
     ? Tensor.from([ids[ids.length - 2], last], [1, 2], "i32")
     : Tensor.from([last], [1, 1], "i32");
   using draftNext = Tensor.zeros([1, 1], "i32");
-  using q = Tensor.empty([1, K, V]);
-  using qi = Tensor.empty([1, V]);
-  using p = Tensor.empty([1, K1, V]);
+  // At temperature 0 the rule needs tokens only: the draft's argmax (in roundTokens) and the target's
+  // (targetTok), no distributions; with a large vocabulary each argmax is split over workgroups.
+  const greedy = (opts.temperature ?? 1) <= 0;
+  const G = argmaxSlices(V, opts);
+  using q = greedy ? null : Tensor.empty([1, K, V]);
+  using qi = greedy ? null : Tensor.empty([1, V]);
+  using p = greedy ? null : Tensor.empty([1, K1, V]);
+  using targetTok = greedy ? Tensor.zeros([K1], "i32") : null;
+  using targetNext = greedy ? Tensor.zeros([K1], "i32") : null; // sample's `next` output, unread
+  using draftParts = G > 0 ? Tensor.empty([G, 2]) : null;
+  using targetParts = G > 0 ? Tensor.empty([K1, G, 2]) : null;
   // Each round emits ≥ 1 token and the loop records at most IN_FLIGHT chunks past the host's count.
   const maxRounds = steps + (IN_FLIGHT + 1) * R + 1;
   // q_i straight into its slot of q when the slot's offset is a valid binding offset (else via qi).
   const align = gpu().device.limits.minStorageBufferOffsetAlignment;
   const slot = (i: number): Binding | null =>
-    (i * V * 4) % align === 0 ? { buffer: q.buffer, offset: i * V * 4, size: V * 4 } : null;
+    q && (i * V * 4) % align === 0 ? { buffer: q.buffer, offset: i * V * 4, size: V * 4 } : null;
   using records = Tensor.zeros([maxRounds, K + 2], "i32");
   const eosIds = [...s.eos];
   using eosBuf = Tensor.from(eosIds.length ? eosIds : [-1], [Math.max(1, eosIds.length)], "i32");
@@ -510,16 +543,25 @@ async function residentLoop(
         lastOnly: true,
         position,
       });
-      if (i < K) {
+      if (i < K && greedy) {
+        // d_{i+1} = the argmax, into slot i + 1 of roundTokens and draftNext (no q: with_dist 0).
+        if (draftParts) argmaxParts(logits, draftParts, 1, V, G);
+        dispatch(
+          { file: "sample.wgsl", entry: "sample_round" },
+          [(draftParts ?? logits).buffer, roundTokens.buffer, draftNext.buffer, dummyBuffer(), state.buffer],
+          samplerParams(1, V, K1, i + 1, { ...opts, seed }).u32(ROUND_STATE.round, 0, G),
+          [1],
+        );
+      } else if (i < K) {
         // d_{i+1} into slot i + 1 of roundTokens and draftNext, and q_{i+1}, in one dispatch.
         const direct = slot(i);
         dispatch(
           { file: "sample.wgsl", entry: "sample_round" },
-          [logits.buffer, roundTokens.buffer, draftNext.buffer, direct ?? qi.buffer, state.buffer],
+          [logits.buffer, roundTokens.buffer, draftNext.buffer, direct ?? qi!.buffer, state.buffer],
           samplerParams(1, V, K1, i + 1, { ...opts, seed }).u32(ROUND_STATE.round, 1),
           [1],
         );
-        if (!direct) copyElements(qi, 0, q, i * V, V);
+        if (!direct) copyElements(qi!, 0, q!, i * V, V);
       }
       logits.dispose();
     }
@@ -527,18 +569,31 @@ async function residentLoop(
     tState.begin(K1);
     const position = { counts: state, word: ROUND_STATE.pos, offset: 0 };
     const { logits } = target.forward(roundTokens, { cache: tState.layers, position });
-    distribution(logits, p, K1, V, opts);
+    if (targetTok) {
+      // The target's K + 1 argmax tokens (`sample` at temperature 0, one row each).
+      if (targetParts) argmaxParts(logits, targetParts, K1, V, G);
+      dispatch(
+        { file: "sample.wgsl", entry: "sample" },
+        [(targetParts ?? logits).buffer, targetTok.buffer, targetNext!.buffer],
+        samplerParams(K1, V, 1, 0, opts).u32(0, 0, G),
+        [K1],
+      );
+    } else {
+      distribution(logits, p!, K1, V, opts);
+    }
     logits.dispose();
     // 3. The rule: the record, the emitted count, done, keep = r + 1 and the next position.
     speculativeAcceptRound(
-      { target: p, draft: q, tokens: roundTokens, records, next, state, eos: eosBuf },
+      { target: targetTok ?? p!, draft: q, tokens: roundTokens, records, next, state, eos: eosBuf },
       settings,
     );
     // 4. Both models keep r + 1 of the K + 1 tokens.
     tState.commit(keep);
     dState.commit(keep);
   };
-  const start = performance.now();
+  // Timed from the end of the first round's capture, whose tokens are not counted (as `generate`
+  // times from its first captured step on): tokens/s then reads the same for both.
+  let start = performance.now();
   const out: number[] = [];
   const stream = textStream(tokenizer, out, opts.onText);
   const rounds: RoundRecord[] = [];
@@ -553,7 +608,12 @@ async function residentLoop(
         replayCommands(program);
       } else {
         program = captureCommands(round);
+        start = performance.now();
       }
+      // Submitted round by round, so that the GPU starts on them while the host records the rest: a
+      // readback's wait leaves the GPU idle until the next submit (it waits for all submitted work,
+      // then sleeps 10 ms).
+      flush();
     }
     const data = readBuffers([{
       buffer: records.buffer,
@@ -605,5 +665,5 @@ async function residentLoop(
   } finally {
     if (program) releaseCapture(program);
   }
-  return summary(s, stream.finish(), out, rounds, seconds);
+  return summary(s, stream.finish(), out, rounds, seconds, 1);
 }

@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { initGpu } from "../../lib/gpu/device.ts";
-import { GpuSampler, gpuUniform, samplerParams } from "../../lib/decode/gpu_sampler.ts";
+import {
+  ARGMAX_SLICE,
+  argmaxParts,
+  argmaxSlices,
+  GpuSampler,
+  gpuUniform,
+  samplerParams,
+  SPLIT_ARGMAX_FROM,
+} from "../../lib/decode/gpu_sampler.ts";
 import { roundSeed } from "../../lib/decode/speculative.ts";
 import { dispatch } from "../../lib/gpu/commands.ts";
 import { argmax, samplingDistribution } from "../../lib/decode/sampling.ts";
@@ -125,4 +133,67 @@ Deno.test("sample.wgsl sample_next: the step from a position counter (slot and d
       "the counter advanced by 3",
     );
   }
+});
+
+Deno.test("sample.wgsl split argmax: argmax_part's slice maxima, reduced by sample, sample_next and sample_round, give each row's first maximum", async () => {
+  assert.equal(
+    argmaxSlices(SPLIT_ARGMAX_FROM - 1, { temperature: 0 }),
+    0,
+    "small vocabularies stay one pass",
+  );
+  assert.equal(argmaxSlices(128256, { temperature: 0 }), Math.ceil(128256 / ARGMAX_SLICE));
+  assert.equal(argmaxSlices(128256, { temperature: 1 }), 0, "sampling never splits");
+  assert.equal(argmaxSlices(4096, { temperature: 0, splitArgmax: true }), 2);
+  // 40,001 logits in 20 slices (the last one short), four rows: row 0 plain; row 1 ties its maximum in
+  // two slices (the first index wins); row 2 has it in the ragged last slice; row 3 ties within a slice.
+  const Vs = 40001, R = 4;
+  const G = argmaxSlices(Vs, { temperature: 0 });
+  assert.equal(G, 20);
+  const x = randomArray(R * Vs, 9, 4);
+  const plant = (r: number, v: number) => (x[r * Vs + v] = 9);
+  plant(1, 30000);
+  plant(1, 5000);
+  plant(2, 39998);
+  plant(3, 777);
+  plant(3, 1033);
+  const want = [0, 1, 2, 3].map((r) => argmax(x.subarray(r * Vs, (r + 1) * Vs)));
+  assert.deepEqual(want.slice(1), [5000, 39998, 777]);
+  using lx = Tensor.from(x, [R, Vs]);
+  using parts = Tensor.empty([R, G, 2]);
+  argmaxParts(lx, parts, R, Vs, G);
+  using tokens = Tensor.zeros([R, 1], "i32");
+  using next = Tensor.zeros([R, 1], "i32");
+  dispatch(
+    { file: "sample.wgsl", entry: "sample" },
+    [parts.buffer, tokens.buffer, next.buffer],
+    samplerParams(R, Vs, 1, 0, { temperature: 0 }).u32(0, 0, G),
+    [R],
+  );
+  assert.deepEqual(Array.from((await tokens.toArray()) as Int32Array), want, "sample from the parts");
+  // One pass over the logits (nparts 0) agrees.
+  using whole = new GpuSampler(R, Vs, 1);
+  whole.sample(lx, 0, { temperature: 0 });
+  assert.deepEqual(Array.from((await whole.next.toArray()) as Int32Array), want, "one pass");
+  // Row 1's parts through sample_next and sample_round (the decode loops' consumers).
+  using row1 = Tensor.from(x.subarray(Vs, 2 * Vs), [1, Vs]);
+  using p1 = Tensor.empty([G, 2]);
+  argmaxParts(row1, p1, 1, Vs, G);
+  using counts = Tensor.from([3, 0], [2], "i32");
+  using t1 = Tensor.zeros([1, 4], "i32");
+  using n1 = Tensor.zeros([1, 1], "i32");
+  dispatch(
+    { file: "sample.wgsl", entry: "sample_next" },
+    [p1.buffer, t1.buffer, n1.buffer, null, counts.buffer],
+    samplerParams(1, Vs, 4, 2, { temperature: 0 }).u32(0, 0, G),
+    [1],
+  );
+  using unused = Tensor.zeros([1]);
+  dispatch(
+    { file: "sample.wgsl", entry: "sample_round" },
+    [p1.buffer, t1.buffer, n1.buffer, unused.buffer, counts.buffer],
+    samplerParams(1, Vs, 4, 3, { temperature: 0 }).u32(1, 0, G),
+    [1],
+  );
+  assert.deepEqual(Array.from((await t1.toArray()) as Int32Array), [0, 5000, 0, 5000], "slots 1 and 3");
+  assert.equal(((await n1.toArray()) as Int32Array)[0], 5000);
 });
