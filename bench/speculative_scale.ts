@@ -1,6 +1,6 @@
 /**
  * `deno run -A bench/speculative_scale.ts [--json FILE] [--small] [--team-rows 2,3] [--lane-values 16,64]
- * [--rounds-per-read 8,32]`:
+ * [--rounds-per-read 8,32] [--half-draft-head]`:
  * speculative decoding's cost model at Llama-3.2-1B's shapes (issue #7), where a decoding step moves
  * gigabytes of weights instead of being a chain of tiny dispatches. The target is the 50% hybrid of a
  * random-weight 1B-shaped Llama (attention at the odd layers, Mamba-2 at the even ones, bench/steps.ts
@@ -16,7 +16,8 @@
  * forwards again with up to that many rows per workgroup of the decoding products (lib/tensor/matmul.ts
  * `useTeamRows`), in the same process; `--lane-values 16,64`: again with teams sized for that many
  * values of K per lane (`setTeamLaneValues`); `--rounds-per-read 8,32`: whole rounds again with the
- * records read back every R rounds instead of 16.
+ * records read back every R rounds instead of 16; `--half-draft-head`: then the draft's LM head in f16
+ * (`LlamaModel.useHalfLmHead`), its forwards and whole rounds again.
  *
  * @module
  */
@@ -43,6 +44,7 @@ const flags = parseFlags("speculative_scale", Deno.args, {
   "team-rows": "string",
   "lane-values": "string",
   "rounds-per-read": "string",
+  "half-draft-head": "boolean",
 });
 // --small: the bundled teacher's shapes instead (a check of the harness on the software adapter).
 const config = flags.small
@@ -152,17 +154,16 @@ if (roundKernels) {
       rk.kernels.map((k) => `${k.kernel}×${k.count} ${k.us.toFixed(0)}`).join(", "),
   );
 }
-const fromRounds = alphas.map((alpha) => ({
-  alpha,
-  speedup_by_K: Object.fromEntries(
-    Ks.map((K) => [K, (1 + alpha * (1 - alpha ** K) / (1 - alpha)) * plainMs / roundMs[K]]),
-  ),
-}));
-for (const p of fromRounds) {
-  log(
-    `α ${p.alpha}, measured rounds: ${Ks.map((K) => `K=${K} ×${p.speedup_by_K[K].toFixed(2)}`).join(", ")}`,
-  );
-}
+// (1 + α + … + α^K) tokens a round at acceptance α, against one a plain step.
+const speedupsFromRounds = (ms: Record<number, number>, label: string) =>
+  alphas.map((alpha) => {
+    const speedup_by_K = Object.fromEntries(
+      Ks.map((K) => [K, (1 + alpha * (1 - alpha ** K) / (1 - alpha)) * plainMs / ms[K]]),
+    );
+    log(`α ${alpha}, ${label}: ${Ks.map((K) => `K=${K} ×${speedup_by_K[K].toFixed(2)}`).join(", ")}`);
+    return { alpha, speedup_by_K };
+  });
+const fromRounds = speedupsFromRounds(roundMs, "measured rounds");
 // --team-rows 2,3 / --lane-values 16,64: the one-token and verification forwards again with at most
 // that many rows per workgroup of the team products, or with teams sized for that many values of K per
 // lane (lib/tensor/matmul.ts useTeamRows, setTeamLaneValues; the profile above: the settings in force,
@@ -203,6 +204,28 @@ for (const values of list("lane-values")) {
   });
 }
 trimPool();
+// --half-draft-head: the draft's LM head stored in f16 (LlamaModel.useHalfLmHead; a 128K-vocabulary head
+// is most of a two-layer draft's bytes), then its forwards and whole rounds again; the target and plain
+// decoding are unchanged.
+let halfDraftHead: Record<string, unknown> | null = null;
+if (flags["half-draft-head"]) {
+  draft.useHalfLmHead();
+  const d = await profileSteps(draft, Ks, 100);
+  log(
+    `half-head draft: one token ${d.replay_ms_1.toFixed(3)} ms, verify ${JSON.stringify(d.replay_ms_verify)}`,
+  );
+  const ms: Record<number, number> = {};
+  for (const K of Ks) {
+    ms[K] = (await fastest(() => speculativeGenerate(target, draft, stub, "", { ...greedy, lookahead: K })))
+      .msPerRound;
+  }
+  log(`half-head draft, measured rounds: ${JSON.stringify(ms)} ms`);
+  halfDraftHead = {
+    draft: { replay_ms_1: d.replay_ms_1, replay_ms_verify: d.replay_ms_verify },
+    ms_per_round: ms,
+    projected_from_rounds: speedupsFromRounds(ms, "half-head draft, measured rounds"),
+  };
+}
 const out = {
   date: new Date().toISOString(),
   adapter: adapterName(ctx),
@@ -225,6 +248,7 @@ const out = {
   },
   by_team_rows: byTeamRows,
   by_lane_values: byLaneValues,
+  half_draft_head: halfDraftHead,
 };
 const json = JSON.stringify(out, null, 2) + "\n";
 if (typeof flags.json === "string") await Deno.writeTextFile(flags.json, json);

@@ -12,7 +12,17 @@ export {
   stopTokens,
   textStream,
 } from "./generate.ts";
-export { GpuSampler, type GpuSamplingOptions, gpuUniform, pcg, samplerParams } from "./gpu_sampler.ts";
+export {
+  ARGMAX_SLICE,
+  argmaxParts,
+  argmaxSlices,
+  GpuSampler,
+  type GpuSamplingOptions,
+  gpuUniform,
+  pcg,
+  samplerParams,
+  SPLIT_ARGMAX_FROM,
+} from "./gpu_sampler.ts";
 export {
   type AcceptBuffers,
   type RoundRecord,

@@ -29,8 +29,11 @@
  * K + 1 tokens they were fed (after a one-token prompt, with no prev, the draft runs K + 1 one-token
  * steps [t_last, d_1..d_K] instead, the last only to see d_K). The first
  * round is recorded once and captured (`captureCommands`); every later round replays it (no bind groups
- * are rebuilt), and the host reads the round records back every `roundsPerRead` rounds, one chunk in
- * flight while the next one runs, then streams the text.
+ * are rebuilt), each round is submitted as soon as it is recorded, and the host reads the round records
+ * back every `roundsPerRead` rounds, chunks in flight while the next ones run, then streams the text. At
+ * temperature 0 the rule needs no distributions: the draft's argmax tokens and the target's (`sample` on
+ * its K + 1 rows) go to `accept_round_greedy`, and from a vocabulary of 16,384 each argmax is split over
+ * workgroups (`argmaxSlices`).
  *
  * @module
  */

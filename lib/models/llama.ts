@@ -18,6 +18,7 @@ import { gpu } from "../gpu/device.ts";
 import { type KernelSpec, precompile } from "../gpu/pipelines.ts";
 import { add, attention, embedding, linear, rmsNorm, rope, swiglu } from "../autograd/ops.ts";
 import { copyElements } from "../tensor/copy.ts";
+import { toF16 } from "../tensor/convert.ts";
 import type { Weight } from "../tensor/matmul.ts";
 import { RopeTable } from "../tensor/rope.ts";
 import { flashAttentionKernels } from "../tensor/flash_attention.ts";
@@ -142,11 +143,35 @@ export class LlamaModel implements Disposable {
     readonly embed: Weight,
     readonly layers: LlamaLayer[],
     readonly norm: Tensor,
-    readonly lmHead: Weight,
+    lmHead: Weight,
     readonly rope: RopeTable,
     /** Mamba-2 settings when the model is a hybrid (null for a plain Llama). */
     readonly hybrid: { config: MambaConfigJson; dims: Mamba2Dims; mamba1Dims?: Mamba1Dims } | null = null,
-  ) {}
+  ) {
+    this.#head = lmHead;
+  }
+
+  #head: Weight;
+
+  /** The output projection (vocab, D): `embed` itself when the embeddings are tied. */
+  get lmHead(): Weight {
+    return this.#head;
+  }
+
+  /**
+   * Stores the LM head as f16 (`toF16`): half the bytes per decoding step (at Llama-3.2-1B's shapes the
+   * head is 1 GB in f32), logits of the head rounded to halves (products in f32, kernels/matmul.wgsl
+   * `W_F16`). Meant for a speculative draft: the target checks every proposal, so the output does not
+   * change, only how often drafts are accepted. Decoding only: training, `lmHeadLoss` and more than 8
+   * rows at a time through a product other than `linear` are not supported afterwards. A tied head gets
+   * its own f16 copy (the embedding stays f32).
+   */
+  useHalfLmHead(): void {
+    if (this.#head.parts.every((p) => p.dtype === "f16")) return;
+    const half: Weight = { shape: this.#head.shape, parts: this.#head.parts.map((p) => toF16(p)) };
+    if (this.#head !== this.embed) disposeWeight(this.#head);
+    this.#head = half;
+  }
 
   /** Loads a checkpoint directory (config.json + safetensors) onto the GPU. */
   static async load(dir: string, opts: LoadOptions = {}): Promise<LlamaModel> {

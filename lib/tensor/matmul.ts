@@ -274,11 +274,25 @@ export function matmulStrided(args: StridedMatmul): void {
   if (splitK(args)) return;
   const p = matmulParams(args);
   const buffers = [a.t.buffer, b.t.buffer, c.t.buffer, args.bias?.buffer ?? dummyBuffer()];
-  if (M <= MATVEC_MAX_ROWS && b.rowStride === 1 && vec4Aligned(args)) {
+  const teamShaped = M <= MATVEC_MAX_ROWS && b.rowStride === 1 && vec4Aligned(args);
+  if (b.t.dtype === "f16" || a.t.dtype === "f16") {
+    // f16 weights are for decoding products only (an f16 draft LM head): x·Wᵀ of at most
+    // MATVEC_MAX_ROWS rows, vec4-aligned, x in f32 (`linear` cuts longer inputs into row blocks).
+    if (a.t.dtype !== "f32" || !teamShaped) {
+      throw new ShapeError(
+        "matmul",
+        `an f16 weight takes x·Wᵀ of ≤ ${MATVEC_MAX_ROWS} f32 rows with K a multiple of 4 (got M = ${M}, ` +
+          `K = ${args.K}, x ${a.t.dtype}); use matmulF16 for f16 operands on both sides`,
+      );
+    }
+  }
+  if (teamShaped) {
     // Both operands' K axes contiguous and vec4-aligned (x·Wᵀ): a team of invocations per output reads
     // W's row together, each load serving all rows of the workgroup (up to TEAM_ROWS).
     const team = teamLaunch("matmul", MATVEC_TEAM, M, N, args.K);
-    dispatch(team.spec, buffers, p, [...team.grid, nb0 * nb1]);
+    const half = b.t.dtype === "f16";
+    const spec = half ? { ...team.spec, constants: { ...team.spec.constants, W_F16: 1 } } : team.spec;
+    dispatch(spec, [...buffers, half ? b.t.buffer : dummyBuffer()], p, [...team.grid, nb0 * nb1]);
   } else if (M <= MATVEC_MAX_ROWS) {
     dispatch(MATVEC, buffers, p, [Math.ceil(N / 64), M, nb0 * nb1]);
   } else if (Math.ceil(M / 128) * Math.ceil(N / 128) * nb0 * nb1 >= bigTilesMin && !smallTilesOnly) {
@@ -383,15 +397,20 @@ export function linear(x: Tensor, w: Weight, bias?: Tensor): Tensor {
   let col = 0;
   for (const part of w.parts) {
     const rows = part.shape[0];
-    matmulStrided({
-      M,
-      N: rows,
-      K: inF,
-      a: { t: x, rowStride: inF, colStride: 1 },
-      b: { t: part, rowStride: 1, colStride: inF },
-      c: { t: y, offset: col, rowStride: outF, colStride: 1 },
-      bias,
-    });
+    // An f16 weight takes the decoding product only: longer inputs go through it MATVEC_MAX_ROWS rows
+    // at a time.
+    const block = part.dtype === "f16" ? MATVEC_MAX_ROWS : M;
+    for (let m0 = 0; m0 < M; m0 += block) {
+      matmulStrided({
+        M: Math.min(block, M - m0),
+        N: rows,
+        K: inF,
+        a: { t: x, offset: m0 * inF, rowStride: inF, colStride: 1 },
+        b: { t: part, rowStride: 1, colStride: inF },
+        c: { t: y, offset: m0 * outF + col, rowStride: outF, colStride: 1 },
+        bias,
+      });
+    }
     col += rows;
   }
   return y;

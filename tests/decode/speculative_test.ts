@@ -11,6 +11,7 @@ import { drawIndexOrder, speculativeAcceptRef } from "../../lib/decode/speculati
 import { LlamaModel } from "../../lib/models/llama.ts";
 import { Rng } from "../../lib/random.ts";
 import { Tensor } from "../../lib/tensor/tensor.ts";
+import { assertAllclose } from "../_assert.ts";
 
 await initGpu();
 const hybridDir = new URL("../fixtures/tiny-hybrid-mamba2", import.meta.url).pathname;
@@ -164,6 +165,23 @@ Deno.test("speculative decoding, greedy: a hybrid target with a Transformer draf
   const s = await greedyEqual(target, self, 2, 9);
   // The same model as draft: every draft is accepted (rounds of K + 1 tokens, the draft re-feeds 2).
   assert.equal(s.acceptanceRate, 1);
+});
+
+Deno.test("speculative decoding, greedy: a draft whose LM head is stored in f16 (useHalfLmHead) still gives the target-only tokens", async () => {
+  using target = await LlamaModel.load(hybridDir);
+  using draft = await LlamaModel.load(llamaDir);
+  using ids = Tensor.from([0, 5, 9, 14], [1, 4], "i32");
+  const last = async () => {
+    using logits = draft.forward(ids, { lastOnly: true }).logits;
+    return await logits.toArray();
+  };
+  const before = await last();
+  draft.useHalfLmHead();
+  assert.ok(draft.lmHead.parts.every((p) => p.dtype === "f16"), "the head is f16");
+  const after = await last();
+  assertAllclose(after, before, { atol: 2e-2, rtol: 1e-2, name: "half-head logits" });
+  assert.notDeepEqual(Array.from(after), Array.from(before), "the head's weights were rounded");
+  await greedyEqual(target, draft, 3);
 });
 
 Deno.test("speculative decoding, greedy: a perturbed copy of the hybrid as draft (partial acceptance: both models roll back) gives the target-only tokens", async () => {

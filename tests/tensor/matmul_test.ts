@@ -1,4 +1,7 @@
+import assert from "node:assert/strict";
+import { ShapeError } from "../../lib/errors.ts";
 import { initGpu } from "../../lib/gpu/device.ts";
+import { toF16 } from "../../lib/tensor/convert.ts";
 import { linear, matmul } from "../../lib/tensor/matmul.ts";
 import { matmulRef } from "../../lib/tensor/matmul_ref.ts";
 import { Tensor } from "../../lib/tensor/tensor.ts";
@@ -104,3 +107,36 @@ async function checkBatchedShared(K: number): Promise<void> {
     assertAllclose(got.subarray(i * M * N, (i + 1) * M * N), ref, { atol: 1e-5, name: `batch ${i}, K=${K}` });
   }
 }
+
+Deno.test("matmul.wgsl matvec_team with an f16 weight (W_F16): x·Wᵀ equals the f32 product of W rounded to halves, bit for bit, in row blocks past 8 rows", async () => {
+  // K = 64 (16 lanes, idle ones), 200 (ends inside a team stride), 2048 (32 lanes); M = 1, 3, 8 in one
+  // product; M = 19 through linear's row blocks of 8; N = 37 ends inside a workgroup's outputs.
+  for (const [M, N, K] of [[1, 37, 64], [3, 37, 200], [8, 5, 2048], [19, 37, 200]]) {
+    const x = randomArray(M * K, 3 * M + K);
+    const w = randomArray(N * K, N + K, 2);
+    using X = Tensor.from(x, [M, K]);
+    using W = Tensor.from(w, [N, K]);
+    using Wh = toF16(W);
+    assert.equal(Wh.dtype, "f16");
+    const rounded = Float32Array.from(Float16Array.from(w));
+    using Wr = Tensor.from(rounded, [N, K]);
+    using half = linear(X, { parts: [Wh], shape: [N, K] });
+    using full = linear(X, { parts: [Wr], shape: [N, K] });
+    const got = await half.toArray();
+    if (M <= 8) {
+      assert.deepEqual(Array.from(got), Array.from(await full.toArray()), `${M}x${N}x${K}: bit for bit`);
+    }
+    assertAllclose(got, matmulRef(x, rounded, { M, N, K, transB: true }), {
+      atol: 1e-5,
+      name: `f16 W ${M}x${N}x${K}`,
+    });
+  }
+  // Not a decoding product: K not a multiple of 4.
+  using X = Tensor.from(randomArray(2 * 6, 1), [2, 6]);
+  using W6 = Tensor.from(randomArray(3 * 6, 2), [3, 6]);
+  using Wh = toF16(W6);
+  assert.throws(
+    () => linear(X, { parts: [Wh], shape: [3, 6] }),
+    (e: unknown) => e instanceof ShapeError && /f16 weight takes x·Wᵀ/.test(e.message),
+  );
+});
