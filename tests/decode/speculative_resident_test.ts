@@ -11,7 +11,7 @@ import { initGpu } from "../../lib/gpu/device.ts";
 import { SafetensorsFile, writeSafetensors } from "../../lib/io/safetensors.ts";
 import { loadTokenizer } from "../../lib/io/tokenizer.ts";
 import { LlamaModel } from "../../lib/models/llama.ts";
-import { Rng } from "../../lib/random.ts";
+import { perturbedDraft } from "./_perturbed.ts";
 
 await initGpu();
 const hybridDir = new URL("../fixtures/tiny-hybrid-mamba2", import.meta.url).pathname;
@@ -120,11 +120,7 @@ Deno.test("speculative, GPU-resident rounds after a one-token prompt (no token t
 
 Deno.test("speculative, GPU-resident rounds at temperature 0 (the rule from argmax tokens, one pass or split over workgroups) = host rounds, with rejections, and = plain greedy", async () => {
   using target = await LlamaModel.load(hybridDir);
-  using draft = await LlamaModel.load(hybridDir);
-  // Noise on the draft's lm_head makes it agree with the target on some tokens only.
-  const w = draft.lmHead.parts[0];
-  const rng = new Rng(1);
-  w.write(((await w.toArray()) as Float32Array).map((v) => v + 0.02 * rng.normal()));
+  using draft = await perturbedDraft(hybridDir);
   const o = { temperature: 0, maxTokens: 16, stopAtEos: false, lookahead: 3 };
   const plain = await generate(target, tok, prompt, o);
   const plainSplit = await generate(target, tok, prompt, { ...o, splitArgmax: true });
