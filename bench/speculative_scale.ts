@@ -1,6 +1,6 @@
 /**
  * `deno run -A bench/speculative_scale.ts [--json FILE] [--small] [--team-rows 2,3] [--lane-values 16,64]
- * [--rounds-per-read 8,32] [--half-draft-head]`:
+ * [--rounds-per-read 8,32] [--half-draft-head] [--half-draft-weights]`:
  * speculative decoding's cost model at Llama-3.2-1B's shapes (issue #7), where a decoding step moves
  * gigabytes of weights instead of being a chain of tiny dispatches. The target is the 50% hybrid of a
  * random-weight 1B-shaped Llama (attention at the odd layers, Mamba-2 at the even ones, bench/steps.ts
@@ -17,7 +17,8 @@
  * `useTeamRows`), in the same process; `--lane-values 16,64`: again with teams sized for that many
  * values of K per lane (`setTeamLaneValues`); `--rounds-per-read 8,32`: whole rounds again with the
  * records read back every R rounds instead of 16; `--half-draft-head`: then the draft's LM head in f16
- * (`LlamaModel.useHalfLmHead`), its forwards and whole rounds again.
+ * (`LlamaModel.useHalfLmHead`), its forwards and whole rounds again; `--half-draft-weights`: then all of
+ * the draft's linear weights in f16 (`useHalfWeights`), again.
  *
  * @module
  */
@@ -45,6 +46,7 @@ const flags = parseFlags("speculative_scale", Deno.args, {
   "lane-values": "string",
   "rounds-per-read": "string",
   "half-draft-head": "boolean",
+  "half-draft-weights": "boolean",
 });
 // --small: the bundled teacher's shapes instead (a check of the harness on the software adapter).
 const config = flags.small
@@ -205,27 +207,33 @@ for (const values of list("lane-values")) {
 }
 trimPool();
 // --half-draft-head: the draft's LM head stored in f16 (LlamaModel.useHalfLmHead; a 128K-vocabulary head
-// is most of a two-layer draft's bytes), then its forwards and whole rounds again; the target and plain
-// decoding are unchanged.
-let halfDraftHead: Record<string, unknown> | null = null;
-if (flags["half-draft-head"]) {
-  draft.useHalfLmHead();
+// is most of a two-layer draft's bytes), then its forwards and whole rounds again; --half-draft-weights:
+// then every linear weight of the draft in f16 too (useHalfWeights). The target and plain decoding are
+// unchanged.
+async function halfDraft(label: string, apply: () => void): Promise<Record<string, unknown>> {
+  apply();
   const d = await profileSteps(draft, Ks, 100);
   log(
-    `half-head draft: one token ${d.replay_ms_1.toFixed(3)} ms, verify ${JSON.stringify(d.replay_ms_verify)}`,
+    `${label} draft: one token ${d.replay_ms_1.toFixed(3)} ms, verify ${JSON.stringify(d.replay_ms_verify)}`,
   );
   const ms: Record<number, number> = {};
   for (const K of Ks) {
     ms[K] = (await fastest(() => speculativeGenerate(target, draft, stub, "", { ...greedy, lookahead: K })))
       .msPerRound;
   }
-  log(`half-head draft, measured rounds: ${JSON.stringify(ms)} ms`);
-  halfDraftHead = {
+  log(`${label} draft, measured rounds: ${JSON.stringify(ms)} ms`);
+  return {
     draft: { replay_ms_1: d.replay_ms_1, replay_ms_verify: d.replay_ms_verify },
     ms_per_round: ms,
-    projected_from_rounds: speedupsFromRounds(ms, "half-head draft, measured rounds"),
+    projected_from_rounds: speedupsFromRounds(ms, `${label} draft, measured rounds`),
   };
 }
+const halfDraftHead = flags["half-draft-head"]
+  ? await halfDraft("half-head", () => draft.useHalfLmHead())
+  : null;
+const halfDraftWeights = flags["half-draft-weights"]
+  ? await halfDraft("half-weights", () => draft.useHalfWeights())
+  : null;
 const out = {
   date: new Date().toISOString(),
   adapter: adapterName(ctx),
@@ -249,6 +257,7 @@ const out = {
   by_team_rows: byTeamRows,
   by_lane_values: byLaneValues,
   half_draft_head: halfDraftHead,
+  half_draft_weights: halfDraftWeights,
 };
 const json = JSON.stringify(out, null, 2) + "\n";
 if (typeof flags.json === "string") await Deno.writeTextFile(flags.json, json);

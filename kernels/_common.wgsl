@@ -66,6 +66,12 @@ fn lane_sum(v: vec4f) -> f32 {
   return v.x + v.y + v.z + v.w;
 }
 
+// Four f16 values stored as two words (lib/tensor/tensor.ts dtype "f16": element 2w in the low half of
+// word w), widened exactly to f32: the weight loads of the team products' W_F16 variants.
+fn half4(h: vec2<u32>) -> vec4f {
+  return vec4f(unpack2x16float(h.x), unpack2x16float(h.y));
+}
+
 fn team_fma(acc: vec4f, x: Pair, w: Pair) -> vec4f {
   var s = acc;
   s += x.a * w.a;

@@ -43,6 +43,11 @@ var<workgroup> up_sums: array<f32, 2048>;
 @group(0) @binding(1) var<storage, read> xv: array<vec4f>;
 @group(0) @binding(2) var<storage, read> wg4: array<vec4f>;
 @group(0) @binding(3) var<storage, read> wu4: array<vec4f>;
+// W_F16: Wg and Wu are f16 storage tensors at bindings 6 and 7 (bindings 2 and 3 then dummies), read four
+// halves per load and widened exactly (matmul.wgsl W_F16): the f32 sums of the rounded weights.
+override W_F16: bool = false;
+@group(0) @binding(6) var<storage, read> wgh: array<vec2<u32>>;
+@group(0) @binding(7) var<storage, read> wuh: array<vec2<u32>>;
 
 fn x_at(xr: u32, q: u32, k4: u32) -> vec4f {
   if (q >= k4) { return vec4f(0.0); }
@@ -51,6 +56,10 @@ fn x_at(xr: u32, q: u32, k4: u32) -> vec4f {
 
 fn w_at(w: u32, q: u32, k4: u32, up: bool) -> vec4f {
   if (q >= k4) { return vec4f(0.0); }
+  if (W_F16) {
+    if (up) { return half4(wuh[w + q]); }
+    return half4(wgh[w + q]);
+  }
   if (up) { return wu4[w + q]; }
   return wg4[w + q];
 }

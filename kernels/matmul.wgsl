@@ -148,9 +148,9 @@ override MR: u32 = 1u;
 // token 4% faster with four, seven rows 14% slower).
 override QUADS: bool = MR <= 2u;
 var<workgroup> team_sums: array<f32, 2048>;  // (row r < MR, invocation)
-// W_F16: W is an f16 storage tensor (binding 5, lib/tensor/tensor.ts dtype "f16": halves, two per word,
-// element 2w in the low half of word w), read as four halves per load (8 bytes) and widened exactly to
-// f32: the sums are those of the f32 entry on W rounded to halves, bit for bit, from half the bytes.
+// W_F16: W is an f16 storage tensor (binding 5), read as four halves per load (8 bytes) and widened
+// exactly to f32 (_common.wgsl half4): the sums are those of the f32 entry on W rounded to halves, bit for
+// bit, from half the bytes. split_matvec.wgsl and decode_fused.wgsl have the same switch.
 // Without it binding 5 is a dummy (the f32 W is binding 2).
 override W_F16: bool = false;
 @group(0) @binding(5) var<storage, read> B16: array<vec2<u32>>;
@@ -163,10 +163,7 @@ fn team_x4(row: u32, q: u32, k4: u32) -> vec4f {
 
 fn team_w4(row: u32, q: u32, k4: u32) -> vec4f {
   if (q >= k4) { return vec4f(0.0); }
-  if (W_F16) {
-    let h = B16[row + q];
-    return vec4f(unpack2x16float(h.x), unpack2x16float(h.y));
-  }
+  if (W_F16) { return half4(B16[row + q]); }
   return B4[row + q];
 }
 

@@ -21,6 +21,12 @@ struct Params { M: u32, K: u32, n0: u32, n1: u32, n2: u32, o0: u32, o1: u32, o2:
 @group(0) @binding(5) var<storage, read_write> y0: array<f32>;
 @group(0) @binding(6) var<storage, read_write> y1: array<f32>;
 @group(0) @binding(7) var<storage, read_write> y2: array<f32>;
+// W_F16: the weights are f16 storage tensors at bindings 8–10 (bindings 2–4 then dummies), read four
+// halves per load and widened exactly (matmul.wgsl W_F16): the f32 sums of the rounded weights.
+override W_F16: bool = false;
+@group(0) @binding(8) var<storage, read> w0h: array<vec2<u32>>;
+@group(0) @binding(9) var<storage, read> w1h: array<vec2<u32>>;
+@group(0) @binding(10) var<storage, read> w2h: array<vec2<u32>>;
 
 // matvec_team's scheme: lane j adds x[m, 4q … 4q+3] ⊙ w[4q … 4q+3] for q = j, j + T, … into the vec4
 // accumulator of row m (_common.wgsl team_fma; four weight loads in flight, two from three rows on,
@@ -41,6 +47,11 @@ fn x_at(xr: u32, q: u32, k4: u32) -> vec4f {
 
 fn w_at(j: u32, wr: u32, q: u32, k4: u32) -> vec4f {
   if (q >= k4) { return vec4f(0.0); }
+  if (W_F16) {
+    if (j == 0u) { return half4(w0h[wr + q]); }
+    if (j == 1u) { return half4(w1h[wr + q]); }
+    return half4(w2h[wr + q]);
+  }
   if (j == 0u) { return w0[wr + q]; }
   if (j == 1u) { return w1[wr + q]; }
   return w2[wr + q];

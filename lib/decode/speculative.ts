@@ -219,8 +219,8 @@ export interface SpeculativeOptions extends GenerateOptions {
   lookahead?: number;
   /**
    * Rounds between readbacks of the GPU-resident loop (default 16: each readback leaves the GPU idle
-   * for ~10 ms, so that at Llama-3.2-1B's shapes a round cost 5.16 ms reading every 8 rounds and 4.99
-   * every 16, against 4.52 ms of GPU work).
+   * for ~10 ms; at Llama-3.2-1B's shapes a K = 3 round cost 5.03 ms of wall time reading every 8 rounds,
+   * 4.91 every 16 and 4.89 every 32, against 4.56 ms of GPU work).
    */
   roundsPerRead?: number;
   /** Read every round's result back and keep the caches on the host (the original loop; default false). */
@@ -251,7 +251,11 @@ export interface SpeculativeResult extends GenerateResult {
   acceptanceRate: number;
   /** Mean accepted drafts per round (each round emits that plus one). */
   meanAccepted: number;
-  /** Wall time per timed round, ms (the GPU-resident loop's first, captured round is not timed). */
+  /**
+   * Wall time per round, ms. The GPU-resident loop times from the end of its first round's capture (as
+   * `generate` does from its first step's) and divides by the later rounds; `tokensPerSecond` then leaves
+   * out the first round's tokens.
+   */
   msPerRound: number;
 }
 

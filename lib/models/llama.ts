@@ -135,6 +135,11 @@ export interface ForwardOutput {
   attentions?: Tensor[];
 }
 
+/** An f16 copy of a weight, block by block. */
+function halfWeight(w: Weight): Weight {
+  return { shape: w.shape, parts: w.parts.map((p) => toF16(p)) };
+}
+
 /** A loaded Llama model. */
 export class LlamaModel implements Disposable {
   private constructor(
@@ -168,9 +173,31 @@ export class LlamaModel implements Disposable {
    */
   useHalfLmHead(): void {
     if (this.#head.parts.every((p) => p.dtype === "f16")) return;
-    const half: Weight = { shape: this.#head.shape, parts: this.#head.parts.map((p) => toF16(p)) };
+    const half = halfWeight(this.#head);
     if (this.#head !== this.embed) disposeWeight(this.#head);
     this.#head = half;
+  }
+
+  /**
+   * {@linkcode useHalfLmHead}, and every attention layer's q, k, v, o and every MLP's gate, up, down
+   * stored as f16 too (Mamba layers and norms stay f32): the decoding products (kernels/matmul.wgsl,
+   * split_matvec.wgsl, decode_fused.wgsl with `W_F16`) read half the bytes. For a speculative draft, as
+   * `useHalfLmHead`; decoding only.
+   */
+  useHalfWeights(): void {
+    this.useHalfLmHead();
+    const half = <T extends object>(o: T, keys: (keyof T)[]) => {
+      for (const k of keys) {
+        const w = o[k] as Weight;
+        if (w.parts.every((p) => p.dtype === "f16")) continue;
+        o[k] = halfWeight(w) as T[keyof T];
+        disposeWeight(w);
+      }
+    };
+    for (const l of this.layers) {
+      if (l.attn) half(l.attn, ["q", "k", "v", "o"]);
+      half(l.mlp, ["gate", "up", "down"]);
+    }
   }
 
   /** Loads a checkpoint directory (config.json + safetensors) onto the GPU. */

@@ -11,6 +11,7 @@
  * @module
  */
 import { ShapeError } from "../errors.ts";
+import { dummyBuffer } from "../gpu/buffers.ts";
 import { dispatch, Params } from "../gpu/commands.ts";
 import type { KernelSpec } from "../gpu/pipelines.ts";
 import { teamLaunch, type Weight } from "./matmul.ts";
@@ -40,13 +41,32 @@ export function teamKernels(M: number, Ks: number[]): KernelSpec[] {
 /** Rows up to which {@linkcode swigluMatvec} is used by decoding (a team of invocations per output). */
 export const SWIGLU_MATVEC_MAX_ROWS = 16;
 
+/** The storage dtype the decoding products take for these weights (all one block, all f32 or all f16), or null. */
+function teamDtype(...ws: Weight[]): "f32" | "f16" | null {
+  const d = ws[0].parts[0]?.dtype;
+  if (d !== "f32" && d !== "f16") return null;
+  return ws.every((w) => w.parts.length === 1 && w.parts[0].dtype === d) ? d : null;
+}
+
+/** The spec with the W_F16 switch set for f16 weights, and the buffers of the weights' two bindings. */
+function weightBindings(
+  spec: KernelSpec,
+  half: boolean,
+  ws: Weight[],
+): { spec: KernelSpec; f32: GPUBuffer[]; f16: GPUBuffer[] } {
+  const bufs = ws.map((w) => w.parts[0].buffer);
+  const dummies = ws.map(() => dummyBuffer());
+  return half
+    ? { spec: { ...spec, constants: { ...spec.constants, W_F16: 1 } }, f32: dummies, f16: bufs }
+    : { spec, f32: bufs, f16: dummies };
+}
+
 /**
- * Whether {@linkcode swigluMatvec} takes these weights: one f32 block each, the same shape, K a multiple
- * of 4 (the kernel reads vec4).
+ * Whether {@linkcode swigluMatvec} takes these weights: one block each, both f32 or both f16, the same
+ * shape, K a multiple of 4 (the kernel reads vec4).
  */
 export function swigluMatvecFits(gate: Weight, up: Weight): boolean {
-  return gate.parts.length === 1 && up.parts.length === 1 && gate.parts[0].dtype === "f32" &&
-    up.parts[0].dtype === "f32" && gate.shape[0] === up.shape[0] && gate.shape[1] === up.shape[1] &&
+  return teamDtype(gate, up) !== null && gate.shape[0] === up.shape[0] && gate.shape[1] === up.shape[1] &&
     gate.shape[1] % 4 === 0;
 }
 
@@ -57,8 +77,8 @@ export function swigluMatvec(x: Tensor, gate: Weight, up: Weight): Tensor {
   if (!swigluMatvecFits(gate, up)) {
     throw new ShapeError(
       op,
-      `gate ${fmtShape(gate.shape)} and up ${fmtShape(up.shape)} must be single f32 blocks of one shape ` +
-        `with a multiple of 4 columns`,
+      `gate ${fmtShape(gate.shape)} and up ${fmtShape(up.shape)} must be single blocks of one shape and ` +
+        `dtype (f32 or f16) with a multiple of 4 columns`,
     );
   }
   if (x.shape[x.shape.length - 1] !== K) {
@@ -68,12 +88,8 @@ export function swigluMatvec(x: Tensor, gate: Weight, up: Weight): Tensor {
   if (M > 65535) throw new ShapeError(op, `${M} rows exceed one dispatch`);
   const y = Tensor.empty([...x.shape.slice(0, -1), N]);
   const team = teamLaunch(op, { file: "decode_fused.wgsl", entry: "swiglu_matvec" }, M, N, K);
-  dispatch(
-    team.spec,
-    [x.buffer, gate.parts[0].buffer, up.parts[0].buffer, y.buffer],
-    new Params().u32(M, N, K),
-    team.grid,
-  );
+  const w = weightBindings(team.spec, teamDtype(gate, up) === "f16", [gate, up]);
+  dispatch(w.spec, [x.buffer, ...w.f32, y.buffer, null, ...w.f16], new Params().u32(M, N, K), team.grid);
   return y;
 }
 
@@ -120,9 +136,9 @@ export interface RowBlock {
   rows: number;
 }
 
-/** Whether {@linkcode splitMatvec} takes these weights (one f32 block each, K a multiple of 4). */
+/** Whether {@linkcode splitMatvec} takes these weights (one block each, all f32 or all f16, K a multiple of 4). */
 export function splitMatvecFits(...ws: Weight[]): boolean {
-  return ws.every((w) => w.parts.length === 1 && w.parts[0].dtype === "f32" && w.shape[1] % 4 === 0);
+  return teamDtype(...ws) !== null && ws.every((w) => w.shape[1] % 4 === 0);
 }
 
 /**
@@ -137,7 +153,7 @@ export function splitMatvec(x: Tensor, blocks: [RowBlock, RowBlock, RowBlock]): 
     if (!splitMatvecFits(b.w) || b.w.shape[1] !== K) {
       throw new ShapeError(
         op,
-        `weight ${fmtShape(b.w.shape)} is not one f32 block of ${K} columns (a multiple of 4)`,
+        `weight ${fmtShape(b.w.shape)} is not one f32 or f16 block of ${K} columns (a multiple of 4)`,
       );
     }
     if (!(b.rows > 0 && b.row0 >= 0 && b.row0 + b.rows <= b.w.shape[0])) {
@@ -149,10 +165,15 @@ export function splitMatvec(x: Tensor, blocks: [RowBlock, RowBlock, RowBlock]): 
   const lead = x.shape.slice(0, -1);
   const ys = blocks.map((b) => Tensor.empty([...lead, b.rows])) as [Tensor, Tensor, Tensor];
   const n = blocks.reduce((s, b) => s + b.rows, 0);
+  const ws = blocks.map((b) => b.w);
+  if (!splitMatvecFits(...ws)) {
+    throw new ShapeError(op, "the three weights must share one dtype (f32 or f16)");
+  }
   const team = teamLaunch(op, { file: "split_matvec.wgsl" }, M, n, K);
+  const w = weightBindings(team.spec, teamDtype(...ws) === "f16", ws);
   dispatch(
-    team.spec,
-    [x.buffer, ...blocks.map((b) => b.w.parts[0].buffer), ...ys.map((y) => y.buffer)],
+    w.spec,
+    [x.buffer, ...w.f32, ...ys.map((y) => y.buffer), ...w.f16],
     new Params().u32(M, K, ...blocks.map((b) => b.rows), ...blocks.map((b) => b.row0)),
     team.grid,
   );

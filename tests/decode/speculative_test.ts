@@ -168,7 +168,7 @@ Deno.test("speculative decoding, greedy: a hybrid target with a Transformer draf
   assert.equal(s.acceptanceRate, 1);
 });
 
-Deno.test("speculative decoding, greedy: a draft whose LM head is stored in f16 (useHalfLmHead) still gives the target-only tokens", async () => {
+Deno.test("speculative decoding, greedy: a draft whose LM head (useHalfLmHead), then every weight (useHalfWeights), is stored in f16 still gives the target-only tokens", async () => {
   using target = await LlamaModel.load(hybridDir);
   using draft = await LlamaModel.load(llamaDir);
   using ids = Tensor.from([0, 5, 9, 14], [1, 4], "i32");
@@ -182,6 +182,23 @@ Deno.test("speculative decoding, greedy: a draft whose LM head is stored in f16 
   const after = await last();
   assertAllclose(after, before, { atol: 2e-2, rtol: 1e-2, name: "half-head logits" });
   assert.notDeepEqual(Array.from(after), Array.from(before), "the head's weights were rounded");
+  await greedyEqual(target, draft, 3);
+  // Every linear weight in f16 too (useHalfWeights): a prompt of 12 tokens (linear's row blocks of 8)
+  // and the decoding products' W_F16 paths.
+  draft.useHalfWeights();
+  const l0 = draft.layers[0];
+  for (const w of [l0.attn!.q, l0.attn!.k, l0.attn!.v, l0.attn!.o, l0.mlp.gate, l0.mlp.up, l0.mlp.down]) {
+    assert.equal(w.parts[0].dtype, "f16");
+  }
+  using f32 = await LlamaModel.load(llamaDir);
+  using long = Tensor.from([0, 5, 9, 14, 3, 8, 21, 2, 7, 11, 4, 6], [1, 12], "i32");
+  using a = draft.forward(long, { lastOnly: true }).logits;
+  using b = f32.forward(long, { lastOnly: true }).logits;
+  assertAllclose(await a.toArray(), await b.toArray(), {
+    atol: 5e-2,
+    rtol: 2e-2,
+    name: "half-weight logits",
+  });
   await greedyEqual(target, draft, 3);
 });
 

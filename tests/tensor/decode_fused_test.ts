@@ -8,7 +8,15 @@ import {
   swigluMatvec,
   swigluMatvecFits,
 } from "../../lib/tensor/decode_fused.ts";
-import { linear, setTeamLaneValues, TEAM_ROWS, teamLanes, useTeamRows } from "../../lib/tensor/matmul.ts";
+import {
+  linear,
+  setTeamLaneValues,
+  TEAM_ROWS,
+  teamLanes,
+  useTeamRows,
+  type Weight,
+} from "../../lib/tensor/matmul.ts";
+import { toF16 } from "../../lib/tensor/convert.ts";
 import { rmsNormRef, swigluRef } from "../../lib/tensor/ops_ref.ts";
 import { Tensor } from "../../lib/tensor/tensor.ts";
 import { assertAllclose, randomArray } from "../_assert.ts";
@@ -229,3 +237,40 @@ async function checkRowsAlone(N: number, K: number, settings: readonly number[])
     w2.parts[0].dispose();
   }
 }
+
+Deno.test("W_F16: splitMatvec and swigluMatvec on f16 weights equal their f32 selves on the weights rounded to halves, bit for bit", async () => {
+  const round = (a: Float32Array) => Float32Array.from(Float16Array.from(a));
+  for (const [M, K] of [[1, 64], [3, 200], [9, 2048]]) {
+    const x = randomArray(M * K, 5 + M);
+    using X = Tensor.from(x, [M, K]);
+    // q, k, v of three weights, and three row blocks of one weight.
+    const ws = [37, 12, 12].map((n, i) => round(randomArray(n * K, 20 + i, 0.5)));
+    const full = ws.map((w) => Tensor.from(w, [w.length / K, K]));
+    const half = full.map((t) => toF16(t));
+    const weight = (t: Tensor): Weight => ({ parts: [t], shape: [t.shape[0], K] });
+    const blocks = (ts: Tensor[]) =>
+      ts.map((t) => ({ w: weight(t), row0: 0, rows: t.shape[0] })) as Parameters<typeof splitMatvec>[1];
+    assert.ok(splitMatvecFits(...half.map(weight)));
+    const a = splitMatvec(X, blocks(half));
+    const b = splitMatvec(X, blocks(full));
+    for (let j = 0; j < 3; j++) {
+      assert.deepEqual(
+        Array.from(await a[j].toArray()),
+        Array.from(await b[j].toArray()),
+        `split ${M}x${K} block ${j}`,
+      );
+      assertAllclose(await a[j].toArray(), productRef(x, ws[j], M, ws[j].length / K, K), {
+        atol: 1e-4,
+        name: `split f16 ${j}`,
+      });
+    }
+    // gate and up: blocks 0 and 0 again (one shape), f16 against f32.
+    using g16 = toF16(full[1]);
+    assert.ok(swigluMatvecFits(weight(half[1]), weight(g16)));
+    assert.ok(!swigluMatvecFits(weight(half[1]), weight(full[2])), "mixed dtypes do not fit");
+    using s16 = swigluMatvec(X, weight(half[1]), weight(g16));
+    using s32 = swigluMatvec(X, weight(full[1]), weight(full[1]));
+    assert.deepEqual(Array.from(await s16.toArray()), Array.from(await s32.toArray()), `swiglu ${M}x${K}`);
+    for (const t of [...a, ...b, ...full, ...half]) t.dispose();
+  }
+});
