@@ -58,11 +58,11 @@ export const SPLIT_ARGMAX_FROM = 16384;
  * spreads out; `splitArgmax` forces either way.
  */
 export function argmaxSlices(vocab: number, o: { temperature?: number; splitArgmax?: boolean }): number {
-  if ((o.temperature ?? 1) > 0 || !(o.splitArgmax ?? vocab >= SPLIT_ARGMAX_FROM)) return 0;
-  // The slices' pairs carry each index as an f32 value, exact below 2^24.
-  if (vocab >= 2 ** 24) {
-    throw new ShapeError("argmax", `a vocabulary of ${vocab} is past the split argmax's 2^24`);
-  }
+  // The slices' pairs carry each index as an f32 value, exact below 2^24: larger vocabularies stay one
+  // pass unless the split is asked for, which is then an error.
+  const fits = vocab < 2 ** 24;
+  if ((o.temperature ?? 1) > 0 || !(o.splitArgmax ?? (vocab >= SPLIT_ARGMAX_FROM && fits))) return 0;
+  if (!fits) throw new ShapeError("argmax", `a vocabulary of ${vocab} is past the split argmax's 2^24`);
   return Math.min(65535, Math.ceil(vocab / ARGMAX_SLICE));
 }
 

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { ShapeError } from "../../lib/errors.ts";
 import { initGpu } from "../../lib/gpu/device.ts";
 import {
   ARGMAX_SLICE,
@@ -144,6 +145,8 @@ Deno.test("sample.wgsl split argmax: argmax_part's slice maxima, reduced by samp
   assert.equal(argmaxSlices(128256, { temperature: 0 }), Math.ceil(128256 / ARGMAX_SLICE));
   assert.equal(argmaxSlices(128256, { temperature: 1 }), 0, "sampling never splits");
   assert.equal(argmaxSlices(4096, { temperature: 0, splitArgmax: true }), 2);
+  assert.equal(argmaxSlices(2 ** 24, { temperature: 0 }), 0, "past 2^24 indices: one pass");
+  assert.throws(() => argmaxSlices(2 ** 24, { temperature: 0, splitArgmax: true }), ShapeError);
   // 40,001 logits in 20 slices (the last one short), four rows: row 0 plain; row 1 ties its maximum in
   // two slices (the first index wins); row 2 has it in the ragged last slice; row 3 ties within a slice.
   const Vs = 40001, R = 4;
