@@ -81,7 +81,7 @@ export function argmaxParts(logits: Tensor, parts: Tensor, rows: number, vocab: 
   dispatch(
     { file: "sample.wgsl", entry: "argmax_part" },
     [logits.buffer, null, null, null, null, parts.buffer],
-    new Params().u32(rows, vocab, 0, 0, 0, 0, 0, 0, 0, 0, G),
+    samplerParams(rows, vocab, 0, 0, { temperature: 0 }).u32(0, 0, G),
     [G, rows],
   );
 }

@@ -135,9 +135,15 @@ export interface ForwardOutput {
   attentions?: Tensor[];
 }
 
-/** An f16 copy of a weight, block by block. */
-function halfWeight(w: Weight): Weight {
-  return { shape: w.shape, parts: w.parts.map((p) => toF16(p)) };
+/**
+ * `w` stored as f16 (`w` itself when it already is), block by block; the f32 blocks are freed unless
+ * `keep` (a head tied to the embedding, which stays f32).
+ */
+function halfWeight(w: Weight, keep = false): Weight {
+  if (w.parts.every((p) => p.dtype === "f16")) return w;
+  const half = { shape: w.shape, parts: w.parts.map((p) => toF16(p)) };
+  if (!keep) disposeWeight(w);
+  return half;
 }
 
 /** A loaded Llama model. */
@@ -172,10 +178,7 @@ export class LlamaModel implements Disposable {
    * its own f16 copy (the embedding stays f32).
    */
   useHalfLmHead(): void {
-    if (this.#head.parts.every((p) => p.dtype === "f16")) return;
-    const half = halfWeight(this.#head);
-    if (this.#head !== this.embed) disposeWeight(this.#head);
-    this.#head = half;
+    this.#head = halfWeight(this.#head, this.#head === this.embed);
   }
 
   /**
@@ -186,17 +189,9 @@ export class LlamaModel implements Disposable {
    */
   useHalfWeights(): void {
     this.useHalfLmHead();
-    const half = <T extends object>(o: T, keys: (keyof T)[]) => {
-      for (const k of keys) {
-        const w = o[k] as Weight;
-        if (w.parts.every((p) => p.dtype === "f16")) continue;
-        o[k] = halfWeight(w) as T[keyof T];
-        disposeWeight(w);
-      }
-    };
-    for (const l of this.layers) {
-      if (l.attn) half(l.attn, ["q", "k", "v", "o"]);
-      half(l.mlp, ["gate", "up", "down"]);
+    for (const { attn: a, mlp: m } of this.layers) {
+      if (a) [a.q, a.k, a.v, a.o] = [a.q, a.k, a.v, a.o].map((w) => halfWeight(w));
+      [m.gate, m.up, m.down] = [m.gate, m.up, m.down].map((w) => halfWeight(w));
     }
   }
 

@@ -11,10 +11,9 @@
  * @module
  */
 import { ShapeError } from "../errors.ts";
-import { dummyBuffer } from "../gpu/buffers.ts";
 import { dispatch, Params } from "../gpu/commands.ts";
 import type { KernelSpec } from "../gpu/pipelines.ts";
-import { teamLaunch, type Weight } from "./matmul.ts";
+import { teamLaunch, teamWeightBindings, type Weight } from "./matmul.ts";
 import { fmtShape, Tensor } from "./tensor.ts";
 
 /**
@@ -48,19 +47,6 @@ function teamDtype(...ws: Weight[]): "f32" | "f16" | null {
   return ws.every((w) => w.parts.length === 1 && w.parts[0].dtype === d) ? d : null;
 }
 
-/** The spec with the W_F16 switch set for f16 weights, and the buffers of the weights' two bindings. */
-function weightBindings(
-  spec: KernelSpec,
-  half: boolean,
-  ws: Weight[],
-): { spec: KernelSpec; f32: GPUBuffer[]; f16: GPUBuffer[] } {
-  const bufs = ws.map((w) => w.parts[0].buffer);
-  const dummies = ws.map(() => dummyBuffer());
-  return half
-    ? { spec: { ...spec, constants: { ...spec.constants, W_F16: 1 } }, f32: dummies, f16: bufs }
-    : { spec, f32: bufs, f16: dummies };
-}
-
 /**
  * Whether {@linkcode swigluMatvec} takes these weights: one block each, both f32 or both f16, the same
  * shape, K a multiple of 4 (the kernel reads vec4).
@@ -88,7 +74,11 @@ export function swigluMatvec(x: Tensor, gate: Weight, up: Weight): Tensor {
   if (M > 65535) throw new ShapeError(op, `${M} rows exceed one dispatch`);
   const y = Tensor.empty([...x.shape.slice(0, -1), N]);
   const team = teamLaunch(op, { file: "decode_fused.wgsl", entry: "swiglu_matvec" }, M, N, K);
-  const w = weightBindings(team.spec, teamDtype(gate, up) === "f16", [gate, up]);
+  const w = teamWeightBindings(
+    team.spec,
+    teamDtype(gate, up) === "f16",
+    [gate, up].map((g) => g.parts[0].buffer),
+  );
   dispatch(w.spec, [x.buffer, ...w.f32, y.buffer, null, ...w.f16], new Params().u32(M, N, K), team.grid);
   return y;
 }
@@ -170,7 +160,7 @@ export function splitMatvec(x: Tensor, blocks: [RowBlock, RowBlock, RowBlock]): 
     throw new ShapeError(op, "the three weights must share one dtype (f32 or f16)");
   }
   const team = teamLaunch(op, { file: "split_matvec.wgsl" }, M, n, K);
-  const w = weightBindings(team.spec, teamDtype(...ws) === "f16", ws);
+  const w = teamWeightBindings(team.spec, teamDtype(...ws) === "f16", ws.map((x) => x.parts[0].buffer));
   dispatch(
     w.spec,
     [x.buffer, ...w.f32, ...ys.map((y) => y.buffer), ...w.f16],

@@ -135,6 +135,22 @@ export function teamLaunch(
   return { spec: { ...spec, constants: { T: t, MR: mr } }, grid: [Math.ceil(M / mr), blocks] };
 }
 
+/**
+ * A team product's weight bindings (kernels/matmul.wgsl, split_matvec.wgsl, decode_fused.wgsl): f32 weights
+ * at their f32 bindings, or, for f16 weights, the spec with the `W_F16` switch set and the weights at their
+ * f16 bindings; the other set of bindings gets dummies.
+ */
+export function teamWeightBindings(
+  spec: KernelSpec,
+  half: boolean,
+  weights: GPUBuffer[],
+): { spec: KernelSpec; f32: GPUBuffer[]; f16: GPUBuffer[] } {
+  const dummies = weights.map(() => dummyBuffer());
+  return half
+    ? { spec: { ...spec, constants: { ...spec.constants, W_F16: 1 } }, f32: dummies, f16: weights }
+    : { spec, f32: weights, f16: dummies };
+}
+
 /** Entry points for products of ≥ {@linkcode BIG_TILES_MIN} tiles of 128×128 (benchmarks compare them). */
 export const LARGE_TILE_ENTRIES = ["main128v4", "main128db"] as const;
 /** One of {@linkcode LARGE_TILE_ENTRIES}. */
@@ -290,9 +306,8 @@ export function matmulStrided(args: StridedMatmul): void {
     // Both operands' K axes contiguous and vec4-aligned (x·Wᵀ): a team of invocations per output reads
     // W's row together, each load serving all rows of the workgroup (up to TEAM_ROWS).
     const team = teamLaunch("matmul", MATVEC_TEAM, M, N, args.K);
-    const half = b.t.dtype === "f16";
-    const spec = half ? { ...team.spec, constants: { ...team.spec.constants, W_F16: 1 } } : team.spec;
-    dispatch(spec, [...buffers, half ? b.t.buffer : dummyBuffer()], p, [...team.grid, nb0 * nb1]);
+    const w = teamWeightBindings(team.spec, b.t.dtype === "f16", [b.t.buffer]);
+    dispatch(w.spec, [a.t.buffer, ...w.f32, c.t.buffer, buffers[3], ...w.f16], p, [...team.grid, nb0 * nb1]);
   } else if (M <= MATVEC_MAX_ROWS) {
     dispatch(MATVEC, buffers, p, [Math.ceil(N / 64), M, nb0 * nb1]);
   } else if (Math.ceil(M / 128) * Math.ceil(N / 128) * nb0 * nb1 >= bigTilesMin && !smallTilesOnly) {
