@@ -20,13 +20,11 @@ import { parseFlags } from "../lib/cli/args.ts";
 import { generate } from "../lib/decode/generate.ts";
 import { dispatchCount } from "../lib/gpu/commands.ts";
 import { speculativeGenerate } from "../lib/decode/speculative.ts";
-import { runDistillation } from "../lib/distill/run.ts";
-import { convertTeacher } from "../lib/distill/convert.ts";
 import { adapterName, initGpu } from "../lib/gpu/device.ts";
-import { SafetensorsFile, writeSafetensors } from "../lib/io/safetensors.ts";
 import { loadTokenizer } from "../lib/io/tokenizer.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/models/default_model.ts";
 import { LlamaModel } from "../lib/models/llama.ts";
+import { distilledStudent, earlyExit } from "./students.ts";
 import { profileSteps, projectedSpeedup, type StepProfile } from "./speculative_profile.ts";
 import { kernelBreakdownTiming } from "./timing.ts";
 import { type DispatchCost, dispatchCosts } from "./dispatch_cost.ts";
@@ -46,50 +44,11 @@ const tmp = await Deno.makeTempDir();
 const t0 = performance.now();
 const log = (l: string) => console.error(`[${((performance.now() - t0) / 1000).toFixed(1)} s] ${l}`);
 
-/** The teacher's first `layers` layers as a checkpoint directory (an early-exit draft). */
-async function earlyExit(dir: string, layers: number): Promise<void> {
-  await Deno.mkdir(dir, { recursive: true });
-  const cfg = JSON.parse(await Deno.readTextFile(`${DEFAULT_MODEL_DIR}/config.json`));
-  await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify({ ...cfg, num_hidden_layers: layers }));
-  for (const file of ["tokenizer.json", "tokenizer_config.json"]) {
-    await Deno.copyFile(`${DEFAULT_MODEL_DIR}/${file}`, `${dir}/${file}`).catch(() => {});
-  }
-  using st = await SafetensorsFile.open(`${DEFAULT_MODEL_DIR}/model.safetensors`);
-  const kept = st.names().filter((n) => !n.startsWith("model.layers.") || Number(n.split(".")[2]) < layers);
-  const tensors = Object.fromEntries(
-    await Promise.all(kept.map(async (n) => [n, await st.read(n)] as const)),
-  );
-  await writeSafetensors(`${dir}/model.safetensors`, tensors, { format: "pt" });
-}
-
-const distilled = async (name: string, attentionLayers: number[]) => {
-  if (tokens === 0) {
-    // --tokens 0: the converted students as initialised (a quick check of the harness, not a result).
-    await convertTeacher(DEFAULT_MODEL_DIR, `${tmp}/${name}`, {
-      attentionLayers,
-      mamba: 2,
-      init: "attention",
-      seed: 0,
-    });
-    return { dir: `${tmp}/${name}`, ppl: null };
-  }
-  const r = await runDistillation({
-    teacherDir: DEFAULT_MODEL_DIR,
-    outDir: `${tmp}/${name}`,
-    recipe: "kd",
-    attentionLayers,
-    tokens,
-    batch: 16,
-    seqLen: 256,
-    report: false,
-    evalWindows: quick ? 64 : undefined,
-    log: (l) => log(`[${name}] ${l}`),
-  });
-  return { dir: `${tmp}/${name}`, ppl: r.studentPpl };
-};
+const distilled = (name: string, attentionLayers: number[]) =>
+  distilledStudent(`${tmp}/${name}`, attentionLayers, { tokens, evalWindows: quick ? 64 : undefined, log });
 const hybridRun = await distilled("hybrid-50", [1, 3, 5]);
 const mambaRun = await distilled("mamba-0", []);
-await earlyExit(`${tmp}/early-2`, 2);
+await earlyExit(DEFAULT_MODEL_DIR, `${tmp}/early-2`, 2);
 
 const tok = await loadTokenizer(DEFAULT_MODEL_DIR);
 using teacher = await LlamaModel.load(DEFAULT_MODEL_DIR);

@@ -38,6 +38,7 @@
  * @module
  */
 import { ShapeError } from "../errors.ts";
+import { FusedDraft, fusedDraftKernels } from "./fused_draft.ts";
 import {
   type Binding,
   captureCommands,
@@ -231,6 +232,13 @@ export interface SpeculativeOptions extends GenerateOptions {
    * decoding state on; the result is already final. Not timed.
    */
   profileRound?: (round: CapturedCommands) => Promise<void>;
+  /**
+   * Run the draft's whole round in one dispatch ({@linkcode FusedDraft}, `kernels/fused_draft.wgsl`):
+   * for greedy (temperature 0) GPU-resident rounds with a small Llama draft (`fusedDraftUnsupported`
+   * says which fit). `"half"` packs its matrices as f16. The proposals are the draft's argmax tokens as
+   * the unfused draft computes them (its sums in another order). Default false.
+   */
+  fusedDraft?: boolean | "half";
 }
 
 /** One round: the K drafts, how many were accepted, and the resampled or bonus token. */
@@ -305,6 +313,12 @@ export function speculativeGenerate(
   prompt: string,
   opts: SpeculativeOptions = {},
 ): Promise<SpeculativeResult> {
+  if (opts.fusedDraft && opts.hostRounds) {
+    throw new ShapeError(
+      "speculative",
+      "fusedDraft runs in the GPU-resident loop only (not with hostRounds)",
+    );
+  }
   return opts.hostRounds
     ? hostLoop(target, draft, tokenizer, prompt, opts)
     : residentLoop(target, draft, tokenizer, prompt, opts);
@@ -360,13 +374,14 @@ async function prefill(
   draft: LlamaModel,
   ids: number[],
   t: DecodeState,
-  d: DecodeState,
+  d: DecodeState | FusedDraft,
   draftFeed = 1,
 ) {
   for (const [m, st, n] of [[target, t, ids.length - 1], [draft, d, ids.length - draftFeed]] as const) {
     if (n <= 0) continue;
     using pre = Tensor.from(ids.slice(0, n), [1, n], "i32");
-    m.forward(pre, { cache: st.layers, lastOnly: true }).logits.dispose();
+    if (st instanceof FusedDraft) st.prefill(pre);
+    else m.forward(pre, { cache: st.layers, lastOnly: true }).logits.dispose();
   }
   await sync(); // the prefill is not part of the timing
 }
@@ -492,10 +507,18 @@ async function residentLoop(
   const s = setup(target, draft, tokenizer, prompt, opts);
   const { K, V, ids, steps, capacity } = s;
   const R = Math.max(1, Math.floor(opts.roundsPerRead ?? 16));
-  await precompile(RESIDENT_KERNELS);
+  // At temperature 0 the rule needs tokens only: the draft's argmax (in roundTokens) and the target's
+  // (targetTok), no distributions; with a large vocabulary each argmax is split over workgroups.
+  const greedy = (opts.temperature ?? 1) <= 0;
+  if (opts.fusedDraft && !greedy) {
+    throw new ShapeError("speculative", "fusedDraft proposes argmax tokens: it needs temperature 0");
+  }
+  const half = opts.fusedDraft === "half";
+  using fused = opts.fusedDraft ? await FusedDraft.create(draft, capacity, { half }) : null;
+  await precompile(fused ? [...RESIDENT_KERNELS, ...fusedDraftKernels(half)] : RESIDENT_KERNELS);
   const K1 = K + 1;
   using tState = new DecodeState(target.createCache(1, capacity));
-  using dState = new DecodeState(draft.createCache(1, capacity));
+  using dState = fused ? null : new DecodeState(draft.createCache(1, capacity));
   const last = ids[ids.length - 1];
   // With two prompt tokens or more the draft stays one token behind and re-feeds it with t_last, so it
   // runs K forwards a round ([prev, t_last], d_1..d_{K−1}); a one-token prompt has no prev, and the
@@ -506,9 +529,6 @@ async function residentLoop(
     ? Tensor.from([ids[ids.length - 2], last], [1, 2], "i32")
     : Tensor.from([last], [1, 1], "i32");
   using draftNext = Tensor.zeros([1, 1], "i32");
-  // At temperature 0 the rule needs tokens only: the draft's argmax (in roundTokens) and the target's
-  // (targetTok), no distributions; with a large vocabulary each argmax is split over workgroups.
-  const greedy = (opts.temperature ?? 1) <= 0;
   const G = argmaxSlices(V, opts);
   using q = greedy ? null : Tensor.empty([1, K, V]);
   using qi = greedy ? null : Tensor.empty([1, V]);
@@ -527,10 +547,10 @@ async function residentLoop(
   const eosIds = [...s.eos];
   using eosBuf = Tensor.from(eosIds.length ? eosIds : [-1], [Math.max(1, eosIds.length)], "i32");
   using state = Tensor.from([ids.length - 1, 0, steps === 0 ? 1 : 0, 0, 0], [ROUND_STATE.words], "i32");
-  await prefill(target, draft, ids, tState, dState, behind ? 2 : 1);
+  await prefill(target, draft, ids, tState, fused ?? dState!, behind ? 2 : 1);
   // The Mamba-2 checkpoints hold the prefilled state, so the recorded round begins without copies.
   tState.prime(K1);
-  dState.prime(K1);
+  dState?.prime(K1);
   const seed = opts.seed ?? 0;
   const settings: RoundSettings = {
     seed,
@@ -542,11 +562,13 @@ async function residentLoop(
   const round = () => {
     // 1. The draft proposes d_1..d_K (slots 1..K of roundTokens), keeping q_1..q_K: its first forward
     //    is [prev, t_last] at positions pos − 1, pos (behind) or t_last at pos, then d_i at pos + i.
-    dState.begin(K1);
-    for (let i = 0; i < (behind ? K : K + 1); i++) {
+    //    A fused draft runs all of it in one dispatch.
+    if (fused) fused.round(roundTokens, next, state, K);
+    else dState!.begin(K1);
+    for (let i = 0; !fused && i < (behind ? K : K + 1); i++) {
       const position = { counts: state, word: ROUND_STATE.pos, offset: i === 0 && behind ? -1 : i };
       const { logits } = draft.forward(i === 0 ? next : draftNext, {
-        cache: dState.layers,
+        cache: dState!.layers,
         lastOnly: true,
         position,
       });
@@ -596,7 +618,7 @@ async function residentLoop(
     );
     // 4. Both models keep r + 1 of the K + 1 tokens.
     tState.commit(keep);
-    dState.commit(keep);
+    dState?.commit(keep);
   };
   // Timed from the end of the first round's capture, whose tokens are not counted (as `generate`
   // times from its first captured step on): tokens/s then reads the same for both.

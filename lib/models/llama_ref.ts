@@ -38,16 +38,16 @@ function addInto(a: Float64Array, b: ArrayLike<number>): Float64Array {
 }
 
 /**
- * Mean next-token cross-entropy of ids (B, T): logits[:, :-1] against ids[:, 1:], as
- * `LlamaForCausalLM(labels=ids)`. `w(name)` returns a weight by its checkpoint name.
+ * The logits (B·T, V) of ids (B, T), as `LlamaForCausalLM(ids).logits` (causal, no cache). `w(name)`
+ * returns a weight by its checkpoint name.
  */
-export function nextTokenLossRef(
+export function logitsRef(
   m: LlamaRefModel,
   w: (name: string) => ArrayLike<number>,
   ids: ArrayLike<number>,
   B: number,
   T: number,
-): number {
+): Float64Array {
   const c = m.config;
   const D = c.hiddenSize;
   const R = B * T;
@@ -87,7 +87,23 @@ export function nextTokenLossRef(
   }
   const final = rmsNormRef(h, w("model.norm.weight"), D, eps);
   const head = w(c.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight");
-  const logits = linear(final, head, R, c.vocabSize, D);
+  return linear(final, head, R, c.vocabSize, D);
+}
+
+/**
+ * Mean next-token cross-entropy of ids (B, T): logits[:, :-1] against ids[:, 1:], as
+ * `LlamaForCausalLM(labels=ids)`. `w(name)` returns a weight by its checkpoint name.
+ */
+export function nextTokenLossRef(
+  m: LlamaRefModel,
+  w: (name: string) => ArrayLike<number>,
+  ids: ArrayLike<number>,
+  B: number,
+  T: number,
+): number {
+  const c = m.config;
+  const R = B * T;
+  const logits = logitsRef(m, w, ids, B, T);
   const targets = new Int32Array(R).fill(-100);
   for (let b = 0; b < B; b++) for (let t = 0; t < T - 1; t++) targets[b * T + t] = ids[b * T + t + 1];
   const ce = crossEntropyRef(logits, targets, c.vocabSize);

@@ -1,0 +1,213 @@
+/**
+ * Speculative decoding at the bundled size with fused drafts (issue #7, lib/decode/fused_draft.ts):
+ * tokens/s of a distilled 50% hybrid generating greedily alone and with small Llama drafts whose whole
+ * round is one dispatch, at K = 1..6, f32 and f16 drafts, against the same drafts unfused.
+ *
+ *   deno run -A bench/speculative_fused.ts OUT.json [--quick] [--tokens N] [--draft-steps N] [--new N]
+ *
+ * `--max-k` (default 6) caps K (a check of the harness on the CPU adapter).
+ *
+ * Everything is made in the run: the target is distilled from the bundled teacher (end-to-end KD,
+ * `--tokens`, as bench/speculative.ts), and each small draft is trained from random weights by KD
+ * from the target (KL to its next-token distribution on Brown windows, 16 × 256, `--draft-steps`
+ * steps). The teacher's first two layers (early exit) are a third draft. Every speculative output is
+ * checked to equal the target's own greedy output token for token.
+ *
+ * @module
+ */
+import { parseFlags } from "../lib/cli/args.ts";
+import { FusedDraft } from "../lib/decode/fused_draft.ts";
+import { generate } from "../lib/decode/generate.ts";
+import { speculativeGenerate, type SpeculativeResult } from "../lib/decode/speculative.ts";
+import { brownIdsForModel } from "../lib/distill/data.ts";
+import { distillTask } from "../lib/distill/tasks.ts";
+import { adapterName, initGpu } from "../lib/gpu/device.ts";
+import { loadTokenizer } from "../lib/io/tokenizer.ts";
+import { DEFAULT_MODEL_DIR } from "../lib/models/default_model.ts";
+import { LlamaModel } from "../lib/models/llama.ts";
+import { train } from "../lib/train/loop.ts";
+import { distilledStudent, earlyExit } from "./students.ts";
+import { programBreakdown } from "./timing.ts";
+import { kernelBreakdownTiming } from "./timing.ts";
+
+const [outPath, ...rest] = Deno.args;
+if (!outPath) {
+  throw new Error("usage: speculative_fused.ts OUT.json [--quick] [--tokens N] [--draft-steps N]");
+}
+const f = parseFlags("speculative_fused", rest, {
+  tokens: "number",
+  "draft-steps": "number",
+  new: "number",
+  "max-k": "number",
+  quick: "boolean",
+});
+const maxK = (f["max-k"] as number) ?? 6;
+const quick = f.quick === true;
+const tokens = (f.tokens as number) ?? (quick ? 2 ** 16 : 2 ** 19);
+const draftSteps = (f["draft-steps"] as number) ?? (quick ? 150 : 1500);
+const N = (f.new as number) ?? 256;
+const ctx = await initGpu();
+const tmp = await Deno.makeTempDir();
+const t0 = performance.now();
+const log = (l: string) => console.error(`[${((performance.now() - t0) / 1000).toFixed(1)} s] ${l}`);
+
+const hybrid = await distilledStudent(`${tmp}/hybrid-50`, [1, 3, 5], {
+  tokens,
+  evalWindows: quick ? 64 : undefined,
+  log,
+});
+await earlyExit(DEFAULT_MODEL_DIR, `${tmp}/early-2`, 2);
+const tok = await loadTokenizer(DEFAULT_MODEL_DIR);
+using target = await LlamaModel.load(hybrid.dir);
+using early = await LlamaModel.load(`${tmp}/early-2`);
+const ids = (await brownIdsForModel(DEFAULT_MODEL_DIR)).train;
+
+/** The small drafts: widths and depths, each trained by KD from the target. */
+const shapes = [
+  { name: "tiny-1x128", layers: 1, hidden: 128, heads: 4, kvHeads: 2, mlp: 344 },
+  { name: "tiny-2x128", layers: 2, hidden: 128, heads: 4, kvHeads: 2, mlp: 344 },
+];
+const drafts: { name: string; model: LlamaModel; train_s?: number; final_kl?: number }[] = [];
+for (const s of shapes) {
+  const config = {
+    ...target.config,
+    hiddenSize: s.hidden,
+    intermediateSize: s.mlp,
+    numLayers: s.layers,
+    numHeads: s.heads,
+    numKvHeads: s.kvHeads,
+    headDim: s.hidden / s.heads,
+    tieWordEmbeddings: false,
+  };
+  const model = LlamaModel.random(config, 0, 0.02);
+  const task = distillTask(target, model, ids, { batch: 16, seqLen: 256, klWeight: 1, ceWeight: 0 });
+  const t = performance.now();
+  const run = await train(task, {
+    steps: draftSteps,
+    lr: { peak: 3e-3, warmup: Math.min(100, draftSteps / 10), min: 3e-4 },
+    adamw: { betas: [0.9, 0.95], weightDecay: 0.1, maxGradNorm: 1 },
+    logEvery: 50,
+  });
+  const train_s = (performance.now() - t) / 1000;
+  log(`${s.name}: ${draftSteps} KD steps in ${train_s.toFixed(1)} s, last KL ${run.lastLoss.toFixed(3)}`);
+  drafts.push({ name: s.name, model, train_s, final_kl: run.lastLoss });
+}
+drafts.push({ name: "early-exit-2", model: early });
+
+const prompt = "The jury said";
+const greedy = { temperature: 0, maxTokens: N, stopAtEos: false };
+for (const m of [target, ...drafts.map((d) => d.model)]) {
+  await generate(m, tok, prompt, { ...greedy, maxTokens: 32 });
+}
+for (const d of drafts) {
+  for (const fusedDraft of [false, true, "half"] as const) {
+    await speculativeGenerate(target, d.model, tok, prompt, {
+      ...greedy,
+      maxTokens: 32,
+      lookahead: 3,
+      fusedDraft,
+    });
+  }
+}
+
+const best = async <T extends { tokensPerSecond: number }>(
+  fn: () => Promise<T>,
+  reps: number,
+): Promise<T> => {
+  let top: T | null = null;
+  for (let i = 0; i < reps; i++) {
+    const r = await fn();
+    if (!top || r.tokensPerSecond > top.tokensPerSecond) top = r;
+  }
+  return top!;
+};
+const reps = quick ? 2 : 3;
+const plain = await best(() => generate(target, tok, prompt, greedy), reps);
+log(`plain ${plain.tokensPerSecond.toFixed(0)} tokens/s`);
+const rows: Record<string, unknown>[] = [];
+const profiles: Record<string, unknown> = {};
+const save = () =>
+  Deno.writeTextFile(
+    outPath,
+    JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        adapter: adapterName(ctx),
+        new_tokens: N,
+        distill_tokens: tokens,
+        draft_kd_steps: draftSteps,
+        target_ppl: hybrid.ppl,
+        target_plain_tokens_per_s: plain.tokensPerSecond,
+        drafts: drafts.map((d) => ({
+          name: d.name,
+          config: d.model.config,
+          train_s: d.train_s,
+          final_kl: d.final_kl,
+        })),
+        rows,
+        round_profiles: profiles,
+      },
+      null,
+      1,
+    ),
+  );
+for (const d of drafts) {
+  using packed = await FusedDraft.create(d.model, 8);
+  using packedHalf = await FusedDraft.create(d.model, 8, { half: true });
+  const modes = [
+    ["fused", true, [1, 2, 3, 4, 5, 6]],
+    ["fused-f16", "half", [1, 2, 3, 4, 5, 6]],
+    ["unfused", false, [1, 3]],
+  ] as const;
+  for (const [mode, fusedDraft, Ks] of modes) {
+    for (const K of Ks.filter((k) => k <= maxK)) {
+      const r: SpeculativeResult = await best(
+        () => speculativeGenerate(target, d.model, tok, prompt, { ...greedy, lookahead: K, fusedDraft }),
+        reps,
+      );
+      const same = r.tokens.length === plain.tokens.length && r.tokens.every((t, i) => t === plain.tokens[i]);
+      if (!same) throw new Error(`${d.name} ${mode} K=${K}: the output differs from greedy decoding`);
+      const row = {
+        draft: d.name,
+        mode,
+        K,
+        tokens_per_s: r.tokensPerSecond,
+        speedup: r.tokensPerSecond / plain.tokensPerSecond,
+        acceptance_rate: r.acceptanceRate,
+        mean_accepted: r.meanAccepted,
+        ms_per_round: r.msPerRound,
+        draft_step_bytes: mode === "unfused" ? undefined : (mode === "fused" ? packed : packedHalf).stepBytes,
+      };
+      rows.push(row);
+      log(
+        `${d.name} ${mode} K=${K}: ${r.tokensPerSecond.toFixed(0)} tokens/s (${row.speedup.toFixed(2)}×), ` +
+          `acceptance ${r.acceptanceRate.toFixed(2)}, ${r.msPerRound.toFixed(3)} ms a round`,
+      );
+    }
+    await save();
+  }
+  // One K = 3 round, command by command (the fused draft's dispatch against the target's verification).
+  for (const fusedDraft of [true, "half"] as const) {
+    await speculativeGenerate(target, d.model, tok, prompt, {
+      ...greedy,
+      maxTokens: 16,
+      lookahead: 3,
+      fusedDraft,
+      profileRound: async (round) => {
+        const b = await programBreakdown(round, kernelBreakdownTiming);
+        profiles[`${d.name}/${fusedDraft === true ? "fused" : "fused-f16"}`] = {
+          total_us: b.total_us,
+          dispatches: round.dispatches,
+          kernels: b.kernels.slice(0, 8),
+        };
+        log(
+          `${d.name} ${fusedDraft} round K=3: ${b.total_us.toFixed(0)} µs, ` +
+            b.kernels.slice(0, 5).map((k) => `${k.kernel}×${k.count} ${k.us.toFixed(0)}`).join(", "),
+        );
+      },
+    });
+  }
+  await save();
+}
+for (const d of drafts) if (d.model !== early) d.model[Symbol.dispose]();
+log("done");

@@ -1,0 +1,65 @@
+/**
+ * The students the decoding benchmarks distil in their own run (so nothing is carried to the GPU
+ * machine): a MambaInLlama student by end-to-end KD from the bundled teacher, and an early-exit draft.
+ *
+ * @module
+ */
+import { convertTeacher } from "../lib/distill/convert.ts";
+import { runDistillation } from "../lib/distill/run.ts";
+import { SafetensorsFile, writeSafetensors } from "../lib/io/safetensors.ts";
+import { DEFAULT_MODEL_DIR } from "../lib/models/default_model.ts";
+
+/** Options of {@linkcode distilledStudent}. */
+export interface StudentOptions {
+  /** Distillation tokens; 0: the converted student as initialised (a check of the harness). */
+  tokens: number;
+  /** Validation windows for the perplexity (default: all). */
+  evalWindows?: number;
+  /** Progress lines. */
+  log: (line: string) => void;
+}
+
+/**
+ * The bundled teacher converted into a Mamba-2 hybrid keeping `attentionLayers` and distilled by
+ * end-to-end KD (batch 16 × 256) into `dir`; returns the directory and the student's perplexity.
+ */
+export async function distilledStudent(
+  dir: string,
+  attentionLayers: number[],
+  o: StudentOptions,
+): Promise<{ dir: string; ppl: number | null }> {
+  const name = dir.split("/").pop();
+  if (o.tokens === 0) {
+    await convertTeacher(DEFAULT_MODEL_DIR, dir, { attentionLayers, mamba: 2, init: "attention", seed: 0 });
+    return { dir, ppl: null };
+  }
+  const r = await runDistillation({
+    teacherDir: DEFAULT_MODEL_DIR,
+    outDir: dir,
+    recipe: "kd",
+    attentionLayers,
+    tokens: o.tokens,
+    batch: 16,
+    seqLen: 256,
+    report: false,
+    evalWindows: o.evalWindows,
+    log: (l) => o.log(`[${name}] ${l}`),
+  });
+  return { dir, ppl: r.studentPpl };
+}
+
+/** The first `layers` layers of the model in `src` as a checkpoint directory `dir` (an early-exit draft). */
+export async function earlyExit(src: string, dir: string, layers: number): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  const cfg = JSON.parse(await Deno.readTextFile(`${src}/config.json`));
+  await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify({ ...cfg, num_hidden_layers: layers }));
+  for (const file of ["tokenizer.json", "tokenizer_config.json"]) {
+    await Deno.copyFile(`${src}/${file}`, `${dir}/${file}`).catch(() => {});
+  }
+  using st = await SafetensorsFile.open(`${src}/model.safetensors`);
+  const kept = st.names().filter((n) => !n.startsWith("model.layers.") || Number(n.split(".")[2]) < layers);
+  const tensors = Object.fromEntries(
+    await Promise.all(kept.map(async (n) => [n, await st.read(n)] as const)),
+  );
+  await writeSafetensors(`${dir}/model.safetensors`, tensors, { format: "pt" });
+}
