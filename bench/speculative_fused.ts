@@ -12,7 +12,7 @@
  * from the target (KL to its next-token distribution on Brown windows, 16 × 256, `--draft-steps`
  * steps). The teacher's first two layers (early exit) are a third draft. Every speculative output is
  * checked to equal the target's own greedy output token for token, on 8 prompts from Brown's validation
- * text (128 new tokens each by default); tokens/s is over all of them.
+ * text (512 new tokens each by default; `--prompts N`, `--new N`); tokens/s is over all of them.
  *
  * @module
  */
@@ -28,8 +28,8 @@ import { DEFAULT_MODEL_DIR } from "../lib/models/default_model.ts";
 import { LlamaModel } from "../lib/models/llama.ts";
 import { train } from "../lib/train/loop.ts";
 import { distilledStudent, earlyExit } from "./students.ts";
-import { programBreakdown } from "./timing.ts";
-import { kernelBreakdownTiming } from "./timing.ts";
+import { kernelBreakdownTiming, programBreakdown, QUICK, timeSustained } from "./timing.ts";
+import { Tensor } from "../lib/tensor/tensor.ts";
 
 const [outPath, ...rest] = Deno.args;
 if (!outPath) {
@@ -40,13 +40,17 @@ const f = parseFlags("speculative_fused", rest, {
   "draft-steps": "number",
   new: "number",
   "max-k": "number",
+  drafts: "string",
+  prompts: "number",
   quick: "boolean",
 });
 const maxK = (f["max-k"] as number) ?? 6;
+// --drafts a,b: only these drafts (tiny-1x128, tiny-2x128, early-exit-2); --prompts N (default 8).
+const only = f.drafts ? String(f.drafts).split(",") : null;
 const quick = f.quick === true;
 const tokens = (f.tokens as number) ?? (quick ? 2 ** 16 : 2 ** 19);
 const draftSteps = (f["draft-steps"] as number) ?? (quick ? 150 : 1500);
-const N = (f.new as number) ?? 128;
+const N = (f.new as number) ?? 512;
 const ctx = await initGpu();
 const tmp = await Deno.makeTempDir();
 const t0 = performance.now();
@@ -70,7 +74,7 @@ const shapes = [
   { name: "tiny-2x128", layers: 2, hidden: 128, heads: 4, kvHeads: 2, mlp: 344 },
 ];
 const drafts: { name: string; model: LlamaModel; train_s?: number; final_kl?: number }[] = [];
-for (const s of shapes) {
+for (const s of shapes.filter((x) => !only || only.includes(x.name))) {
   const config = {
     ...target.config,
     hiddenSize: s.hidden,
@@ -94,12 +98,12 @@ for (const s of shapes) {
   log(`${s.name}: ${draftSteps} KD steps in ${train_s.toFixed(1)} s, last KL ${run.lastLoss.toFixed(3)}`);
   drafts.push({ name: s.name, model, train_s, final_kl: run.lastLoss });
 }
-drafts.push({ name: "early-exit-2", model: early });
+if (!only || only.includes("early-exit-2")) drafts.push({ name: "early-exit-2", model: early });
 
 // Prompts: the first 8 tokens of validation windows 2,048 tokens apart (text none of the models trained
 // on), so that the acceptance is not that of one continuation (a small model's greedy text can loop).
 const prompts = Array.from(
-  { length: quick ? 3 : 8 },
+  { length: (f.prompts as number) ?? (quick ? 3 : 8) },
   (_, i) => tok.decode(brown.validation.subarray(1 + 2048 * i, 9 + 2048 * i)).trim(),
 );
 const greedy = { temperature: 0, maxTokens: N, stopAtEos: false };
@@ -169,12 +173,32 @@ const save = () =>
     ),
   );
 for (const d of drafts) {
+  // The draft alone: plain greedy decoding (its unfused step, wall time) and its fused round's GPU time
+  // at K = 1 and 3 with 64 and 256 positions cached (timed under sustained load).
+  const alone = await overPrompts((pr) => generate(d.model, tok, pr, greedy), 1);
+  const kernel: Record<string, number> = {};
+  for (const half of [false, true]) {
+    for (const pos of [64, 256]) {
+      using fd = await FusedDraft.create(d.model, pos + 8, { half });
+      using pre = Tensor.from(brown.validation.subarray(0, pos - 1), [1, pos - 1], "i32");
+      fd.prefill(pre);
+      using next = Tensor.from([1, 2], [1, 2], "i32");
+      using state = Tensor.from([pos, 0, 0, 0, 0], [5], "i32");
+      for (const K of [1, 3]) {
+        using toks = Tensor.zeros([1, K + 1], "i32");
+        const t = await timeSustained(() => fd.round(toks, next, state, K), { ...QUICK, warmMs: 200 });
+        kernel[`${half ? "f16" : "f32"}_pos${pos}_K${K}_us`] = 1000 * t.ms;
+      }
+    }
+  }
+  log(`${d.name} alone ${alone.tokensPerSecond.toFixed(0)} tokens/s; fused round ${JSON.stringify(kernel)}`);
+  profiles[`${d.name}/alone`] = { tokens_per_s: alone.tokensPerSecond, fused_round_us: kernel };
   using packed = await FusedDraft.create(d.model, 8);
   using packedHalf = await FusedDraft.create(d.model, 8, { half: true });
   const modes = [
     ["fused", true, [1, 2, 3, 4, 5, 6]],
     ["fused-f16", "half", [1, 2, 3, 4, 5, 6]],
-    ["unfused", false, [1, 3]],
+    ["unfused", false, [1, 2, 3, 4, 5, 6]],
   ] as const;
   for (const [mode, fusedDraft, Ks] of modes) {
     for (const K of Ks.filter((k) => k <= maxK)) {
