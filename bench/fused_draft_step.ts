@@ -16,6 +16,7 @@ import { DEFAULT_MODEL_DIR } from "../lib/models/default_model.ts";
 import { LlamaModel } from "../lib/models/llama.ts";
 import { Tensor } from "../lib/tensor/tensor.ts";
 import { FULL, QUICK, timeSustained } from "./timing.ts";
+import { draftConfig, type DraftShape, TINY_DRAFTS } from "./students.ts";
 
 const [outPath, ...rest] = Deno.args;
 if (!outPath) throw new Error("usage: fused_draft_step.ts OUT.json [--pos N] [--parts] [--quick]");
@@ -24,9 +25,8 @@ const pos = (f.pos as number) ?? 300;
 const timing = f.quick ? QUICK : { ...FULL, warmMs: 300 };
 const ctx = await initGpu();
 const base = parseLlamaConfig(await readJsonFile(`${DEFAULT_MODEL_DIR}/config.json`), "config.json");
-const shapes = [
-  { name: "1x128", layers: 1, hidden: 128, heads: 4, kvHeads: 2, mlp: 344 },
-  { name: "2x128", layers: 2, hidden: 128, heads: 4, kvHeads: 2, mlp: 344 },
+const shapes: DraftShape[] = [
+  ...TINY_DRAFTS,
   { name: "1x256", layers: 1, hidden: 256, heads: 8, kvHeads: 4, mlp: 688 },
   { name: "6x256 (the bundled teacher's shape)", layers: 6, hidden: 256, heads: 8, kvHeads: 4, mlp: 688 },
 ];
@@ -35,15 +35,7 @@ const variants = f.parts
   : [["whole", 0]] as const;
 const rows: Record<string, unknown>[] = [];
 for (const s of shapes) {
-  const config = {
-    ...base,
-    hiddenSize: s.hidden,
-    intermediateSize: s.mlp,
-    numLayers: s.layers,
-    numHeads: s.heads,
-    numKvHeads: s.kvHeads,
-    headDim: s.hidden / s.heads,
-  };
+  const config = draftConfig(base, s);
   using model = LlamaModel.random(config, 0, 0.02);
   for (const half of [false, true]) {
     for (const [variant, skip] of variants) {

@@ -27,8 +27,8 @@ import { loadTokenizer } from "../lib/io/tokenizer.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/models/default_model.ts";
 import { LlamaModel } from "../lib/models/llama.ts";
 import { train } from "../lib/train/loop.ts";
-import { distilledStudent, earlyExit } from "./students.ts";
-import { kernelBreakdownTiming, programBreakdown, QUICK, timeSustained } from "./timing.ts";
+import { distilledStudent, draftConfig, earlyExit, TINY_DRAFTS } from "./students.ts";
+import { QUICK, timeSustained } from "./timing.ts";
 import { Tensor } from "../lib/tensor/tensor.ts";
 
 const [outPath, ...rest] = Deno.args;
@@ -68,24 +68,10 @@ using early = await LlamaModel.load(`${tmp}/early-2`);
 const brown = await brownIdsForModel(DEFAULT_MODEL_DIR);
 const ids = brown.train;
 
-/** The small drafts: widths and depths, each trained by KD from the target. */
-const shapes = [
-  { name: "tiny-1x128", layers: 1, hidden: 128, heads: 4, kvHeads: 2, mlp: 344 },
-  { name: "tiny-2x128", layers: 2, hidden: 128, heads: 4, kvHeads: 2, mlp: 344 },
-];
 const drafts: { name: string; model: LlamaModel; train_s?: number; final_kl?: number }[] = [];
-for (const s of shapes.filter((x) => !only || only.includes(x.name))) {
-  const config = {
-    ...target.config,
-    hiddenSize: s.hidden,
-    intermediateSize: s.mlp,
-    numLayers: s.layers,
-    numHeads: s.heads,
-    numKvHeads: s.kvHeads,
-    headDim: s.hidden / s.heads,
-    tieWordEmbeddings: false,
-  };
-  const model = LlamaModel.random(config, 0, 0.02);
+// The small drafts, each trained by KD from the target.
+for (const s of TINY_DRAFTS.filter((x) => !only || only.includes(x.name))) {
+  const model = LlamaModel.random(draftConfig(target.config, s), 0, 0.02);
   const task = distillTask(target, model, ids, { batch: 16, seqLen: 256, klWeight: 1, ceWeight: 0 });
   const t = performance.now();
   const run = await train(task, {
@@ -166,7 +152,7 @@ const save = () =>
           final_kl: d.final_kl,
         })),
         rows,
-        round_profiles: profiles,
+        drafts_alone: profiles,
       },
       null,
       1,
@@ -233,27 +219,6 @@ for (const d of drafts) {
       );
     }
     await save();
-  }
-  // One K = 3 round, command by command (the fused draft's dispatch against the target's verification).
-  for (const fusedDraft of [true, "half"] as const) {
-    await speculativeGenerate(target, d.model, tok, prompts[0], {
-      ...greedy,
-      maxTokens: 16,
-      lookahead: 3,
-      fusedDraft,
-      profileRound: async (round) => {
-        const b = await programBreakdown(round, kernelBreakdownTiming);
-        profiles[`${d.name}/${fusedDraft === true ? "fused" : "fused-f16"}`] = {
-          total_us: b.total_us,
-          dispatches: round.dispatches,
-          kernels: b.kernels.slice(0, 8),
-        };
-        log(
-          `${d.name} ${fusedDraft} round K=3: ${b.total_us.toFixed(0)} µs, ` +
-            b.kernels.slice(0, 5).map((k) => `${k.kernel}×${k.count} ${k.us.toFixed(0)}`).join(", "),
-        );
-      },
-    });
   }
   await save();
 }

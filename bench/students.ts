@@ -6,6 +6,7 @@
  */
 import { convertTeacher } from "../lib/distill/convert.ts";
 import { runDistillation } from "../lib/distill/run.ts";
+import type { LlamaConfig } from "../lib/io/config.ts";
 import { SafetensorsFile, writeSafetensors } from "../lib/io/safetensors.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/models/default_model.ts";
 
@@ -62,4 +63,34 @@ export async function earlyExit(src: string, dir: string, layers: number): Promi
     await Promise.all(kept.map(async (n) => [n, await st.read(n)] as const)),
   );
   await writeSafetensors(`${dir}/model.safetensors`, tensors, { format: "pt" });
+}
+
+/** A small Llama draft's shape (the head width is hidden / heads). */
+export interface DraftShape {
+  name: string;
+  layers: number;
+  hidden: number;
+  heads: number;
+  kvHeads: number;
+  mlp: number;
+}
+
+/** The small drafts the decoding benches train or time: 1 and 2 layers of width 128. */
+export const TINY_DRAFTS: DraftShape[] = [
+  { name: "tiny-1x128", layers: 1, hidden: 128, heads: 4, kvHeads: 2, mlp: 344 },
+  { name: "tiny-2x128", layers: 2, hidden: 128, heads: 4, kvHeads: 2, mlp: 344 },
+];
+
+/** `base` (vocabulary, RoPE, norms) with the widths and depth of `s`, untied. */
+export function draftConfig(base: LlamaConfig, s: DraftShape): LlamaConfig {
+  return {
+    ...base,
+    hiddenSize: s.hidden,
+    intermediateSize: s.mlp,
+    numLayers: s.layers,
+    numHeads: s.heads,
+    numKvHeads: s.kvHeads,
+    headDim: s.hidden / s.heads,
+    tieWordEmbeddings: false,
+  };
 }

@@ -24,7 +24,7 @@
 // accepted ones are rewritten by the next round, so nothing needs rolling back. Nothing runs once
 // state word 2 (done) is set. with_logits writes each proposal's logits to logits_out (tests).
 // prefill: tokens[first..first + n) at those positions, no head (lib/decode/fused_draft.ts cuts a
-// prompt into dispatches of PREFILL_CHUNK tokens).
+// prompt into dispatches of FUSED_DRAFT_PREFILL_CHUNK tokens).
 //
 // Layouts (lib/decode/fused_draft.ts packs them): every matrix transposed to (in, out), row-major, in
 // groups of 8 outputs: f32 (two vec4<u32> a group, read as f32) or, with W_F16, f16 (one vec4<u32>,

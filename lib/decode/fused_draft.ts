@@ -31,7 +31,7 @@ export const FUSED_DRAFT_MAX_POSITIONS = 1536;
  * Prompt tokens per prefill dispatch: one workgroup walks them one by one, so a long prompt in one
  * dispatch would run for tens of ms.
  */
-export const PREFILL_CHUNK = 64;
+export const FUSED_DRAFT_PREFILL_CHUNK = 64;
 
 /** The two entry points, for `precompile`. */
 export function fusedDraftKernels(half: boolean): KernelSpec[] {
@@ -228,7 +228,7 @@ export class FusedDraft implements Disposable {
     return { file: "fused_draft.wgsl", entry, constants: this.constants };
   }
 
-  /** Records the prefill of `ids` at positions 0..n − 1 (a dispatch per {@linkcode PREFILL_CHUNK}). */
+  /** Records the prefill of `ids` at positions 0..n − 1 (a dispatch per {@linkcode FUSED_DRAFT_PREFILL_CHUNK}). */
   prefill(ids: Tensor): void {
     if (ids.dtype !== "i32") throw new ShapeError("fusedDraft.prefill", `ids must be i32, got ${ids.dtype}`);
     const n = ids.size;
@@ -236,11 +236,11 @@ export class FusedDraft implements Disposable {
     if (n > this.capacity) {
       throw new ShapeError("fusedDraft.prefill", `${n} prompt tokens exceed the cache's ${this.capacity}`);
     }
-    for (let first = 0; first < n; first += PREFILL_CHUNK) {
+    for (let first = 0; first < n; first += FUSED_DRAFT_PREFILL_CHUNK) {
       dispatch(
         this.spec("prefill"),
         [this.mats.buffer, this.vecs.buffer, this.model.rope.table.buffer, this.kv.buffer, ids.buffer],
-        this.params(0, 1, false, Math.min(PREFILL_CHUNK, n - first), first),
+        this.params(0, 1, false, Math.min(FUSED_DRAFT_PREFILL_CHUNK, n - first), first),
         [1],
       );
     }

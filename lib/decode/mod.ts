@@ -33,3 +33,11 @@ export {
   type SpeculativeResult,
 } from "./speculative.ts";
 export { type AcceptOutcome, drawIndexOrder, speculativeAcceptRef } from "./speculative_ref.ts";
+export {
+  FUSED_DRAFT_MAX_POSITIONS,
+  FUSED_DRAFT_PREFILL_CHUNK,
+  FusedDraft,
+  fusedDraftKernels,
+  type FusedDraftOptions,
+  fusedDraftUnsupported,
+} from "./fused_draft.ts";
