@@ -19,6 +19,7 @@ import { dispatch, Params } from "../gpu/commands.ts";
 import { dummyBuffer } from "../gpu/buffers.ts";
 import { gpu } from "../gpu/device.ts";
 import type { KernelSpec } from "../gpu/pipelines.ts";
+import type { LlamaConfig } from "../io/config.ts";
 import type { LlamaModel } from "../models/llama.ts";
 import { toF16 } from "../tensor/convert.ts";
 import type { Weight } from "../tensor/matmul.ts";
@@ -71,6 +72,33 @@ export function fusedDraftUnsupported(model: LlamaModel, capacity: number): stri
   ];
   const failed = checks.filter(([ok]) => !ok).map(([, why]) => why);
   return failed.length ? failed.join("; ") : null;
+}
+
+/** Bytes of the matrices one fused draft step reads: every layer's and the head's, f32 or f16. */
+export function fusedDraftStepBytes(config: LlamaConfig, half: boolean): number {
+  const { hiddenSize: D, intermediateSize: F, vocabSize: V, numLayers } = config;
+  const HP = config.numHeads * config.headDim;
+  const kvd = config.numKvHeads * config.headDim;
+  return (numLayers * (D * (HP + 2 * kvd) + HP * D + 3 * D * F) + D * V) * (half ? 2 : 4);
+}
+
+/**
+ * The largest draft (f16 matrices a step) that `fusedDraft: "auto"` fuses. On the H200 (docs/results.md
+ * §4g) drafts of 1.4 and 1.8 MB ran faster fused than unfused at every K, and the two-layer early exit of
+ * the bundled teacher (5 MB) 1.4–1.8× slower: one workgroup reads ~75–95 GB/s.
+ */
+export const FUSED_DRAFT_AUTO_MAX_BYTES = 2 * 2 ** 20;
+
+/**
+ * What `fusedDraft: "auto"` runs: `"half"` (a fused draft with f16 matrices) for greedy decoding with a
+ * draft that fits (`fusedDraftUnsupported`) and reads ≤ {@linkcode FUSED_DRAFT_AUTO_MAX_BYTES} a step,
+ * else false (the unfused draft).
+ */
+export function autoFusedDraft(model: LlamaModel, capacity: number, greedy: boolean): "half" | false {
+  return greedy && fusedDraftUnsupported(model, capacity) === null &&
+      fusedDraftStepBytes(model.config, true) <= FUSED_DRAFT_AUTO_MAX_BYTES
+    ? "half"
+    : false;
 }
 
 /** Options of {@linkcode FusedDraft.create}. */

@@ -34,10 +34,13 @@ export {
 } from "./speculative.ts";
 export { type AcceptOutcome, drawIndexOrder, speculativeAcceptRef } from "./speculative_ref.ts";
 export {
+  autoFusedDraft,
+  FUSED_DRAFT_AUTO_MAX_BYTES,
   FUSED_DRAFT_MAX_POSITIONS,
   FUSED_DRAFT_PREFILL_CHUNK,
   FusedDraft,
   fusedDraftKernels,
+  fusedDraftStepBytes,
   type FusedDraftOptions,
   fusedDraftUnsupported,
 } from "./fused_draft.ts";

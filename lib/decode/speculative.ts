@@ -38,7 +38,7 @@
  * @module
  */
 import { ShapeError } from "../errors.ts";
-import { FusedDraft, fusedDraftKernels } from "./fused_draft.ts";
+import { autoFusedDraft, FusedDraft, fusedDraftKernels } from "./fused_draft.ts";
 import {
   type Binding,
   captureCommands,
@@ -236,9 +236,11 @@ export interface SpeculativeOptions extends GenerateOptions {
    * Run the draft's whole round in one dispatch ({@linkcode FusedDraft}, `kernels/fused_draft.wgsl`):
    * for greedy (temperature 0) GPU-resident rounds with a small Llama draft (`fusedDraftUnsupported`
    * says which fit). `"half"` packs its matrices as f16. The proposals are the draft's argmax tokens as
-   * the unfused draft computes them (its sums in another order). Default false.
+   * the unfused draft computes them (its sums in another order). `"auto"` (what `lab generate --draft`
+   * passes): `"half"` where greedy decoding and a small enough draft allow it (`autoFusedDraft`), else
+   * the unfused draft. Default false.
    */
-  fusedDraft?: boolean | "half";
+  fusedDraft?: boolean | "half" | "auto";
 }
 
 /** One round: the K drafts, how many were accepted, and the resampled or bonus token. */
@@ -265,6 +267,8 @@ export interface SpeculativeResult extends GenerateResult {
    * out the first round's tokens.
    */
   msPerRound: number;
+  /** Whether the draft's rounds ran fused (`fusedDraft`). */
+  fusedDraft: boolean;
 }
 
 /** Writes the kept, normalised next-token distributions of `rows` logits rows into `dist` (rows, V). */
@@ -313,7 +317,7 @@ export function speculativeGenerate(
   prompt: string,
   opts: SpeculativeOptions = {},
 ): Promise<SpeculativeResult> {
-  if (opts.fusedDraft && opts.hostRounds) {
+  if (opts.fusedDraft && opts.fusedDraft !== "auto" && opts.hostRounds) {
     throw new ShapeError(
       "speculative",
       "fusedDraft runs in the GPU-resident loop only (not with hostRounds)",
@@ -403,6 +407,7 @@ function summary(
   rounds: RoundRecord[],
   seconds: number,
   timedFrom = 0,
+  fusedDraft = false,
 ): SpeculativeResult {
   const accepted = rounds.reduce((sum, r) => sum + r.accepted, 0);
   // Tokens of the untimed rounds (0 … timedFrom − 1).
@@ -416,6 +421,7 @@ function summary(
     rounds,
     acceptanceRate: rounds.length ? accepted / (rounds.length * s.K) : 0,
     meanAccepted: rounds.length ? accepted / rounds.length : 0,
+    fusedDraft,
   };
 }
 
@@ -510,11 +516,12 @@ async function residentLoop(
   // At temperature 0 the rule needs tokens only: the draft's argmax (in roundTokens) and the target's
   // (targetTok), no distributions; with a large vocabulary each argmax is split over workgroups.
   const greedy = (opts.temperature ?? 1) <= 0;
-  if (opts.fusedDraft && !greedy) {
+  const mode = opts.fusedDraft === "auto" ? autoFusedDraft(draft, capacity, greedy) : opts.fusedDraft;
+  if (mode && !greedy) {
     throw new ShapeError("speculative", "fusedDraft proposes argmax tokens: it needs temperature 0");
   }
-  const half = opts.fusedDraft === "half";
-  using fused = opts.fusedDraft ? await FusedDraft.create(draft, capacity, { half }) : null;
+  const half = mode === "half";
+  using fused = mode ? await FusedDraft.create(draft, capacity, { half }) : null;
   await precompile(fused ? [...RESIDENT_KERNELS, ...fusedDraftKernels(half)] : RESIDENT_KERNELS);
   const K1 = K + 1;
   using tState = new DecodeState(target.createCache(1, capacity));
@@ -694,5 +701,5 @@ async function residentLoop(
   } finally {
     if (program) releaseCapture(program);
   }
-  return summary(s, stream.finish(), out, rounds, seconds, 1);
+  return summary(s, stream.finish(), out, rounds, seconds, 1, fused !== null);
 }

@@ -29,6 +29,7 @@ Deno.test("lab generate: a hybrid, greedy, with and without a Transformer draft 
     assert.equal(typeof b[k], "number", k);
   }
   assert.ok((b.acceptance_rate as number) >= 0 && (b.acceptance_rate as number) <= 1);
+  assert.equal(b.fused_draft, true, "a small Llama draft at temperature 0 runs fused");
 });
 
 Deno.test("lab generate: a pure-Mamba student made by lab convert --attention-share 0, alone and as a draft", async () => {
@@ -45,6 +46,7 @@ Deno.test("lab generate: a pure-Mamba student made by lab convert --attention-sh
     const b = lastJson(spec.stdout);
     assert.equal(b.text, a.text);
     assert.equal(b.lookahead, 3, "default lookahead");
+    assert.equal(b.fused_draft, false, "a hybrid draft is not fused");
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

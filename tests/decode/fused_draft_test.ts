@@ -6,7 +6,13 @@
  * one (same round records) and plain greedy decoding.
  */
 import assert from "node:assert/strict";
-import { FusedDraft, fusedDraftUnsupported } from "../../lib/decode/fused_draft.ts";
+import {
+  autoFusedDraft,
+  FUSED_DRAFT_AUTO_MAX_BYTES,
+  FusedDraft,
+  fusedDraftStepBytes,
+  fusedDraftUnsupported,
+} from "../../lib/decode/fused_draft.ts";
 import { generate } from "../../lib/decode/generate.ts";
 import { speculativeGenerate } from "../../lib/decode/speculative.ts";
 import { ShapeError } from "../../lib/errors.ts";
@@ -118,6 +124,7 @@ Deno.test("fused draft: f16 matrices give the logits of the GPU model with useHa
   using draft = await FusedDraft.create(model, 64, { half: true });
   using full32 = await FusedDraft.create(model, 8);
   assert.equal(draft.stepBytes * 2, full32.stepBytes);
+  assert.equal(draft.stepBytes, fusedDraftStepBytes(model.config, true), "the packed size");
   using pre = Tensor.from(ids.slice(0, 3), [1, 3], "i32");
   draft.prefill(pre);
   const K = 3;
@@ -169,6 +176,23 @@ Deno.test("fused draft in the resident speculative loop: the unfused draft's rou
     () => speculativeGenerate(target, draft, tok, "The", { temperature: 1, fusedDraft: true }),
     /temperature 0/,
   );
+  // "auto": fused (f16) for greedy decoding with this small draft, unfused when sampling or too large.
+  const auto = await speculativeGenerate(target, draft, tok, "The jury said", {
+    ...greedy,
+    fusedDraft: "auto",
+  });
+  assert.equal(auto.fusedDraft, true);
+  assert.deepEqual(auto.tokens, plain.tokens);
+  const sampled = await speculativeGenerate(target, draft, tok, "The", {
+    temperature: 1,
+    maxTokens: 4,
+    fusedDraft: "auto",
+  });
+  assert.equal(sampled.fusedDraft, false);
+  assert.equal(autoFusedDraft(draft, 64, true), "half");
+  assert.equal(autoFusedDraft(draft, 64, false), false);
+  const big = { ...draft.config, numLayers: 12, intermediateSize: 768, hiddenSize: 256, numHeads: 8 };
+  assert.ok(fusedDraftStepBytes(big, true) > FUSED_DRAFT_AUTO_MAX_BYTES);
 });
 
 Deno.test("fused draft: 800 positions and 8 heads of 8 (the attention in chunks of heads) equal the float64 reference", async () => {
