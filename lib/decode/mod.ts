@@ -40,7 +40,7 @@ export {
   FUSED_DRAFT_PREFILL_CHUNK,
   FusedDraft,
   fusedDraftKernels,
-  fusedDraftStepBytes,
   type FusedDraftOptions,
+  fusedDraftStepBytes,
   fusedDraftUnsupported,
 } from "./fused_draft.ts";
