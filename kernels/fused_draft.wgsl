@@ -32,9 +32,10 @@
 // Wg (D, F), Wu (D, F), Wd (F, D); then W_head (D, V). vecs (f32): E (V, D), then per layer w₁, w₂
 // (D each), then w_f. kv (f32): (layers, cap, 2, H_kv P), K then V of each position.
 // Workgroup memory (f32 words of sh): x, xn (D ≤ 256 each), q | k | v (≤ 512), the MLP's hidden (F ≤
-// 768), and a scratch of 1536 that holds the products' partial sums or one head's attention scores
-// (positions ≤ 1536). Products: invocation (g, s) sums its 8 outputs over rows s, s + S, …; the S
-// partials are then added in order s = 0..S − 1.
+// 768), and a scratch of 1536 that holds the products' partial sums or the attention scores of a chunk
+// of heads (hc heads × positions ≤ 1536; the attention's weighted-sum partials go to the 1024 words
+// after q, over k, v and the hidden). Products: invocation (g, s) sums its 8 outputs over rows s,
+// s + S, …; the S partials are then added in order s = 0..S − 1.
 
 override W_F16: bool = false;
 // Timing only (bench/fused_draft_step.ts; wrong outputs): bit 1 leaves out the attention blocks, 2 the
