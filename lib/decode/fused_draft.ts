@@ -23,7 +23,7 @@ import type { LlamaConfig } from "../io/config.ts";
 import type { LlamaModel } from "../models/llama.ts";
 import { toF16 } from "../tensor/convert.ts";
 import type { Weight } from "../tensor/matmul.ts";
-import { expectShape, Tensor } from "../tensor/tensor.ts";
+import { expectShape, readTensors, Tensor } from "../tensor/tensor.ts";
 
 /** Positions the kernel's score scratch holds (the draft's cache capacity at most). */
 export const FUSED_DRAFT_MAX_POSITIONS = 1536;
@@ -33,12 +33,6 @@ export const FUSED_DRAFT_MAX_POSITIONS = 1536;
  * dispatch would run for tens of ms.
  */
 export const FUSED_DRAFT_PREFILL_CHUNK = 64;
-
-/** The two entry points, for `precompile`. */
-export function fusedDraftKernels(half: boolean): KernelSpec[] {
-  const constants = half ? { W_F16: 1 } : undefined;
-  return ["round", "prefill"].map((entry) => ({ file: "fused_draft.wgsl", entry, constants }));
-}
 
 /**
  * Why `model` cannot run as a fused draft with a cache of `capacity` positions, or null when it can:
@@ -74,12 +68,18 @@ export function fusedDraftUnsupported(model: LlamaModel, capacity: number): stri
   return failed.length ? failed.join("; ") : null;
 }
 
+/** Weights of one layer's packed matrices ([Wq | Wk | Wv], Wo, Wg, Wu, Wd) and of the head. */
+function packedSizes(c: LlamaConfig): { layer: number; head: number } {
+  const [D, F] = [c.hiddenSize, c.intermediateSize];
+  const HP = c.numHeads * c.headDim;
+  const kvd = c.numKvHeads * c.headDim;
+  return { layer: D * (HP + 2 * kvd) + HP * D + 3 * D * F, head: D * c.vocabSize };
+}
+
 /** Bytes of the matrices one fused draft step reads: every layer's and the head's, f32 or f16. */
 export function fusedDraftStepBytes(config: LlamaConfig, half: boolean): number {
-  const { hiddenSize: D, intermediateSize: F, vocabSize: V, numLayers } = config;
-  const HP = config.numHeads * config.headDim;
-  const kvd = config.numKvHeads * config.headDim;
-  return (numLayers * (D * (HP + 2 * kvd) + HP * D + 3 * D * F) + D * V) * (half ? 2 : 4);
+  const { layer, head } = packedSizes(config);
+  return (config.numLayers * layer + head) * (half ? 2 : 4);
 }
 
 /**
@@ -109,22 +109,29 @@ export interface FusedDraftOptions {
   skipForTiming?: number;
 }
 
-/** A weight's values on the host (its row blocks in order), f32; null for f16 blocks. */
-async function hostWeight(w: Weight): Promise<Float32Array> {
-  if (w.parts.some((p) => p.dtype !== "f32")) {
+/**
+ * The values of `weights` (each its row blocks in order) and `vectors` on the host, read back together
+ * (one GPU sync); f32 weights only.
+ */
+async function hostValues(weights: Weight[], vectors: Tensor[]): Promise<Float32Array[]> {
+  if (weights.some((w) => w.parts.some((p) => p.dtype !== "f32"))) {
     throw new ShapeError(
       "fusedDraft",
       "the draft's weights are f16 already: pack an f32 model with { half: true } instead",
     );
   }
-  const out = new Float32Array(w.shape[0] * w.shape[1]);
-  let at = 0;
-  for (const p of w.parts) {
-    const a = (await p.toArray()) as Float32Array;
-    out.set(a, at);
-    at += a.length;
-  }
-  return out;
+  const read = (await readTensors([...weights.flatMap((w) => w.parts), ...vectors])) as Float32Array[];
+  let next = 0;
+  const joined = weights.map((w) => {
+    const out = new Float32Array(w.shape[0] * w.shape[1]);
+    let at = 0;
+    for (let k = 0; k < w.parts.length; k++, next++) {
+      out.set(read[next], at);
+      at += read[next].length;
+    }
+    return out;
+  });
+  return [...joined, ...read.slice(next)];
 }
 
 /**
@@ -157,7 +164,7 @@ export class FusedDraft implements Disposable {
     readonly capacity: number,
     /** True when the matrices are f16. */
     readonly half: boolean,
-    private readonly constants: Record<string, number> | undefined,
+    private readonly constants: Record<string, number>,
     private readonly mats: Tensor,
     private readonly vecs: Tensor,
     private readonly kv: Tensor,
@@ -177,15 +184,21 @@ export class FusedDraft implements Disposable {
     const [D, F, V, Ly] = [c.hiddenSize, c.intermediateSize, c.vocabSize, c.numLayers];
     const HP = c.numHeads * c.headDim;
     const kvd = c.numKvHeads * c.headDim;
-    const perLayer = D * (HP + 2 * kvd) + HP * D + 3 * D * F;
-    const mats = new Float32Array(Ly * perLayer + D * V);
+    const sizes = packedSizes(c);
+    // Every weight and norm read back at once: per layer q, k, v, o, gate, up, down; then the head and
+    // the embedding; then per layer the two norms, and the final norm.
+    const host = await hostValues(
+      [
+        ...model.layers.flatMap(({ attn: a, mlp: m }) => [a!.q, a!.k, a!.v, a!.o, m.gate, m.up, m.down]),
+        model.lmHead,
+        model.embed,
+      ],
+      [...model.layers.flatMap((l) => [l.inputNorm, l.postNorm]), model.norm],
+    );
+    const mats = new Float32Array(Ly * sizes.layer + sizes.head);
     let at = 0;
-    for (const l of model.layers) {
-      const a = l.attn!;
-      const m = l.mlp;
-      const [q, k, v, o, g, u, d] = await Promise.all(
-        [a.q, a.k, a.v, a.o, m.gate, m.up, m.down].map(hostWeight),
-      );
+    for (let l = 0; l < Ly; l++) {
+      const [q, k, v, o, g, u, d] = host.slice(7 * l, 7 * l + 7);
       at = packTransposed(
         mats,
         at,
@@ -197,14 +210,10 @@ export class FusedDraft implements Disposable {
       at = packTransposed(mats, at, [{ data: u, rows: F }], D);
       at = packTransposed(mats, at, [{ data: d, rows: D }], F);
     }
-    packTransposed(mats, at, [{ data: await hostWeight(model.lmHead), rows: V }], D);
+    packTransposed(mats, at, [{ data: host[7 * Ly], rows: V }], D);
+    // vecs: the embedding, then the norms in the order they were read.
     const vecs = new Float32Array(V * D + (2 * Ly + 1) * D);
-    vecs.set(await hostWeight(model.embed), 0);
-    for (let i = 0; i < Ly; i++) {
-      vecs.set((await model.layers[i].inputNorm.toArray()) as Float32Array, V * D + 2 * i * D);
-      vecs.set((await model.layers[i].postNorm.toArray()) as Float32Array, V * D + (2 * i + 1) * D);
-    }
-    vecs.set((await model.norm.toArray()) as Float32Array, V * D + 2 * Ly * D);
+    host.slice(7 * Ly + 1).forEach((a, i) => vecs.set(a, i === 0 ? 0 : V * D + (i - 1) * D));
     const maxBytes = gpu().maxBindingBytes;
     if (mats.byteLength > maxBytes || vecs.byteLength > maxBytes) {
       throw new ShapeError("fusedDraft", `the packed weights exceed one binding (${maxBytes} bytes)`);
@@ -220,14 +229,12 @@ export class FusedDraft implements Disposable {
       model,
       capacity,
       half,
-      half || opts.skipForTiming
-        ? { ...(half ? { W_F16: 1 } : {}), ...(opts.skipForTiming ? { SKIP: opts.skipForTiming } : {}) }
-        : undefined,
+      { ...(half ? { W_F16: 1 } : {}), ...(opts.skipForTiming ? { SKIP: opts.skipForTiming } : {}) },
       matsT,
       Tensor.from(vecs, [vecs.length]),
       Tensor.zeros([Ly * capacity * 2 * kvd]),
-      perLayer / 8,
-      Ly * perLayer / 8,
+      sizes.layer / 8,
+      Ly * sizes.layer / 8,
     );
   }
 
@@ -254,6 +261,11 @@ export class FusedDraft implements Disposable {
 
   private spec(entry: "round" | "prefill"): KernelSpec {
     return { file: "fused_draft.wgsl", entry, constants: this.constants };
+  }
+
+  /** Its two entry points with its constants, for `precompile`. */
+  get kernels(): KernelSpec[] {
+    return [this.spec("round"), this.spec("prefill")];
   }
 
   /** Records the prefill of `ids` at positions 0..n − 1 (a dispatch per {@linkcode FUSED_DRAFT_PREFILL_CHUNK}). */

@@ -39,7 +39,6 @@ export {
   FUSED_DRAFT_MAX_POSITIONS,
   FUSED_DRAFT_PREFILL_CHUNK,
   FusedDraft,
-  fusedDraftKernels,
   type FusedDraftOptions,
   fusedDraftStepBytes,
   fusedDraftUnsupported,

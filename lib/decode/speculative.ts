@@ -38,7 +38,7 @@
  * @module
  */
 import { ShapeError } from "../errors.ts";
-import { autoFusedDraft, FusedDraft, fusedDraftKernels } from "./fused_draft.ts";
+import { autoFusedDraft, FusedDraft } from "./fused_draft.ts";
 import {
   type Binding,
   captureCommands,
@@ -520,9 +520,8 @@ async function residentLoop(
   if (mode && !greedy) {
     throw new ShapeError("speculative", "fusedDraft proposes argmax tokens: it needs temperature 0");
   }
-  const half = mode === "half";
-  using fused = mode ? await FusedDraft.create(draft, capacity, { half }) : null;
-  await precompile(fused ? [...RESIDENT_KERNELS, ...fusedDraftKernels(half)] : RESIDENT_KERNELS);
+  using fused = mode ? await FusedDraft.create(draft, capacity, { half: mode === "half" }) : null;
+  await precompile(fused ? [...RESIDENT_KERNELS, ...fused.kernels] : RESIDENT_KERNELS);
   const K1 = K + 1;
   using tState = new DecodeState(target.createCache(1, capacity));
   using dState = fused ? null : new DecodeState(draft.createCache(1, capacity));
@@ -566,16 +565,14 @@ async function residentLoop(
     eosCount: eosIds.length,
   };
   const keep = { counts: state, word: ROUND_STATE.keep };
-  const round = () => {
-    // 1. The draft proposes d_1..d_K (slots 1..K of roundTokens), keeping q_1..q_K: its first forward
-    //    is [prev, t_last] at positions pos − 1, pos (behind) or t_last at pos, then d_i at pos + i.
-    //    A fused draft runs all of it in one dispatch.
-    if (fused) fused.round(roundTokens, next, state, K);
-    else dState!.begin(K1);
-    for (let i = 0; !fused && i < (behind ? K : K + 1); i++) {
+  // The unfused draft's part of a round: its first forward is [prev, t_last] at positions pos − 1, pos
+  // (behind) or t_last at pos, then d_i at pos + i; each proposal is sampled into its slot.
+  const propose = (dState: DecodeState) => {
+    dState.begin(K1);
+    for (let i = 0; i < (behind ? K : K + 1); i++) {
       const position = { counts: state, word: ROUND_STATE.pos, offset: i === 0 && behind ? -1 : i };
       const { logits } = draft.forward(i === 0 ? next : draftNext, {
-        cache: dState!.layers,
+        cache: dState.layers,
         lastOnly: true,
         position,
       });
@@ -601,6 +598,12 @@ async function residentLoop(
       }
       logits.dispose();
     }
+  };
+  const round = () => {
+    // 1. The draft proposes d_1..d_K (slots 1..K of roundTokens), keeping q_1..q_K; a fused draft runs
+    //    all of it in one dispatch.
+    if (fused) fused.round(roundTokens, next, state, K);
+    else propose(dState!);
     // 2. The target scores [t_last, d_1..d_K] in one pass.
     tState.begin(K1);
     const position = { counts: state, word: ROUND_STATE.pos, offset: 0 };
