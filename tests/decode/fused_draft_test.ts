@@ -30,6 +30,17 @@ const llamaDir = new URL("../fixtures/tiny-llama", import.meta.url).pathname;
 const hybridDir = new URL("../fixtures/tiny-hybrid-mamba2", import.meta.url).pathname;
 const ids = [5, 17, 300, 42, 7];
 
+let weights: Map<string, ArrayLike<number>> | null = null;
+/** tiny-llama's weights by checkpoint name, read once. */
+async function llamaWeights(): Promise<Map<string, ArrayLike<number>>> {
+  if (!weights) {
+    using st = await SafetensorsFile.open(`${llamaDir}/model.safetensors`);
+    weights = new Map();
+    for (const n of st.names()) weights.set(n, (await st.read(n)).data as Float32Array);
+  }
+  return weights;
+}
+
 /** Float64 logits of `seq` for tiny-llama, rows `from`.. (V each). */
 async function reference(
   model: LlamaModel,
@@ -37,9 +48,7 @@ async function reference(
   from: number,
   rows: number,
 ): Promise<Float64Array> {
-  using st = await SafetensorsFile.open(`${llamaDir}/model.safetensors`);
-  const w = new Map<string, ArrayLike<number>>();
-  for (const n of st.names()) w.set(n, (await st.read(n)).data as Float32Array);
+  const w = await llamaWeights();
   const c = model.config;
   const all = logitsRef(
     { config: c, invFreq: ropeInverseFrequencies(c.rope, c.headDim) },
