@@ -5,12 +5,17 @@
  *
  *   deno run -A bench/speculative_fused.ts OUT.json [--quick] [--tokens N] [--draft-steps N] [--new N]
  *
- * `--max-k` (default 6) caps K (a check of the harness on the CPU adapter).
+ * `--max-k` (default 6) caps K (a check of the harness on the CPU adapter); `--modes` (default
+ * fused,fused-f16,unfused) picks the draft modes measured.
  *
  * Everything is made in the run: the target is distilled from the bundled teacher (end-to-end KD,
  * `--tokens`, as bench/speculative.ts), and each small draft is trained from random weights by KD
  * from the target (KL to its next-token distribution on Brown windows, 16 × 256, `--draft-steps`
- * steps). The teacher's first two layers (early exit) are a third draft. Every speculative output is
+ * steps); `--draft-data` (default brown,gen) trains each on Brown windows, on the target's own text
+ * (`-gen` drafts: `--pool-batches` × 16 continuations of Brown prompts, half greedy and half sampled,
+ * bench/students.ts `targetContinuations`), or both. The teacher's first two layers (early exit) are
+ * one more draft. `--save-models DIR` writes the target, the drafts and the prompts with the target's
+ * tokens for bench/pytorch_speculative.py (PyTorch decoding the same weights). Every speculative output is
  * checked to equal the target's own greedy output token for token, on 8 prompts from Brown's validation
  * text (512 new tokens each by default; `--prompts N`, `--new N`); tokens/s is over all of them.
  *
@@ -18,7 +23,7 @@
  */
 import { parseFlags } from "../lib/cli/args.ts";
 import { FusedDraft } from "../lib/decode/fused_draft.ts";
-import { generate } from "../lib/decode/generate.ts";
+import { encodePrompt, generate } from "../lib/decode/generate.ts";
 import { speculativeGenerate } from "../lib/decode/speculative.ts";
 import { brownIdsForModel } from "../lib/distill/data.ts";
 import { distillTask } from "../lib/distill/tasks.ts";
@@ -27,7 +32,14 @@ import { loadTokenizer } from "../lib/io/tokenizer.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/models/default_model.ts";
 import { LlamaModel } from "../lib/models/llama.ts";
 import { train } from "../lib/train/loop.ts";
-import { distilledStudent, draftConfig, earlyExit, TINY_DRAFTS } from "./students.ts";
+import {
+  distilledStudent,
+  draftConfig,
+  earlyExit,
+  saveDraft,
+  targetContinuations,
+  TINY_DRAFTS,
+} from "./students.ts";
 import { QUICK, timeSustained } from "./timing.ts";
 import { Tensor } from "../lib/tensor/tensor.ts";
 
@@ -42,8 +54,15 @@ const f = parseFlags("speculative_fused", rest, {
   "max-k": "number",
   drafts: "string",
   prompts: "number",
+  modes: "string",
+  "draft-data": "string",
+  "pool-batches": "number",
+  "save-models": "string",
   quick: "boolean",
 });
+const modeNames = String(f.modes ?? "fused,fused-f16,unfused").split(",");
+const draftData = String(f["draft-data"] ?? "brown,gen").split(",");
+const saveDir = f["save-models"] as string | undefined;
 const maxK = (f["max-k"] as number) ?? 6;
 // --drafts a,b: only these drafts (tiny-1x128, tiny-2x128, early-exit-2); --prompts N (default 8).
 const only = f.drafts ? String(f.drafts).split(",") : null;
@@ -69,10 +88,34 @@ const brown = await brownIdsForModel(DEFAULT_MODEL_DIR);
 const ids = brown.train;
 
 const drafts: { name: string; model: LlamaModel; train_s?: number; final_kl?: number }[] = [];
+// The target's own text (the `-gen` drafts' data): continuations of Brown prompts, half greedy (the
+// contexts greedy decoding meets) and half sampled at temperature 1 (more varied ones).
+const wanted = TINY_DRAFTS.flatMap((s) =>
+  draftData.map((data) => ({ shape: s, data, name: data === "gen" ? `${s.name}-gen` : s.name }))
+).filter((d) => !only || only.includes(d.name));
+let pool: Int32Array | null = null;
+let pool_s = 0;
+if (wanted.some((d) => d.data === "gen")) {
+  const t = performance.now();
+  pool = await targetContinuations(target, ids, {
+    batches: (f["pool-batches"] as number) ?? (quick ? 2 : 64),
+    seqLen: quick ? 32 : 256, // 32: a check of the harness (each step is slow on the CPU adapter)
+    promptLen: 8,
+    temperatures: [0, 1],
+    seed: 1,
+  });
+  pool_s = (performance.now() - t) / 1000;
+  log(`the target's text: ${pool.length} tokens in ${pool_s.toFixed(1)} s`);
+}
 // The small drafts, each trained by KD from the target.
-for (const s of TINY_DRAFTS.filter((x) => !only || only.includes(x.name))) {
+for (const { shape: s, data, name } of wanted) {
   const model = LlamaModel.random(draftConfig(target.config, s), 0, 0.02);
-  const task = distillTask(target, model, ids, { batch: 16, seqLen: 256, klWeight: 1, ceWeight: 0 });
+  const task = distillTask(target, model, data === "gen" ? pool! : ids, {
+    batch: 16,
+    seqLen: 256,
+    klWeight: 1,
+    ceWeight: 0,
+  });
   const t = performance.now();
   const run = await train(task, {
     steps: draftSteps,
@@ -81,8 +124,8 @@ for (const s of TINY_DRAFTS.filter((x) => !only || only.includes(x.name))) {
     logEvery: 50,
   });
   const train_s = (performance.now() - t) / 1000;
-  log(`${s.name}: ${draftSteps} KD steps in ${train_s.toFixed(1)} s, last KL ${run.lastLoss.toFixed(3)}`);
-  drafts.push({ name: s.name, model, train_s, final_kl: run.lastLoss });
+  log(`${name}: ${draftSteps} KD steps in ${train_s.toFixed(1)} s, last KL ${run.lastLoss.toFixed(3)}`);
+  drafts.push({ name, model, train_s, final_kl: run.lastLoss });
 }
 if (!only || only.includes("early-exit-2")) drafts.push({ name: "early-exit-2", model: early });
 
@@ -128,6 +171,23 @@ log(
   `plain ${plain.tokensPerSecond.toFixed(0)} tokens/s over ${prompts.length} prompts; distinct 4-grams ` +
     plain.results.map((r) => distinct4(r.tokens).toFixed(2)).join(" "),
 );
+if (saveDir) {
+  // PyTorch's inputs (bench/pytorch_speculative.py): the same weights, prompts and expected tokens.
+  await Deno.mkdir(`${saveDir}/drafts`, { recursive: true });
+  await copyDir(hybrid.dir, `${saveDir}/target`);
+  for (const d of drafts) {
+    if (d.model === early) await copyDir(`${tmp}/early-2`, `${saveDir}/drafts/${d.name}`);
+    else await saveDraft(d.model, `${saveDir}/drafts/${d.name}`);
+  }
+  await Deno.writeTextFile(
+    `${saveDir}/prompts.json`,
+    JSON.stringify({
+      prompt_ids: prompts.map((p) => encodePrompt(target, tok, p)),
+      toolkit_tokens: plain.results.map((r) => r.tokens),
+      new_tokens: N,
+    }),
+  );
+}
 const rows: Record<string, unknown>[] = [];
 const profiles: Record<string, unknown> = {};
 const save = () =>
@@ -140,6 +200,8 @@ const save = () =>
         new_tokens: N,
         distill_tokens: tokens,
         draft_kd_steps: draftSteps,
+        target_text_tokens: pool?.length ?? 0,
+        target_text_s: pool_s,
         target_ppl: hybrid.ppl,
         prompts,
         target_plain_tokens_per_s: plain.tokensPerSecond,
@@ -181,11 +243,11 @@ for (const d of drafts) {
   profiles[`${d.name}/alone`] = { tokens_per_s: alone.tokensPerSecond, fused_round_us: kernel };
   using packed = await FusedDraft.create(d.model, 8);
   using packedHalf = await FusedDraft.create(d.model, 8, { half: true });
-  const modes = [
+  const modes = ([
     ["fused", true, [1, 2, 3, 4, 5, 6]],
     ["fused-f16", "half", [1, 2, 3, 4, 5, 6]],
     ["unfused", false, [1, 2, 3, 4, 5, 6]],
-  ] as const;
+  ] as const).filter(([m]) => modeNames.includes(m));
   for (const [mode, fusedDraft, Ks] of modes) {
     for (const K of Ks.filter((k) => k <= maxK)) {
       const r = await overPrompts(
@@ -224,3 +286,11 @@ for (const d of drafts) {
 }
 for (const d of drafts) if (d.model !== early) d.model[Symbol.dispose]();
 log("done");
+
+/** The files of directory `from` copied into `to` (a checkpoint directory: no subdirectories). */
+async function copyDir(from: string, to: string): Promise<void> {
+  await Deno.mkdir(to, { recursive: true });
+  for await (const e of Deno.readDir(from)) {
+    if (e.isFile) await Deno.copyFile(`${from}/${e.name}`, `${to}/${e.name}`);
+  }
+}

@@ -4,11 +4,17 @@
  *
  * @module
  */
+import { randomWindows } from "../lib/data/windows.ts";
 import { convertTeacher } from "../lib/distill/convert.ts";
+import { pseudoLabelBatch } from "../lib/distill/pseudo_labels.ts";
 import { runDistillation } from "../lib/distill/run.ts";
+import { saveStudent } from "../lib/distill/student.ts";
 import type { LlamaConfig } from "../lib/io/config.ts";
 import { SafetensorsFile, writeSafetensors } from "../lib/io/safetensors.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/models/default_model.ts";
+import type { LlamaModel } from "../lib/models/llama.ts";
+import { Rng } from "../lib/random.ts";
+import { readTensors } from "../lib/tensor/tensor.ts";
 
 /** Options of {@linkcode distilledStudent}. */
 export interface StudentOptions {
@@ -93,4 +99,72 @@ export function draftConfig(base: LlamaConfig, s: DraftShape): LlamaConfig {
     headDim: s.hidden / s.heads,
     tieWordEmbeddings: false,
   };
+}
+
+/**
+ * A small Llama draft written to `dir` as a Hugging Face checkpoint: its weights (`saveStudent`) and
+ * the teacher's `config.json` with the draft's widths and depth (so PyTorch can load it).
+ */
+export async function saveDraft(model: LlamaModel, dir: string): Promise<void> {
+  await saveStudent(model, dir, DEFAULT_MODEL_DIR);
+  const c = model.config;
+  const cfg = JSON.parse(await Deno.readTextFile(`${DEFAULT_MODEL_DIR}/config.json`));
+  await Deno.writeTextFile(
+    `${dir}/config.json`,
+    JSON.stringify({
+      ...cfg,
+      hidden_size: c.hiddenSize,
+      intermediate_size: c.intermediateSize,
+      num_hidden_layers: c.numLayers,
+      num_attention_heads: c.numHeads,
+      num_key_value_heads: c.numKvHeads,
+      head_dim: c.headDim,
+      tie_word_embeddings: c.tieWordEmbeddings,
+      dtype: "float32",
+    }),
+  );
+}
+
+/** Options of {@linkcode targetContinuations}. */
+export interface ContinuationOptions {
+  /** Batches of 16 sequences. */
+  batches: number;
+  /** Tokens per sequence, the prompt's included. */
+  seqLen: number;
+  /** Prompt tokens from random windows of the data. */
+  promptLen: number;
+  /** Sampling temperature of each batch in turn (0: greedy). */
+  temperatures: number[];
+  seed: number;
+}
+
+/**
+ * The target's own text for training a draft on the contexts it meets when decoding: `batches` × 16
+ * sequences, each a `promptLen`-token prompt from a random window of `ids` continued by `model`
+ * (greedy or sampled, by batch), concatenated. A greedy draft is accepted when it predicts the
+ * target's argmax on the target's own continuations, which KD on corpus text only approximates.
+ */
+export async function targetContinuations(
+  model: LlamaModel,
+  ids: Int32Array,
+  o: ContinuationOptions,
+): Promise<Int32Array> {
+  const B = 16;
+  const rng = new Rng(o.seed);
+  const rows: Int32Array[] = [];
+  for (let i = 0; i < o.batches; i++) {
+    const w = randomWindows(ids, { batch: B, seqLen: o.promptLen, rng });
+    const { x, y } = pseudoLabelBatch(model, w.input, B, o.seqLen, {
+      promptLen: o.promptLen,
+      temperature: o.temperatures[i % o.temperatures.length],
+      seed: o.seed + i,
+    });
+    y.dispose();
+    const [host] = await readTensors([x]);
+    x.dispose();
+    rows.push(host as Int32Array);
+  }
+  const out = new Int32Array(rows.reduce((n, r) => n + r.length, 0));
+  rows.reduce((at, r) => (out.set(r, at), at + r.length), 0);
+  return out;
 }
