@@ -25,7 +25,8 @@ reported (float rounding may flip a near-tie after many tokens).
         [--drafts A,B] [--prompts N]
 
 DIR (written by bench/speculative_fused.ts --save-models DIR): target/, drafts/NAME/, prompts.json
-({"prompt_ids": [[...]], "toolkit_tokens": [[...]], "new_tokens": N}). JSON on stdout.
+({"prompt_ids": [[...]], "toolkit_tokens": [[...]], "new_tokens": N}). JSON lines on stdout, each
+as soon as it is measured: plain decoding (with the agreement), then one per draft and K.
 """
 import argparse, json, math, os, struct, time
 import torch
@@ -305,28 +306,26 @@ def main():
         while k < min(len(mine), len(theirs)) and mine[k] == theirs[k]:
             k += 1
         agree.append(k)
-    rows = []
-    for nm, d in drafts.items():
-        speculative(target, d, prompts[0], 16, 2)  # warm-up
-        for K in ks:
-            r_rate, r_res = over_prompts(lambda p: speculative(target, d, p, n, K))
-            same = all(x[0] == y for x, y in zip(r_res, ref))
-            rounds = sum(x[2] for x in r_res)
-            acc = sum(x[3] for x in r_res)
-            rows.append({
-                "draft": nm, "K": K, "tokens_per_s": r_rate, "speedup": r_rate / rate,
-                "acceptance_rate": acc / (rounds * K), "mean_accepted": acc / rounds,
-                "equals_plain": same,
-            })
-    print(json.dumps({
+    head = {
         "torch": torch.__version__,
         "device": torch.cuda.get_device_name(0) if args.device == "cuda" else args.device,
         "new_tokens": n,
         "prompts": len(prompts),
         "plain_tokens_per_s": rate,
         "toolkit_agreement_tokens": agree,
-        "rows": rows,
-    }, indent=1))
+    }
+    print(json.dumps(head), flush=True)
+    for nm, d in drafts.items():
+        speculative(target, d, prompts[0], 16, 2)  # warm-up
+        for K in ks:
+            r_rate, r_res = over_prompts(lambda p: speculative(target, d, p, n, K))
+            rounds = sum(x[2] for x in r_res)
+            acc = sum(x[3] for x in r_res)
+            print(json.dumps({
+                "draft": nm, "K": K, "tokens_per_s": r_rate, "speedup": r_rate / rate,
+                "acceptance_rate": acc / (rounds * K), "mean_accepted": acc / rounds,
+                "equals_plain": all(x[0] == y for x, y in zip(r_res, ref)),
+            }), flush=True)
 
 
 if __name__ == "__main__":
