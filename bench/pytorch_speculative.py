@@ -90,13 +90,12 @@ class Model:
         self.reset()
 
     def reset(self):
-        """Empty caches: KV (1, Hkv, capacity, hd) per attention layer; conv (C, 3) and SSM (H, P, N) per Mamba layer."""
+        """Empty caches: K and V (2, Hkv, capacity, hd) per attention layer; conv (C, 3) and SSM (H, P, N) per Mamba layer."""
         self.pos = 0
         self.kv, self.conv, self.ssm = {}, {}, {}
         for i in range(self.L):
             if i in self.attn:
-                z = torch.zeros(2, self.Hkv, self.cap, self.hd, device=self.dev)
-                self.kv[i] = z
+                self.kv[i] = torch.zeros(2, self.Hkv, self.cap, self.hd, device=self.dev)
             else:
                 C = self.d_inner + 2 * self.d_xb
                 self.conv[i] = torch.zeros(C, 3, device=self.dev)

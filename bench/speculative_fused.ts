@@ -26,6 +26,7 @@ import { FusedDraft } from "../lib/decode/fused_draft.ts";
 import { encodePrompt, generate } from "../lib/decode/generate.ts";
 import { speculativeGenerate } from "../lib/decode/speculative.ts";
 import { brownIdsForModel } from "../lib/distill/data.ts";
+import { saveStudent } from "../lib/distill/student.ts";
 import { distillTask } from "../lib/distill/tasks.ts";
 import { adapterName, initGpu } from "../lib/gpu/device.ts";
 import { loadTokenizer } from "../lib/io/tokenizer.ts";
@@ -63,6 +64,15 @@ const f = parseFlags("speculative_fused", rest, {
 const modeNames = String(f.modes ?? "fused,fused-f16,unfused").split(",");
 const draftData = String(f["draft-data"] ?? "brown,gen").split(",");
 const saveDir = f["save-models"] as string | undefined;
+for (
+  const [flag, given, known] of [
+    ["--modes", modeNames, ["fused", "fused-f16", "unfused"]],
+    ["--draft-data", draftData, ["brown", "gen"]],
+  ] as const
+) {
+  const bad = given.filter((x) => !(known as readonly string[]).includes(x));
+  if (bad.length) throw new Error(`${flag}: unknown ${bad.join(", ")} (known: ${known.join(", ")})`);
+}
 const maxK = (f["max-k"] as number) ?? 6;
 // --drafts a,b: only these drafts (tiny-1x128, tiny-2x128, early-exit-2); --prompts N (default 8).
 const only = f.drafts ? String(f.drafts).split(",") : null;
@@ -173,10 +183,9 @@ log(
 );
 if (saveDir) {
   // PyTorch's inputs (bench/pytorch_speculative.py): the same weights, prompts and expected tokens.
-  await Deno.mkdir(`${saveDir}/drafts`, { recursive: true });
-  await copyDir(hybrid.dir, `${saveDir}/target`);
+  await saveStudent(target, `${saveDir}/target`, hybrid.dir);
   for (const d of drafts) {
-    if (d.model === early) await copyDir(`${tmp}/early-2`, `${saveDir}/drafts/${d.name}`);
+    if (d.model === early) await saveStudent(early, `${saveDir}/drafts/${d.name}`, `${tmp}/early-2`);
     else await saveDraft(d.model, `${saveDir}/drafts/${d.name}`);
   }
   await Deno.writeTextFile(
@@ -286,11 +295,3 @@ for (const d of drafts) {
 }
 for (const d of drafts) if (d.model !== early) d.model[Symbol.dispose]();
 log("done");
-
-/** The files of directory `from` copied into `to` (a checkpoint directory: no subdirectories). */
-async function copyDir(from: string, to: string): Promise<void> {
-  await Deno.mkdir(to, { recursive: true });
-  for await (const e of Deno.readDir(from)) {
-    if (e.isFile) await Deno.copyFile(`${from}/${e.name}`, `${to}/${e.name}`);
-  }
-}
