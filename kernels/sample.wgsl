@@ -16,9 +16,10 @@
 // pcg(seed ^ pcg(2·round)) of the round counter counts[word] (binding 5; `roundSeed(seed, round, 0)`);
 // with_dist = 1 also writes `distribution`'s output into dist (binding 4), the same values in one
 // dispatch instead of two.
-// sample_next: `sample` for plain decoding that never reads back (one row): the step is
-// counts[word] − step (a position counter less the prompt), written to that slot of tokens and `next`,
-// then counts[word] += 1 (the next step's position).
+// sample_next: `sample` for decoding that never reads back (grid (B), a row per workgroup): the step is
+// counts[word] − step (a position counter less the prompt), written to that slot of tokens and `next`;
+// with one row it then sets counts[word] += 1 (the next step's position) itself, with B > 1 the caller
+// dispatches count_up after it (a workgroup cannot know when the others have read the counter).
 // Split argmax (greedy decoding of a large vocabulary, where one workgroup walking a row of 128K logits
 // costs ~0.13 ms): argmax_part gives each slice of S = ⌈V / G⌉ logits of a row its own workgroup (grid
 // (G, B)) and writes the slice's (max, first index of it) to parts (binding 6, (B, G, 2) f32, the index
@@ -242,17 +243,23 @@ fn sample(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li:
   sample_row(wg.x, li);
 }
 
-// Bindings: logits (1), tokens (2), next (3), counts (5). One row.
+// Bindings: logits (1), tokens (2), next (3), counts (5).
 var<workgroup> next_pos: u32;
 
 @compute @workgroup_size(256)
-fn sample_next(@builtin(local_invocation_index) li: u32) {
+fn sample_next(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   if (li == 0u) { next_pos = u32(counts[p.word]); }
-  let pos = workgroupUniformLoad(&next_pos); // invocation 0 alone reads and writes the counter
+  let pos = workgroupUniformLoad(&next_pos); // invocation 0 alone reads (and with one row writes) the counter
   draw_seed = p.seed;
   draw_step = pos - p.step;
-  sample_row(0u, li);
-  if (li == 0u) { counts[p.word] = i32(pos + 1u); }
+  sample_row(wg.x, li);
+  if (p.B == 1u && li == 0u) { counts[p.word] = i32(pos + 1u); }
+}
+
+// counts[word] += 1, after a sample_next of B > 1 rows. Bindings: counts (5).
+@compute @workgroup_size(1)
+fn count_up() {
+  counts[p.word] += 1;
 }
 
 // Bindings: logits (1), tokens (2), next (3), counts (5).

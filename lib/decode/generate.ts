@@ -14,7 +14,6 @@
 import {
   captureCommands,
   type CapturedCommands,
-  dispatch,
   flush,
   releaseCapture,
   replayCommands,
@@ -23,7 +22,7 @@ import type { TextTokenizer } from "../io/tokenizer.ts";
 import { DecodeState } from "../models/decode_state.ts";
 import type { LlamaModel } from "../models/llama.ts";
 import { Tensor } from "../tensor/tensor.ts";
-import { argmaxParts, argmaxSlices, GpuSampler, samplerParams } from "./gpu_sampler.ts";
+import { argmaxParts, argmaxSlices, GpuSampler } from "./gpu_sampler.ts";
 import type { SamplingOptions } from "./sampling.ts";
 
 /** Replayed steps recorded per submit (so that the GPU starts on them while the host records more). */
@@ -143,12 +142,7 @@ export async function generate(
         position: { counts: position, word: 0, offset: 0 },
       });
       if (parts) argmaxParts(logits, parts, 1, V, G);
-      dispatch(
-        { file: "sample.wgsl", entry: "sample_next" },
-        [(parts ?? logits).buffer, sampler.tokens.buffer, sampler.next.buffer, null, position.buffer],
-        samplerParams(1, V, Math.max(1, steps), n - 1, opts).u32(0, 0, G),
-        [1],
-      );
+      sampler.sampleNext(parts ?? logits, position, n - 1, { ...opts, nparts: G });
       logits.dispose();
     };
     // Reads overlap decoding: the read of steps [from, to) is started (its copy submitted with the

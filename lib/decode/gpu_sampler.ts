@@ -126,6 +126,40 @@ export class GpuSampler implements Disposable {
     );
   }
 
+  /**
+   * Samples every row's token at the step that a position counter on the GPU gives (`sample_next`):
+   * slot and draw index counts[`word`] − `offset`, then the counter advances by one. The commands are
+   * the same at every step, so a decode loop records them once and replays them. `logits` are (B, 1, V)
+   * or (B, V), or with `nparts` = G the split argmax's (B, G, 2) slice maxima ({@linkcode argmaxParts}).
+   */
+  sampleNext(
+    logits: Tensor,
+    counts: Tensor,
+    offset: number,
+    opts: GpuSamplingOptions & { word?: number; nparts?: number } = {},
+  ): void {
+    const G = opts.nparts ?? 0;
+    if (G === 0) this.#check(logits);
+    else if (logits.size !== this.batch * G * 2) {
+      throw new ShapeError("sample", `parts (${logits.shape.join(", ")}) are not (${this.batch}, ${G}, 2)`);
+    }
+    const word = opts.word ?? 0;
+    dispatch(
+      { file: "sample.wgsl", entry: "sample_next" },
+      [logits.buffer, this.tokens.buffer, this.next.buffer, null, counts.buffer],
+      this.#params(offset, opts).u32(word, 0, G),
+      [this.batch],
+    );
+    if (this.batch > 1) {
+      dispatch(
+        { file: "sample.wgsl", entry: "count_up" },
+        [null, null, null, null, counts.buffer],
+        this.#params(offset, opts).u32(word),
+        [1],
+      );
+    }
+  }
+
   /** The kept, normalised next-token distributions (B, V) under `opts` (caller owns the tensor). */
   distribution(logits: Tensor, opts: GpuSamplingOptions = {}): Tensor {
     this.#check(logits);

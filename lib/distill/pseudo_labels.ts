@@ -5,7 +5,9 @@
  *
  * Everything stays on the GPU: the teacher samples with its KV cache into a token buffer and the
  * batch's input and target tensors are assembled from it by buffer copies, so a training step with
- * pseudo-labels needs no readback (a readback costs ≥ 11 ms in Deno).
+ * pseudo-labels needs no readback (a readback costs ≥ 11 ms in Deno). After the prompt, every step
+ * reads its position from a counter on the GPU (as `generate` does), so its commands are recorded
+ * once and replayed instead of being built again for each token.
  *
  *   prompt p (B, P) from the data; g = teacher continuation (B, T − P + 1)
  *   input  x = [p | g₀ … g_{T−P−1}]            (B, T)
@@ -15,9 +17,18 @@
  */
 import { ShapeError } from "../errors.ts";
 import { GpuSampler } from "../decode/gpu_sampler.ts";
+import {
+  captureCommands,
+  type CapturedCommands,
+  flush,
+  releaseCapture,
+  replayCommands,
+} from "../gpu/commands.ts";
 import type { LlamaModel } from "../models/llama.ts";
 import { copyElements } from "../tensor/copy.ts";
 import { Tensor } from "../tensor/tensor.ts";
+
+const SUBMIT_EVERY = 4; // recorded steps per submission
 
 /** How the teacher continues the prompts. */
 export interface PseudoLabelOptions {
@@ -48,14 +59,34 @@ export function pseudoLabelBatch(
   const G = T - P + 1;
   const caches = teacher.createCache(B, P + G);
   using sampler = new GpuSampler(B, teacher.config.vocabSize, G);
+  // The position of the token fed at step 1 (the first sampled one); sampleNext advances it.
+  using position = Tensor.from([P], [1], "i32");
+  const o = { temperature: opts.temperature ?? 1, topP: opts.topP, seed: opts.seed };
+  let program: CapturedCommands | null = null;
   try {
-    for (let step = 0; step < G; step++) {
-      using prompt = step === 0 ? Tensor.from(prompts, [B, P], "i32") : null;
-      const { logits } = teacher.forward(prompt ?? sampler.next, { cache: caches, lastOnly: true });
-      sampler.sample(logits, step, { temperature: opts.temperature ?? 1, topP: opts.topP, seed: opts.seed });
+    {
+      using prompt = Tensor.from(prompts, [B, P], "i32");
+      const { logits } = teacher.forward(prompt, { cache: caches, lastOnly: true });
+      sampler.sample(logits, 0, o);
       logits.dispose();
     }
+    // Steps 1 … G − 1: slot and draw index = position − (P − 1), as sample(…, step) would use.
+    const step = () => {
+      const { logits } = teacher.forward(sampler.next, {
+        cache: caches,
+        lastOnly: true,
+        position: { counts: position, word: 0, offset: 0 },
+      });
+      sampler.sampleNext(logits, position, P - 1, o);
+      logits.dispose();
+    };
+    for (let i = 1; i < G; i++) {
+      if (program) replayCommands(program);
+      else program = captureCommands(step);
+      if (i % SUBMIT_EVERY === 0) flush(); // the GPU starts on these steps while more are recorded
+    }
   } finally {
+    if (program) releaseCapture(program);
     for (const c of caches) c[Symbol.dispose]();
   }
   const hostX = new Int32Array(B * T);

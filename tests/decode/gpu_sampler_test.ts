@@ -136,6 +136,37 @@ Deno.test("sample.wgsl sample_next: the step from a position counter (slot and d
   }
 });
 
+Deno.test("GpuSampler.sampleNext: B rows at the counter's step (slot and draw) equal sample at that step; count_up advances the counter once per call", async () => {
+  using x = Tensor.from(logits, [B, V]);
+  for (const o of [{ temperature: 0 }, { temperature: 0.8, topK: 50, topP: 0.8, seed: 9 }]) {
+    using counts = Tensor.from([6, -1], [2], "i32"); // word 0: position 6 = prompt 5 + step 1
+    using sampler = new GpuSampler(B, V, 5);
+    using want = new GpuSampler(B, V, 5);
+    for (let i = 0; i < 3; i++) {
+      sampler.sampleNext(x, counts, 5, o);
+      want.sample(x, 1 + i, o);
+    }
+    const got = await sampler.read(1, 4);
+    const exp = await want.read(1, 4);
+    for (let b = 0; b < B; b++) assert.deepEqual(Array.from(got[b]), Array.from(exp[b]), `row ${b}`);
+    assert.deepEqual(
+      Array.from((await counts.toArray()) as Int32Array),
+      [9, -1],
+      "the counter advanced by 3",
+    );
+    assert.deepEqual(
+      Array.from((await sampler.next.toArray()) as Int32Array),
+      exp.map((r) => r[2]),
+      "next holds the last tokens",
+    );
+  }
+  using sampler = new GpuSampler(B, V, 5);
+  using counts = Tensor.from([0], [1], "i32");
+  using wrong = Tensor.zeros([B, V + 1]);
+  assert.throws(() => sampler.sampleNext(wrong, counts, 0), ShapeError);
+  assert.throws(() => sampler.sampleNext(x, counts, 0, { nparts: 2 }), ShapeError);
+});
+
 Deno.test("sample.wgsl split argmax: argmax_part's slice maxima, reduced by sample, sample_next and sample_round, give each row's first maximum", async () => {
   assert.equal(
     argmaxSlices(SPLIT_ARGMAX_FROM - 1, { temperature: 0 }),

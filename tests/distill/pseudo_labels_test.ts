@@ -10,6 +10,7 @@ import { initGpu } from "../../lib/gpu/device.ts";
 import { LlamaModel } from "../../lib/models/llama.ts";
 import { Tensor } from "../../lib/tensor/tensor.ts";
 import { argmax } from "../../lib/decode/sampling.ts";
+import { GpuSampler } from "../../lib/decode/gpu_sampler.ts";
 
 await initGpu();
 const TEACHER = new URL("../fixtures/tiny-llama", import.meta.url).pathname;
@@ -40,6 +41,40 @@ Deno.test("pseudo-labels: greedy continuations of the teacher, next-token target
       assert.equal(ys[b * T + t], t < P - 1 ? -100 : seq[t + 1], `target ${b}, ${t}`);
     }
   }
+});
+
+Deno.test("pseudo-labels: sampled continuations (recorded once, replayed) equal a loop that samples each step afresh", async () => {
+  using teacher = await LlamaModel.load(TEACHER);
+  const [B, P, T] = [3, 4, 12];
+  const prompts = Int32Array.from({ length: B * P }, (_, i) => (17 * i + 5) % teacher.config.vocabSize);
+  const o = { temperature: 1, topP: 0.9, seed: 11 };
+  const { x, y } = pseudoLabelBatch(teacher, prompts, B, T, { promptLen: P, ...o });
+  const xs = (await x.toArray()) as Int32Array;
+  const ys = (await y.toArray()) as Int32Array;
+  x.dispose();
+  y.dispose();
+  // The reference: every step's commands built afresh, host positions, sample at that step.
+  const G = T - P + 1;
+  const caches = teacher.createCache(B, P + G);
+  using sampler = new GpuSampler(B, teacher.config.vocabSize, G);
+  for (let step = 0; step < G; step++) {
+    using prompt = step === 0 ? Tensor.from(prompts, [B, P], "i32") : null;
+    const { logits } = teacher.forward(prompt ?? sampler.next, { cache: caches, lastOnly: true });
+    sampler.sample(logits, step, o);
+    logits.dispose();
+  }
+  const want = await sampler.read(0, G);
+  for (const c of caches) c[Symbol.dispose]();
+  for (let b = 0; b < B; b++) {
+    assert.deepEqual(Array.from(xs.subarray(b * T + P, (b + 1) * T)), Array.from(want[b].subarray(0, G - 1)));
+    assert.equal(ys[b * T + T - 1], want[b][G - 1], `row ${b}: the last target`);
+  }
+  // Sampling at temperature 1 does not just repeat the greedy choice everywhere.
+  const greedy = pseudoLabelBatch(teacher, prompts, B, T, { promptLen: P, temperature: 0, seed: 11 });
+  const gx = (await greedy.x.toArray()) as Int32Array;
+  greedy.x.dispose();
+  greedy.y.dispose();
+  assert.notDeepEqual(Array.from(gx), Array.from(xs));
 });
 
 Deno.test("pseudo-labels: a kd run on the teacher's sequences trains and records its setting", async () => {
