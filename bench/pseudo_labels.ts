@@ -6,7 +6,10 @@
  * decoding kernels (device positions fuse more), so sampled text may part at a near-tie: the JSON
  * reports how many rows agree token for token. JSON on stdout.
  *
- *   deno run -A bench/pseudo_labels.ts [--batch 16] [--prompt 32] [--seq 288] [--reps 3]
+ *   deno run -A bench/pseudo_labels.ts [--batch 16] [--prompt 32] [--seq 288] [--reps 3] [--breakdown]
+ *
+ * `--breakdown` adds where one replayed step's GPU time goes, kernel by kernel (bench/timing.ts
+ * `kernelBreakdown`; the step resets its position counter first, so every replay is the same step).
  *
  * @module
  */
@@ -17,12 +20,15 @@ import { adapterName, initGpu } from "../lib/gpu/device.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/models/default_model.ts";
 import { LlamaModel } from "../lib/models/llama.ts";
 import { Tensor } from "../lib/tensor/tensor.ts";
+import { copyBuffer } from "../lib/gpu/commands.ts";
+import { kernelBreakdown, kernelBreakdownTiming } from "./timing.ts";
 
 const f = parseFlags("pseudo_labels", Deno.args, {
   batch: "number",
   prompt: "number",
   seq: "number",
   reps: "number",
+  breakdown: "boolean",
 });
 const B = (f.batch as number | undefined) ?? 16;
 const P = (f.prompt as number | undefined) ?? 32;
@@ -74,6 +80,30 @@ const time = async (fn: () => Promise<Int32Array[]>) => {
 };
 const a = await time(afresh);
 const r = await time(replayed);
+/** One replayed step's kernels: prefill, then (position reset, forward, sampleNext) captured. */
+async function breakdown() {
+  const caches = teacher.createCache(B, P + G);
+  using sampler = new GpuSampler(B, V, G);
+  using position = Tensor.from([P], [1], "i32");
+  using start = Tensor.from([P], [1], "i32");
+  try {
+    using prompt = Tensor.from(prompts, [B, P], "i32");
+    teacher.forward(prompt, { cache: caches, lastOnly: true }).logits.dispose();
+    return await kernelBreakdown(() => {
+      copyBuffer(start.buffer, 0, position.buffer, 0, 4);
+      const { logits } = teacher.forward(sampler.next, {
+        cache: caches,
+        lastOnly: true,
+        position: { counts: position, word: 0, offset: 0 },
+      });
+      sampler.sampleNext(logits, position, P - 1, o);
+      logits.dispose();
+    }, kernelBreakdownTiming);
+  } finally {
+    for (const c of caches) c[Symbol.dispose]();
+  }
+}
+
 const sameRows = a.out.filter((row, b) => row.every((t, i) => t === r.out[b][i])).length;
 const result = {
   date: new Date().toISOString(),
@@ -89,5 +119,6 @@ const result = {
   replayed_ms_per_step: r.ms / G,
   speedup: a.ms / r.ms,
   rows_same_tokens: sameRows,
+  step_kernels: f.breakdown ? await breakdown() : undefined,
 };
 console.log(JSON.stringify(result, null, 2));

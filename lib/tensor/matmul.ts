@@ -186,6 +186,12 @@ export function useSmallTilesOnly(on: boolean): void {
  * operands' K axes are contiguous and vec4-aligned (a team of invocations per output), `matvec` otherwise.
  */
 export const MATVEC_MAX_ROWS = 8;
+/**
+ * Rows up to which an x·Wᵀ product past {@linkcode MATVEC_MAX_ROWS} runs as team products on blocks of
+ * MATVEC_MAX_ROWS rows instead of the tiled kernel: on the H200 (bench/small_rows.ts, K = 256) the
+ * tiled product of 9–128 rows costs at least 44 µs, the blocks 10–31 µs up to 32 rows and as much at 48.
+ */
+export const MATVEC_BLOCKED_MAX_ROWS = 32;
 
 /**
  * Whether `main128v4` can read both operands as vec4: A with K contiguous, B with K or N contiguous,
@@ -287,6 +293,19 @@ export function matmulStrided(args: StridedMatmul): void {
   const [nb0, nb1] = args.batch ?? [1, 1];
   if (M === 0 || N === 0 || nb0 * nb1 === 0) return;
   if (nb0 * nb1 > 65535) throw new ShapeError("matmul", `batch ${nb0 * nb1} exceeds 65535`);
+  if (M > MATVEC_MAX_ROWS && M <= MATVEC_BLOCKED_MAX_ROWS && b.rowStride === 1 && vec4Aligned(args)) {
+    // A few more rows than a team product takes (decoding a batch of sequences): team products on
+    // blocks of MATVEC_MAX_ROWS rows cost less than the tiled kernel's floor.
+    for (let m0 = 0; m0 < M; m0 += MATVEC_MAX_ROWS) {
+      matmulStrided({
+        ...args,
+        M: Math.min(MATVEC_MAX_ROWS, M - m0),
+        a: { ...a, offset: (a.offset ?? 0) + m0 * a.rowStride },
+        c: { ...c, offset: (c.offset ?? 0) + m0 * c.rowStride },
+      });
+    }
+    return;
+  }
   if (splitK(args)) return;
   const p = matmulParams(args);
   const buffers = [a.t.buffer, b.t.buffer, c.t.buffer, args.bias?.buffer ?? dummyBuffer()];

@@ -43,7 +43,7 @@ Deno.test("pseudo-labels: greedy continuations of the teacher, next-token target
   }
 });
 
-Deno.test("pseudo-labels: sampled continuations (recorded once, replayed) equal a loop that samples each step afresh", async () => {
+Deno.test("pseudo-labels: sampled continuations (steps recorded once, replayed) equal the same steps recorded afresh each time", async () => {
   using teacher = await LlamaModel.load(TEACHER);
   const [B, P, T] = [3, 4, 12];
   const prompts = Int32Array.from({ length: B * P }, (_, i) => (17 * i + 5) % teacher.config.vocabSize);
@@ -53,14 +53,23 @@ Deno.test("pseudo-labels: sampled continuations (recorded once, replayed) equal 
   const ys = (await y.toArray()) as Int32Array;
   x.dispose();
   y.dispose();
-  // The reference: every step's commands built afresh, host positions, sample at that step.
+  // The reference: the same kernels (a device position), every step's commands built afresh; the
+  // first draw from the prompt's logits at step 0, then the counter's steps.
   const G = T - P + 1;
   const caches = teacher.createCache(B, P + G);
   using sampler = new GpuSampler(B, teacher.config.vocabSize, G);
+  using position = Tensor.from([P], [1], "i32");
   for (let step = 0; step < G; step++) {
     using prompt = step === 0 ? Tensor.from(prompts, [B, P], "i32") : null;
-    const { logits } = teacher.forward(prompt ?? sampler.next, { cache: caches, lastOnly: true });
-    sampler.sample(logits, step, o);
+    const { logits } = step === 0
+      ? teacher.forward(prompt!, { cache: caches, lastOnly: true })
+      : teacher.forward(sampler.next, {
+        cache: caches,
+        lastOnly: true,
+        position: { counts: position, word: 0, offset: 0 },
+      });
+    if (step === 0) sampler.sample(logits, 0, o);
+    else sampler.sampleNext(logits, position, P - 1, o);
     logits.dispose();
   }
   const want = await sampler.read(0, G);

@@ -2,7 +2,14 @@ import assert from "node:assert/strict";
 import { ShapeError } from "../../lib/errors.ts";
 import { initGpu } from "../../lib/gpu/device.ts";
 import { toF16 } from "../../lib/tensor/convert.ts";
-import { linear, matmul } from "../../lib/tensor/matmul.ts";
+import { dispatchCount } from "../../lib/gpu/commands.ts";
+import {
+  linear,
+  matmul,
+  matmulStrided,
+  MATVEC_BLOCKED_MAX_ROWS,
+  MATVEC_MAX_ROWS,
+} from "../../lib/tensor/matmul.ts";
 import { matmulRef } from "../../lib/tensor/matmul_ref.ts";
 import { Tensor } from "../../lib/tensor/tensor.ts";
 import { assertAllclose, randomArray } from "../_assert.ts";
@@ -107,6 +114,50 @@ async function checkBatchedShared(K: number): Promise<void> {
     assertAllclose(got.subarray(i * M * N, (i + 1) * M * N), ref, { atol: 1e-5, name: `batch ${i}, K=${K}` });
   }
 }
+
+Deno.test("matmul: 9 to MATVEC_BLOCKED_MAX_ROWS rows go through team products on 8-row blocks (bias, batches, accumulation), as the reference; one row more is tiled", async () => {
+  for (const [M, N, K] of [[9, 33, 200], [20, 37, 72], [MATVEC_BLOCKED_MAX_ROWS, 5, 2048], [33, 19, 64]]) {
+    const x = randomArray(M * K, M + N);
+    const w = randomArray(N * K, K + 2);
+    const bias = randomArray(N, 10);
+    using X = Tensor.from(x, [M, K]);
+    using W = Tensor.from(w, [N, K]);
+    using Bv = Tensor.from(bias, [N]);
+    const before = dispatchCount();
+    using y = linear(X, { parts: [W], shape: [N, K] }, Bv);
+    const blocks = M <= MATVEC_BLOCKED_MAX_ROWS ? Math.ceil(M / MATVEC_MAX_ROWS) : 1;
+    assert.equal(dispatchCount() - before, blocks, `${M} rows: ${blocks} dispatches`);
+    const ref = matmulRef(x, w, { M, N, K, transB: true }).map((v, i) => v + bias[i % N]);
+    assertAllclose(await y.toArray(), ref, { atol: 1e-5, name: `linear ${M}x${N}x${K}` });
+  }
+  // batched (2, 12, K) × (N, K)ᵀ shared, then accumulated into with α = 0.5
+  const [Bt, M, N, K] = [2, 12, 19, 72];
+  const a = randomArray(Bt * M * K, 13);
+  const b = randomArray(N * K, 14);
+  using A = Tensor.from(a, [Bt, M, K]);
+  using B = Tensor.from(b, [N, K]);
+  using C = matmul(A, B, { transB: true });
+  const ref = Array.from(
+    { length: Bt },
+    (_, i) => matmulRef(a.subarray(i * M * K, (i + 1) * M * K), b, { M, N, K, transB: true }),
+  );
+  assertAllclose(await C.toArray(), ref.flatMap((r) => Array.from(r)), { atol: 1e-5, name: "batched" });
+  matmulStrided({
+    M,
+    N,
+    K,
+    batch: [1, Bt],
+    a: { t: A, s1: M * K, rowStride: K, colStride: 1 },
+    b: { t: B, s1: 0, rowStride: 1, colStride: K },
+    c: { t: C, s1: M * N, rowStride: N, colStride: 1 },
+    alpha: 0.5,
+    accumulate: true,
+  });
+  assertAllclose(await C.toArray(), ref.flatMap((r) => Array.from(r, (v) => 1.5 * v)), {
+    atol: 1e-5,
+    name: "accumulated",
+  });
+});
 
 Deno.test("matmul.wgsl matvec_team with an f16 weight (W_F16): x·Wᵀ equals the f32 product of W rounded to halves, bit for bit, in row blocks past 8 rows", async () => {
   // K = 64 (16 lanes, idle ones), 200 (ends inside a team stride), 2048 (32 lanes); M = 1, 3, 8 in one
