@@ -15,7 +15,7 @@
  */
 import { parseFlags } from "../lib/cli/args.ts";
 import { GpuSampler } from "../lib/decode/gpu_sampler.ts";
-import { pseudoLabelBatch } from "../lib/distill/pseudo_labels.ts";
+import { pseudoLabelBatch, pseudoLabelStep } from "../lib/distill/pseudo_labels.ts";
 import { adapterName, initGpu } from "../lib/gpu/device.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/models/default_model.ts";
 import { LlamaModel } from "../lib/models/llama.ts";
@@ -91,13 +91,7 @@ async function breakdown() {
     teacher.forward(prompt, { cache: caches, lastOnly: true }).logits.dispose();
     return await kernelBreakdown(() => {
       copyBuffer(start.buffer, 0, position.buffer, 0, 4);
-      const { logits } = teacher.forward(sampler.next, {
-        cache: caches,
-        lastOnly: true,
-        position: { counts: position, word: 0, offset: 0 },
-      });
-      sampler.sampleNext(logits, position, P - 1, o);
-      logits.dispose();
+      pseudoLabelStep(teacher, caches, sampler, position, P, o);
     }, kernelBreakdownTiming);
   } finally {
     for (const c of caches) c[Symbol.dispose]();

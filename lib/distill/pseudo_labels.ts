@@ -16,7 +16,7 @@
  * @module
  */
 import { ShapeError } from "../errors.ts";
-import { GpuSampler } from "../decode/gpu_sampler.ts";
+import { GpuSampler, type GpuSamplingOptions } from "../decode/gpu_sampler.ts";
 import {
   captureCommands,
   type CapturedCommands,
@@ -24,7 +24,7 @@ import {
   releaseCapture,
   replayCommands,
 } from "../gpu/commands.ts";
-import type { LlamaModel } from "../models/llama.ts";
+import type { LayerCache, LlamaModel } from "../models/llama.ts";
 import { copyElements } from "../tensor/copy.ts";
 import { Tensor } from "../tensor/tensor.ts";
 
@@ -38,6 +38,29 @@ export interface PseudoLabelOptions {
   temperature?: number;
   /** Nucleus sampling (default 1: off). */
   topP?: number;
+}
+
+/**
+ * One continuation step after a prompt of `promptLen` tokens, at the position the GPU counter
+ * `position` holds (word 0): the teacher's forward of each row's last token, then each row's draw into
+ * slot position − (promptLen − 1) of the sampler's history; the counter then advances. The same
+ * commands at every step, so they can be recorded once and replayed.
+ */
+export function pseudoLabelStep(
+  teacher: LlamaModel,
+  caches: LayerCache[],
+  sampler: GpuSampler,
+  position: Tensor,
+  promptLen: number,
+  o: GpuSamplingOptions,
+): void {
+  const { logits } = teacher.forward(sampler.next, {
+    cache: caches,
+    lastOnly: true,
+    position: { counts: position, word: 0, offset: 0 },
+  });
+  sampler.sampleNext(logits, position, promptLen - 1, o);
+  logits.dispose();
 }
 
 /**
@@ -71,15 +94,7 @@ export function pseudoLabelBatch(
       logits.dispose();
     }
     // Steps 1 … G − 1: slot and draw index = position − (P − 1), as sample(…, step) would use.
-    const step = () => {
-      const { logits } = teacher.forward(sampler.next, {
-        cache: caches,
-        lastOnly: true,
-        position: { counts: position, word: 0, offset: 0 },
-      });
-      sampler.sampleNext(logits, position, P - 1, o);
-      logits.dispose();
-    };
+    const step = () => pseudoLabelStep(teacher, caches, sampler, position, P, o);
     for (let i = 1; i < G; i++) {
       if (program) replayCommands(program);
       else program = captureCommands(step);

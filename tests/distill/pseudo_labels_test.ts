@@ -4,7 +4,7 @@
  * the next tokens with the prompt masked, and a KD run on pseudo-labels trains.
  */
 import assert from "node:assert/strict";
-import { pseudoLabelBatch } from "../../lib/distill/pseudo_labels.ts";
+import { pseudoLabelBatch, pseudoLabelStep } from "../../lib/distill/pseudo_labels.ts";
 import { runDistillation } from "../../lib/distill/run.ts";
 import { initGpu } from "../../lib/gpu/device.ts";
 import { LlamaModel } from "../../lib/models/llama.ts";
@@ -61,16 +61,13 @@ Deno.test("pseudo-labels: sampled continuations (steps recorded once, replayed) 
   using position = Tensor.from([P], [1], "i32");
   for (let step = 0; step < G; step++) {
     using prompt = step === 0 ? Tensor.from(prompts, [B, P], "i32") : null;
-    const { logits } = step === 0
-      ? teacher.forward(prompt!, { cache: caches, lastOnly: true })
-      : teacher.forward(sampler.next, {
-        cache: caches,
-        lastOnly: true,
-        position: { counts: position, word: 0, offset: 0 },
-      });
-    if (step === 0) sampler.sample(logits, 0, o);
-    else sampler.sampleNext(logits, position, P - 1, o);
-    logits.dispose();
+    if (step === 0) {
+      const { logits } = teacher.forward(prompt!, { cache: caches, lastOnly: true });
+      sampler.sample(logits, 0, o);
+      logits.dispose();
+    } else {
+      pseudoLabelStep(teacher, caches, sampler, position, P, o);
+    }
   }
   const want = await sampler.read(0, G);
   for (const c of caches) c[Symbol.dispose]();

@@ -87,19 +87,27 @@ Deno.test("matmul.wgsl matvec_team: decoding-sized products with bias, batches a
   // output: 16 lanes below K = 2048, 32 from 2048): K = 200 ends inside a team stride, K = 64 leaves
   // lanes idle, N = 33 and 37 end inside a workgroup's outputs; K = 1 and 13 take the scalar matvec.
   for (const [M, N, K] of [[1, 33, 1], [3, 33, 13], [8, 5, 200], [2, 1, 64], [5, 37, 2048]]) {
-    const x = randomArray(M * K, M + N);
-    const w = randomArray(N * K, K + 1);
-    const bias = randomArray(N, 9);
-    using X = Tensor.from(x, [M, K]);
-    using W = Tensor.from(w, [N, K]);
-    using Bv = Tensor.from(bias, [N]);
-    using y = linear(X, { parts: [W], shape: [N, K] }, Bv);
-    const ref = matmulRef(x, w, { M, N, K, transB: true }).map((v, i) => v + bias[i % N]);
-    assertAllclose(await y.toArray(), ref, { atol: 1e-5, name: `linear ${M}x${N}x${K}` });
+    await checkLinear(M, N, K, 1);
   }
   // batched, the right operand transposed and shared: (2, 4, K) × (N, K)ᵀ (K = 72: matvec_team)
   for (const K of [70, 72]) await checkBatchedShared(K);
 });
+
+/** linear (M, K) × W (N, K)ᵀ + bias against the reference; returns the dispatches linear recorded. */
+async function checkLinear(M: number, N: number, K: number, seed: number): Promise<number> {
+  const x = randomArray(M * K, M + N);
+  const w = randomArray(N * K, K + seed);
+  const bias = randomArray(N, 8 + seed);
+  using X = Tensor.from(x, [M, K]);
+  using W = Tensor.from(w, [N, K]);
+  using Bv = Tensor.from(bias, [N]);
+  const before = dispatchCount();
+  using y = linear(X, { parts: [W], shape: [N, K] }, Bv);
+  const dispatches = dispatchCount() - before;
+  const ref = matmulRef(x, w, { M, N, K, transB: true }).map((v, i) => v + bias[i % N]);
+  assertAllclose(await y.toArray(), ref, { atol: 1e-5, name: `linear ${M}x${N}x${K}` });
+  return dispatches;
+}
 
 async function checkBatchedShared(K: number): Promise<void> {
   const [Bt, M, N] = [2, 4, 19];
@@ -117,18 +125,9 @@ async function checkBatchedShared(K: number): Promise<void> {
 
 Deno.test("matmul: 9 to MATVEC_BLOCKED_MAX_ROWS rows go through team products on 8-row blocks (bias, batches, accumulation), as the reference; one row more is tiled", async () => {
   for (const [M, N, K] of [[9, 33, 200], [20, 37, 72], [MATVEC_BLOCKED_MAX_ROWS, 5, 2048], [33, 19, 64]]) {
-    const x = randomArray(M * K, M + N);
-    const w = randomArray(N * K, K + 2);
-    const bias = randomArray(N, 10);
-    using X = Tensor.from(x, [M, K]);
-    using W = Tensor.from(w, [N, K]);
-    using Bv = Tensor.from(bias, [N]);
-    const before = dispatchCount();
-    using y = linear(X, { parts: [W], shape: [N, K] }, Bv);
+    const dispatches = await checkLinear(M, N, K, 2);
     const blocks = M <= MATVEC_BLOCKED_MAX_ROWS ? Math.ceil(M / MATVEC_MAX_ROWS) : 1;
-    assert.equal(dispatchCount() - before, blocks, `${M} rows: ${blocks} dispatches`);
-    const ref = matmulRef(x, w, { M, N, K, transB: true }).map((v, i) => v + bias[i % N]);
-    assertAllclose(await y.toArray(), ref, { atol: 1e-5, name: `linear ${M}x${N}x${K}` });
+    assert.equal(dispatches, blocks, `${M} rows: ${blocks} dispatches`);
   }
   // batched (2, 12, K) × (N, K)ᵀ shared, then accumulated into with α = 0.5
   const [Bt, M, N, K] = [2, 12, 19, 72];
