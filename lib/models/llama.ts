@@ -19,7 +19,7 @@ import { type KernelSpec, precompile } from "../gpu/pipelines.ts";
 import { add, attention, embedding, linear, rmsNorm, rope, swiglu } from "../autograd/ops.ts";
 import { copyElements } from "../tensor/copy.ts";
 import { toF16 } from "../tensor/convert.ts";
-import type { Weight } from "../tensor/matmul.ts";
+import { blockedTeamKernels, type Weight } from "../tensor/matmul.ts";
 import { RopeTable } from "../tensor/rope.ts";
 import { flashAttentionKernels } from "../tensor/flash_attention.ts";
 import { decodeAttention, type DevicePosition, ropeAppend } from "../tensor/kv_decode.ts";
@@ -49,7 +49,8 @@ import { disposeWeight, type LoadOptions, loadVector, loadWeight } from "./weigh
 
 /**
  * The kernels a Llama forward dispatches: compiled in parallel when a model loads, with the team
- * products of its one-token steps (`teamKernels`, whose overrides depend on the model's shapes).
+ * products of its one-token steps (`teamKernels`, whose overrides depend on the model's shapes) and of
+ * its 9–32-row products (`blockedTeamKernels`).
  */
 export const LLAMA_KERNELS: KernelSpec[] = [
   { file: "matmul.wgsl" },
@@ -211,6 +212,7 @@ export class LlamaModel implements Disposable {
       ...LLAMA_KERNELS,
       ...flashAttentionKernels(c.headDim),
       ...teamKernels(1, [D, qDim, c.intermediateSize, ...(dims ? [dims.dInner] : [])]),
+      ...blockedTeamKernels([D, qDim, c.intermediateSize, ...(dims ? [dims.dInner] : [])]),
     ]);
     const embed = await loadWeight(ckpt, "model.embed_tokens.weight", [c.vocabSize, D], opts);
     const layers: LlamaLayer[] = [];

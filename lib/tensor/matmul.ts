@@ -117,8 +117,8 @@ export function teamLaneValuesSetting(): number {
 /**
  * The launch of a team product `op` of M rows, N outputs and inner dimension K: its pipeline (overrides
  * T = {@linkcode teamLanes} and MR = rows per workgroup, the fewest workgroups of at most the set most,
- * balanced) and its grid: x over the row groups, y over blocks of 256 / T outputs. Throws a
- * {@linkcode ShapeError} when the outputs need more than 65535 workgroups.
+ * balanced, unless `rowsPerGroup` fixes it) and its grid: x over the row groups, y over blocks of 256 / T
+ * outputs. Throws a {@linkcode ShapeError} when the outputs need more than 65535 workgroups.
  */
 export function teamLaunch(
   op: string,
@@ -126,9 +126,10 @@ export function teamLaunch(
   M: number,
   N: number,
   K: number,
+  rowsPerGroup?: number,
 ): { spec: KernelSpec; grid: [number, number] } {
   const groups = Math.ceil(M / teamRowsMost);
-  const mr = Math.ceil(M / groups);
+  const mr = rowsPerGroup ?? Math.ceil(M / groups);
   const t = teamLanes(K);
   const blocks = Math.ceil(N / (256 / t));
   if (blocks > 65535) throw new ShapeError(op, `${N} outputs of ${K} inputs exceed one dispatch`);
@@ -294,15 +295,17 @@ export function matmulStrided(args: StridedMatmul): void {
   if (M === 0 || N === 0 || nb0 * nb1 === 0) return;
   if (nb0 * nb1 > 65535) throw new ShapeError("matmul", `batch ${nb0 * nb1} exceeds 65535`);
   if (M > MATVEC_MAX_ROWS && M <= MATVEC_BLOCKED_MAX_ROWS && b.rowStride === 1 && vec4Aligned(args)) {
-    // A few more rows than a team product takes (decoding a batch of sequences): team products on
-    // blocks of MATVEC_MAX_ROWS rows cost less than the tiled kernel's floor.
+    // A few more rows than a team product takes (decoding a batch of sequences, a short prompt): team
+    // products on blocks of MATVEC_MAX_ROWS rows cost less than the tiled kernel's floor. Every block,
+    // the last included, runs MATVEC_MAX_ROWS rows per workgroup: one pipeline per K
+    // ({@linkcode blockedTeamKernels}, compiled when a model loads).
     for (let m0 = 0; m0 < M; m0 += MATVEC_MAX_ROWS) {
-      matmulStrided({
+      teamProduct({
         ...args,
         M: Math.min(MATVEC_MAX_ROWS, M - m0),
         a: { ...a, offset: (a.offset ?? 0) + m0 * a.rowStride },
         c: { ...c, offset: (c.offset ?? 0) + m0 * c.rowStride },
-      });
+      }, MATVEC_MAX_ROWS);
     }
     return;
   }
@@ -322,11 +325,7 @@ export function matmulStrided(args: StridedMatmul): void {
     }
   }
   if (teamShaped) {
-    // Both operands' K axes contiguous and vec4-aligned (x·Wᵀ): a team of invocations per output reads
-    // W's row together, each load serving all rows of the workgroup (up to TEAM_ROWS).
-    const team = teamLaunch("matmul", MATVEC_TEAM, M, N, args.K);
-    const w = teamWeightBindings(team.spec, b.t.dtype === "f16", [b.t.buffer]);
-    dispatch(w.spec, [a.t.buffer, ...w.f32, c.t.buffer, buffers[3], ...w.f16], p, [...team.grid, nb0 * nb1]);
+    teamProduct(args);
   } else if (M <= MATVEC_MAX_ROWS) {
     dispatch(MATVEC, buffers, p, [Math.ceil(N / 64), M, nb0 * nb1]);
   } else if (Math.ceil(M / 128) * Math.ceil(N / 128) * nb0 * nb1 >= bigTilesMin && !smallTilesOnly) {
@@ -337,6 +336,35 @@ export function matmulStrided(args: StridedMatmul): void {
   } else {
     dispatch(SPEC, buffers, p, [Math.ceil(N / 64), Math.ceil(M / 64), nb0 * nb1]);
   }
+}
+
+/**
+ * x·Wᵀ as a team product (`matvec_team`): both operands' K axes contiguous and vec4-aligned, at most
+ * TEAM_ROWS rows; a team of invocations per output reads W's row together, each load serving all rows of
+ * the workgroup. `rowsPerGroup` fixes the rows per workgroup (rows past M are computed and not stored).
+ */
+function teamProduct(args: StridedMatmul, rowsPerGroup?: number): void {
+  const [nb0, nb1] = args.batch ?? [1, 1];
+  const team = teamLaunch("matmul", MATVEC_TEAM, args.M, args.N, args.K, rowsPerGroup);
+  const w = teamWeightBindings(team.spec, args.b.t.dtype === "f16", [args.b.t.buffer]);
+  const bias = args.bias?.buffer ?? dummyBuffer();
+  dispatch(w.spec, [args.a.t.buffer, ...w.f32, args.c.t.buffer, bias, ...w.f16], matmulParams(args), [
+    ...team.grid,
+    nb0 * nb1,
+  ]);
+}
+
+/**
+ * The team-product pipelines of {@linkcode MATVEC_BLOCKED_MAX_ROWS}-row products (MATVEC_MAX_ROWS rows per
+ * workgroup) for the inner dimensions Ks, for a model load to compile up front.
+ */
+export function blockedTeamKernels(Ks: number[]): KernelSpec[] {
+  const seen = new Map<string, KernelSpec>();
+  for (const K of Ks) {
+    const { spec } = teamLaunch("matmul", MATVEC_TEAM, MATVEC_MAX_ROWS, 1, K, MATVEC_MAX_ROWS);
+    seen.set(JSON.stringify(spec), spec);
+  }
+  return [...seen.values()];
 }
 
 /** Options of {@linkcode matmul}. */
