@@ -165,9 +165,12 @@ export function replayCommands(c: CapturedCommands): void {
 
 /**
  * Frees a capture's uniform buffers and returns the temporaries it held to the pool (after its last
- * replay has been recorded; work recorded later runs after it in queue order).
+ * replay has been recorded; work recorded later runs after it in queue order). The open batch, which
+ * may hold the capture's own recording or a replay, is submitted first: a buffer destroyed before the
+ * submit that uses it makes that submit invalid, while one destroyed after it lives until the GPU is done.
  */
 export function releaseCapture(c: CapturedCommands): void {
+  flush();
   for (const u of c.uniforms) u.destroy();
   for (const b of c.held) releaseBuffer(b);
 }

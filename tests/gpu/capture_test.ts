@@ -101,6 +101,18 @@ Deno.test("capture: temporaries released during a capture are not handed out aga
   assert.equal(again.buffer, buffer, "the pool gets the buffer back after releaseCapture");
 });
 
+Deno.test("capture: released before anything was submitted, its own recording still runs and later work is valid", async () => {
+  using a = Tensor.from([1, 2, 3, 4], [4]);
+  using b = Tensor.from([10, 20, 30, 40], [4]);
+  using c = Tensor.zeros([4]);
+  // The capture's recording sits in the open batch, bound to the capture's uniform buffer, which the
+  // release destroys: the batch must reach the GPU before that, or its submit fails validation.
+  releaseCapture(captureCommands(() => add(a, b, c)));
+  add(c, b, a); // a = c + b, recorded after the release
+  assert.deepEqual(Array.from(await c.toArray()), [11, 22, 33, 44]);
+  assert.deepEqual(Array.from(await a.toArray()), [21, 42, 63, 84]);
+});
+
 Deno.test("captureCommands: returns what fn recorded; when fn throws the capture is closed and its held buffers return to the pool", async () => {
   using a = Tensor.from([1, 2, 3, 4], [4]);
   using b = Tensor.from([10, 20, 30, 40], [4]);
