@@ -17,6 +17,7 @@
  */
 import { parseFlags } from "../lib/cli/args.ts";
 import { adapterName, gpu, initGpu } from "../lib/gpu/device.ts";
+import { alignedSize } from "../lib/gpu/buffers.ts";
 
 /** One variant's costs per dispatch (µs). */
 export interface DispatchCost {
@@ -80,10 +81,13 @@ fn main(@builtin(local_invocation_index) i: u32) { out[i] = out[i] * 0.5 + ${sum
 
   const querySet = hasTimestamps ? device.createQuerySet({ type: "timestamp", count: 2 }) : null;
   const resolve = device.createBuffer({
-    size: 16,
+    size: alignedSize(16),
     usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
   });
-  const read = device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const read = device.createBuffer({
+    size: alignedSize(16),
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
 
   async function floorMs(): Promise<number> {
     let best = Infinity;
@@ -140,7 +144,7 @@ fn main(@builtin(local_invocation_index) i: u32) { out[i] = out[i] * 0.5 + ${sum
       let gpuMs = NaN;
       if (querySet) {
         await read.mapAsync(GPUMapMode.READ);
-        const t = new BigUint64Array(read.getMappedRange().slice(0));
+        const t = new BigUint64Array(read.getMappedRange(0, 16).slice(0));
         read.unmap();
         gpuMs = Number(t[1] - t[0]) / 1e6;
       }

@@ -19,6 +19,7 @@
 import type { Flags, FlagSpec } from "../lib/cli/args.ts";
 import { GpuError } from "../lib/errors.ts";
 import { checkGpuErrors, gpu } from "../lib/gpu/device.ts";
+import { alignedSize } from "../lib/gpu/buffers.ts";
 import {
   beginTimedPass,
   captureCommands,
@@ -99,7 +100,7 @@ async function timedBatches(fn: () => void, k: number, batches: number): Promise
   const { device } = gpu();
   const querySet = device.createQuerySet({ type: "timestamp", count: 2 * batches });
   const resolve = device.createBuffer({
-    size: 16 * batches,
+    size: alignedSize(16 * batches),
     usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
   });
   for (let i = 0; i < batches; i++) {

@@ -50,7 +50,23 @@ export function bufferSize(
     );
   }
   const bindingCap = Math.floor(maxBindingBytes / 4) * 4;
-  return Math.min(sizeClass(need), need <= bindingCap ? bindingCap : bufferCap);
+  const cap = need <= bindingCap ? bindingCap : bufferCap;
+  // At a cap, the largest multiple of BUFFER_ALIGN under it (keeping later buffers aligned), unless the
+  // request itself lies beyond that
+  return Math.min(sizeClass(need), Math.max(need, Math.floor(cap / BUFFER_ALIGN) * BUFFER_ALIGN));
+}
+
+/**
+ * The size granule of every buffer the toolkit creates (256 B). The driver packs buffers one after
+ * another at 16-byte alignment, so one buffer of 16 bytes shifts every later one off its 32-byte
+ * sectors: on the H200 that made the selective scan's chunk_out, whose rows of y are stored 32 bytes
+ * at a time, 25% slower (0.305 against 0.242 ms; docs/results.md §8e).
+ */
+export const BUFFER_ALIGN = 256;
+
+/** `bytes` rounded up to a multiple of {@linkcode BUFFER_ALIGN} (at least one granule). */
+export function alignedSize(bytes: number): number {
+  return Math.max(1, Math.ceil(bytes / BUFFER_ALIGN)) * BUFFER_ALIGN;
 }
 
 /**
@@ -83,7 +99,7 @@ let dummy: GPUBuffer | null = null;
 
 /** A small buffer bound where a kernel declares an optional input that is absent (never written). */
 export function dummyBuffer(): GPUBuffer {
-  dummy ??= gpu().device.createBuffer({ size: 16, usage: TENSOR_USAGE, label: "dummy" });
+  dummy ??= gpu().device.createBuffer({ size: BUFFER_ALIGN, usage: TENSOR_USAGE, label: "dummy" });
   return dummy;
 }
 

@@ -9,6 +9,7 @@ import { GpuError } from "../errors.ts";
 import { gpu } from "./device.ts";
 import { beginTimedPass, encoder, endPass } from "./commands.ts";
 import { readBuffers } from "./transfer.ts";
+import { alignedSize } from "./buffers.ts";
 
 /**
  * Records `fn`'s dispatches in a timed pass and returns the GPU time in milliseconds.
@@ -19,7 +20,7 @@ export async function timeGpu(fn: () => void): Promise<number> {
   if (!hasTimestamps) throw new GpuError("webgpu", "this adapter has no timestamp-query feature");
   const querySet = device.createQuerySet({ type: "timestamp", count: 2 });
   const resolve = device.createBuffer({
-    size: 16,
+    size: alignedSize(16),
     usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
   });
   beginTimedPass({ querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 });

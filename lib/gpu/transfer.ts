@@ -11,6 +11,7 @@
 import { checkGpuErrors, gpu, gpuCallFailure } from "./device.ts";
 import { type Binding, capturing, encoder, flush } from "./commands.ts";
 import { GpuError } from "../errors.ts";
+import { alignedSize } from "./buffers.ts";
 
 /** Uploads `data` into `buffer` at `offset` (flushing recorded work first). */
 export function uploadBytes(buffer: GPUBuffer, data: ArrayBufferView, offset = 0): void {
@@ -47,7 +48,7 @@ export async function readBuffers(ranges: ReadRange[]): Promise<ArrayBuffer[]> {
     const offset = r.offset ?? 0;
     const size = r.size ?? r.buffer.size - offset;
     const s = device.createBuffer({
-      size: Math.max(4, size),
+      size: alignedSize(size),
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
     if (size > 0) enc.copyBufferToBuffer(r.buffer, offset, s, 0, size);

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { GpuError } from "../../lib/errors.ts";
-import { bufferSize, gpuMemory } from "../../lib/gpu/buffers.ts";
+import { alignedSize, BUFFER_ALIGN, bufferSize, dummyBuffer, gpuMemory } from "../../lib/gpu/buffers.ts";
 import { gpu, initGpu } from "../../lib/gpu/device.ts";
 import { scale } from "../../lib/tensor/elementwise.ts";
 import { Tensor } from "../../lib/tensor/tensor.ts";
@@ -64,6 +64,10 @@ Deno.test("limits: pooled buffer sizes never exceed the limit a request fits und
       assert.ok(size >= bytes && size % 4 === 0, `${bytes} → ${size}`);
       assert.ok(size <= buffer, `${bytes} → ${size} > maxBufferSize ${buffer}`);
       if (bytes <= binding) assert.ok(size <= binding, `${bytes} → ${size} > maxBinding ${binding}`);
+      // Whole granules, so that no buffer shifts the next off its sectors; only a request past the last
+      // granule under its cap gets its own (4-byte multiple) size
+      const need = Math.ceil(Math.max(4, bytes) / 4) * 4;
+      assert.ok(size % BUFFER_ALIGN === 0 || size === need, `${bytes} → ${size}: not a multiple of 256`);
       cases++;
     }
   }
@@ -73,6 +77,17 @@ Deno.test("limits: pooled buffer sizes never exceed the limit a request fits und
     message: "w: a buffer of 2147483648 bytes was asked for; the device's maxBufferSize is 2147483647 bytes",
   });
   assert.throws(() => bufferSize(NaN, 2 ** 27, 2 ** 31 - 1), GpuError);
+});
+
+Deno.test("limits: buffers made outside the pool are whole granules of BUFFER_ALIGN bytes too", () => {
+  assert.equal(dummyBuffer().size % BUFFER_ALIGN, 0);
+  for (const bytes of [0, 1, 4, 16, 255, 256, 257, 4096, 100_003]) {
+    const s = alignedSize(bytes);
+    assert.ok(
+      s >= Math.max(1, bytes) && s % BUFFER_ALIGN === 0 && s - Math.max(1, bytes) < BUFFER_ALIGN,
+      `${bytes} → ${s}`,
+    );
+  }
 });
 
 Deno.test("limits: binding a tensor larger than maxStorageBufferBindingSize is a GpuError naming the kernel", async () => {
