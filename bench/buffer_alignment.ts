@@ -18,7 +18,15 @@ const sizes = Deno.args.length > 0 ? Deno.args.map(Number) : [0, 16, 32, 256];
 if (Deno.env.get("BUFFER_ALIGNMENT_CHILD") === undefined) {
   for (const bytes of sizes) {
     const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--cached-only", import.meta.filename!, String(bytes)],
+      args: [
+        "run",
+        "-A",
+        "--cached-only",
+        "--node-modules-dir=manual",
+        "--no-check",
+        import.meta.filename!,
+        String(bytes),
+      ],
       env: { BUFFER_ALIGNMENT_CHILD: "1" },
       stderr: "inherit",
     }).output();
