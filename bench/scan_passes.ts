@@ -13,13 +13,7 @@ import { Tensor } from "../lib/tensor/tensor.ts";
 import { kernelBreakdown, timeSustained } from "./timing.ts";
 import { randomArray } from "../tests/_assert.ts";
 
-const flags = parseFlags("scan_passes", Deno.args, {
-  chunk: "number",
-  quick: "boolean",
-  batch: "number",
-  tiled: "boolean",
-  poly: "number",
-});
+const flags = parseFlags("scan_passes", Deno.args, { chunk: "number", quick: "boolean", batch: "number" });
 await initGpu();
 const q = (flags.chunk as number | undefined) ?? 128;
 const [B, L, D, N] = flags.quick
@@ -40,18 +34,13 @@ const inp = {
 };
 const opts = { warmMs: 300, sampleMs: 10, samples: 5, singles: 1 };
 const { total_us, kernels } = await kernelBreakdown(() => {
-  const r = selectiveScan(inp, { deltaSoftplus: true, chunkLength: q }, {
-    tiledStores: flags.tiled === true,
-    polyExp: (flags.poly as number | undefined) ?? 0,
-  });
+  const r = selectiveScan(inp, { deltaSoftplus: true, chunkLength: q });
   r.y.dispose();
   r.lastState.dispose();
 }, (fn) => timeSustained(fn, opts));
 const row: Record<string, number | string> = {
   shape: `B${B}_L${L}_D${D}_N${N}`,
   q,
-  tiled: flags.tiled === true ? 1 : 0,
-  poly: (flags.poly as number | undefined) ?? 0,
   forward: total_us / 1000,
 };
 for (const k of kernels) row[k.kernel] = k.us / 1000;

@@ -72,14 +72,6 @@ var<workgroup> bs: array<vec4<f32>, BC>;   // B_t[n … n+3], (group in block, t
 var<workgroup> cs: array<vec4<f32>, BC>;   // C_t
 var<workgroup> part: array<f32, WG * TP>;  // chunk_out with SB > 1: partial outputs, (invocation, t)
 
-// chunk_out with YTILE: outputs of 4 sub-blocks (32 steps) of the block's ≤ 128 channels, stored to y as
-// whole 128-byte rows (a warp's store covers 4 rows instead of 16 bytes of 32). Row c holds 8 vec4, the
-// vec4 at position v stored at v ^ (c & 7) so that 8 consecutive channels writing one slot, or one row
-// being read, touch distinct banks. 16 KiB.
-override YTILE: bool = false;
-const YW = 32u;  // steps per tile window
-var<workgroup> ytile: array<vec4<f32>, WG * (YW / 4u)>;
-
 // The invocation's state block and its decay rates A log2 e (zero beyond N or when idle).
 var<private> x0: vec4<f32>;
 var<private> x1: vec4<f32>;
@@ -270,8 +262,6 @@ fn put_states(o: u32, n: u32, x: vec4<f32>) {
 }
 
 fn init_lane(l: Lane) {
-  magic = select(12582912.0, 0.0, p.nl == 0xffffffffu);
-  opaque0 = p.nl >> 31u;
   let n0 = 16u * l.s;
   a0 = rates(l.d, l.act, n0);
   a1 = rates(l.d, l.act, n0 + 4u);
@@ -279,42 +269,12 @@ fn init_lane(l: Lane) {
   a3 = rates(l.d, l.act, n0 + 12u);
 }
 
-// 2^x on the FMA pipe, for the first POLY of the four state vec4 (the rest use exp2, which runs on the
-// multi-function unit: 16 results per clock per SM on the H200, against 128 FMAs). x = n + f with n
-// rounded to nearest by the 1.5·2^23 trick (|f| ≤ ½), 2^f by its Taylor polynomial of degree 6
-// (truncation ≤ 1.3e-7 relative), n added to the exponent field. Beyond ±125 and for NaN (never in a
-// warp at once, in practice) it branches to exp2.
-override POLY: u32 = 0u;
-// 1.5·2^23 and a 0, both set at run time: with the rounded value's bits passed through an XOR with the
-// opaque 0, no compiler can fold (x + M) − M back to x (lavapipe does, with M a constant or not).
-var<private> magic: f32;
-var<private> opaque0: u32;
-
-fn exp2p(x: vec4<f32>) -> vec4<f32> {
-  if (any(abs(x) > vec4(125.0)) || any(x != x)) { return exp2(x); }
-  let tb = bitcast<vec4<u32>>(x + magic) ^ vec4(opaque0);
-  let n = bitcast<vec4<i32>>(tb) - 0x4B400000;
-  let f = x - (bitcast<vec4<f32>>(tb) - magic);
-  var q = f * 1.5403530e-4 + 1.3333558e-3;
-  q = q * f + 9.6181291e-3;
-  q = q * f + 5.5504109e-2;
-  q = q * f + 2.4022651e-1;
-  q = q * f + 6.9314718e-1;
-  q = q * f + 1.0;
-  return bitcast<vec4<f32>>(bitcast<vec4<i32>>(q) + (n << vec4(23u)));
-}
-
-fn decay(dt: f32, a: vec4<f32>, g: u32) -> vec4<f32> {
-  if (g < POLY) { return exp2p(dt * a); }
-  return exp2(dt * a);
-}
-
 // One step of the recurrence for the invocation's 16 states, B and C at vec4 index j of the stage.
 fn advance(dt: f32, du: f32, j: u32) {
-  x0 = decay(dt, a0, 0u) * x0 + du * bs[j];
-  x1 = decay(dt, a1, 1u) * x1 + du * bs[j + 1u];
-  x2 = decay(dt, a2, 2u) * x2 + du * bs[j + 2u];
-  x3 = decay(dt, a3, 3u) * x3 + du * bs[j + 3u];
+  x0 = exp2(dt * a0) * x0 + du * bs[j];
+  x1 = exp2(dt * a1) * x1 + du * bs[j + 1u];
+  x2 = exp2(dt * a2) * x2 + du * bs[j + 2u];
+  x3 = exp2(dt * a3) * x3 + du * bs[j + 3u];
 }
 
 fn advance_out(dt: f32, du: f32, j: u32) -> f32 {
@@ -392,20 +352,6 @@ fn silu4(v: vec4<f32>) -> vec4<f32> {
   return v / (1.0 + exp(-v));
 }
 
-// Stores the tile window starting at step tw (its first `steps` steps, a multiple of 4) of the block's
-// channels to y; every invocation takes vec4 li, li + 128, … (each warp: 4 rows × 128 bytes).
-fn flush_ytile(l: Lane, tw: u32, steps: u32) {
-  let nv = steps / 4u;
-  for (var m = 0u; m < YW / 4u; m++) {
-    let e = m * WG + l.li;
-    let r = e >> 3u;
-    let v = e & 7u;
-    if (v < nv && r < p.cw && l.d0 + r < p.nd) {
-      y[((l.b * p.nd + l.d0 + r) * p.nl + tw) / 4u + v] = ytile[(r << 3u) + (v ^ (r & 7u))];
-    }
-  }
-}
-
 // Pass 3: each chunk recomputed from its entering state H_c; out_t = (Σ_n x_t[n] C_t[n] + D u_t) silu(z_t).
 @compute @workgroup_size(WG)
 fn chunk_out(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -423,14 +369,9 @@ fn chunk_out(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) 
   if ((p.flags & HAS_D) != 0u) { skip = dskip[l.d]; }
   let cend = min(ch * p.q + p.q, p.nl);
   var bc = load_bc(l, ch * p.q, min(T, cend - ch * p.q), true);
-  // The tile needs vec4 rows (L and Q multiples of 4); every invocation passed the loop's last barrier
-  // before a window is flushed, and the next writes into the tile come after the following barrier.
-  let tiled = YTILE && (p.flags & VEC4) != 0u;
   for (var t0 = ch * p.q; t0 < cend; t0 += T) {
     let len = min(T, cend - t0);
     let i = (l.b * p.nd + l.d) * p.nl + t0;
-    let k = (t0 - ch * p.q) / T;
-    if (tiled && k > 0u && k % 4u == 0u) { flush_ytile(l, t0 - YW, YW); }
     let dt = step_sizes(row_delta(i, len), l.d, len);
     let uv = row_u(i, len);
     let zv = row_z(i, len);
@@ -473,22 +414,9 @@ fn chunk_out(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) 
         o.a *= silu4(zv.a);
         o.b *= silu4(zv.b);
       }
-      if (tiled) {
-        let w = l.c << 3u;
-        let v = 2u * (k % 4u);
-        ytile[w + (v ^ (l.c & 7u))] = o.a;
-        ytile[w + ((v + 1u) ^ (l.c & 7u))] = o.b;
-      } else {
-        put_row(i, len, o);
-      }
+      put_row(i, len, o);
     }
     workgroupBarrier();
-  }
-  if (tiled) {
-    // The last window: the chunk's steps past its last multiple of 32 (all 32 when Q is a multiple).
-    let n = cend - ch * p.q;
-    let tw = ch * p.q + ((n - 1u) / YW) * YW;
-    flush_ytile(l, tw, cend - tw);
   }
 }
 

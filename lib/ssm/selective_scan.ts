@@ -173,22 +173,6 @@ function fwd(entry: string): KernelSpec {
   return { file: FWD, entry };
 }
 
-/** Override constants of the chunk passes from a tuning (none at the defaults: one pipeline each). */
-function passConstants(tuning: ScanTuning): Record<string, number> | undefined {
-  const poly = tuning.polyExp ?? SCAN_POLY_EXP;
-  if (!Number.isInteger(poly) || poly < 0 || poly > 4) {
-    throw new ShapeError("selectiveScan", `polyExp = ${poly} is not one of 0 … 4`);
-  }
-  return poly ? { POLY: poly } : undefined;
-}
-
-/** chunk_out's override constants: those of the passes and YTILE. */
-function outConstants(tuning: ScanTuning): Record<string, number> | undefined {
-  const tiled = tuning.tiledStores ?? SCAN_TILED_STORES;
-  const c = { ...passConstants(tuning), ...(tiled ? { YTILE: 1 } : {}) };
-  return Object.keys(c).length ? c : undefined;
-}
-
 const opt = (t: Tensor | undefined): GPUBuffer => t ? t.buffer : dummyBuffer();
 
 /** Grid of the chunk kernels: (channel blocks, chunks, batch), of the forward's or the backward's blocks. */
@@ -205,13 +189,11 @@ function chunkStates(
   inp: SelectiveScanInputs,
   h0: Tensor | undefined,
   out: { states: Tensor; dsum: Tensor; last: Tensor },
-  tuning: ScanTuning = {},
 ): void {
   const { u, delta, A, B, C, deltaBias } = inp;
   const bufs = [u.buffer, delta.buffer, A.buffer, B.buffer, C.buffer, null, null, opt(deltaBias)];
   bufs.push(out.states.buffer, out.dsum.buffer);
-  const spec = { ...fwd("chunk_state"), constants: passConstants(tuning) };
-  dispatch(spec, bufs, fwdParams(l, l.flags), chunkGrid(l));
+  dispatch(fwd("chunk_state"), bufs, fwdParams(l, l.flags), chunkGrid(l));
   carry(l, A, out.states, out.dsum, h0, out.last, false);
 }
 
@@ -266,25 +248,7 @@ export interface ScanTuning {
    * twice the exponentials, about 32 fewer registers per invocation). Default {@linkcode SCAN_RECOMPUTE}.
    */
   recompute?: boolean;
-  /**
-   * Three-pass forward: chunk_out keeps the outputs of 32 steps of its channels in workgroup memory and
-   * stores them as whole 128-byte rows (override YTILE, 16 KiB more workgroup memory) instead of each
-   * invocation storing its 8 steps. Default {@linkcode SCAN_TILED_STORES}.
-   */
-  tiledStores?: boolean;
-  /**
-   * Three-pass forward: how many of the four vec4 of 16 states form exp(δA) by a polynomial on the FMA
-   * pipe instead of exp2 on the multi-function unit (override POLY, 0 … 4). Default
-   * {@linkcode SCAN_POLY_EXP}.
-   */
-  polyExp?: number;
 }
-
-/** Default {@linkcode ScanTuning.polyExp}. */
-export const SCAN_POLY_EXP = 0;
-
-/** Whether chunk_out stores y through a workgroup tile of whole rows by default. */
-export const SCAN_TILED_STORES = false;
 
 /** Whether {@linkcode selectiveScan} runs the single-pass forward by default. */
 export const SCAN_SINGLE_PASS = false;
@@ -332,7 +296,7 @@ export function selectiveScan(
   const lastState = Tensor.empty([l.batch, l.D, l.N]);
   using states = Tensor.empty([l.batch, l.nc, l.D, l.N]);
   using dsum = Tensor.empty([l.batch, l.nc, l.D]);
-  chunkStates(l, inp, opts.initialState, { states, dsum, last: lastState }, tuning);
+  chunkStates(l, inp, opts.initialState, { states, dsum, last: lastState });
   const { u, delta, A, B, C, D, z, deltaBias } = inp;
   const bufs: (Binding | null)[] = [
     u.buffer,
@@ -345,8 +309,7 @@ export function selectiveScan(
     opt(deltaBias),
   ];
   bufs.push(states.buffer, null, y.buffer);
-  const spec = { ...fwd("chunk_out"), constants: outConstants(tuning) };
-  dispatch(spec, bufs, fwdParams(l, l.flags), chunkGrid(l));
+  dispatch(fwd("chunk_out"), bufs, fwdParams(l, l.flags), chunkGrid(l));
   return { y, lastState };
 }
 
