@@ -51,7 +51,10 @@ const LOG2E = 1.4426950408889634;
 const WG = 128u;  // invocations per workgroup
 const T = 8u;     // time steps per sub-block
 const TP = 9u;    // padded row of `part`
-const BC = 256u;  // vec4 capacity of the B and C stages: GPW × T × 4·SB ≤ BC (8 elements per invocation)
+// vec4 capacity of the B and C stages: GPW × T × 4·SB ≤ BC ≤ 256 (8 elements per invocation). The host
+// passes the launch's own GPW × T × 4·SB (32 at N ≤ 16 with one group per block): chunk_out's occupancy on
+// the H200 is bound by its workgroup memory (docs/results.md §8f).
+override BC: u32 = 256u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> u: array<vec4<f32>>;
@@ -70,7 +73,10 @@ const BC = 256u;  // vec4 capacity of the B and C stages: GPW × T × 4·SB ≤ 
 
 var<workgroup> bs: array<vec4<f32>, BC>;   // B_t[n … n+3], (group in block, t, n/4)
 var<workgroup> cs: array<vec4<f32>, BC>;   // C_t
-var<workgroup> part: array<f32, WG * TP>;  // chunk_out with SB > 1: partial outputs, (invocation, t)
+// chunk_out with SB > 1: partial outputs, (invocation, t). Sized by the override PART (the host passes 1 for
+// N ≤ 16, where nothing reads it): workgroup memory a kernel declares is allocated whether it is used or not.
+override PART: u32 = WG * TP;
+var<workgroup> part: array<f32, PART>;
 
 // The invocation's state block and its decay rates A log2 e (zero beyond N or when idle).
 var<private> x0: vec4<f32>;

@@ -79,11 +79,16 @@ const MAX_SUB = 4u;
 @group(0) @binding(17) var<storage, read> part_in: array<f32>;
 @group(0) @binding(18) var<storage, read_write> sums: array<f32>;
 
-var<workgroup> ds: array<f32, MAX_DB * TBP>;   // δ_t, (DB, TB)
-var<workgroup> us: array<f32, MAX_DB * TBP>;   // u_t
-var<workgroup> gy: array<f32, MAX_DB * TBP>;   // ō_t
-var<workgroup> bs: array<f32, MAX_NP * TBP>;   // B_t[n], (NP, TB)
-var<workgroup> cs: array<f32, MAX_NP * TBP>;   // C_t[n]
+// The stages are sized by the launch's DB and NP (overrides DBW ≤ MAX_DB, NPB ≤ MAX_NP; the host passes
+// them): declared workgroup memory is allocated whether a launch uses it or not, and it bounds how many
+// workgroups an SM holds.
+override DBW: u32 = MAX_DB;
+override NPB: u32 = MAX_NP;
+var<workgroup> ds: array<f32, DBW * TBP>;   // δ_t, (DB, TB)
+var<workgroup> us: array<f32, DBW * TBP>;   // u_t
+var<workgroup> gy: array<f32, DBW * TBP>;   // ō_t
+var<workgroup> bs: array<f32, NPB * TBP>;   // B_t[n], (NP, TB)
+var<workgroup> cs: array<f32, NPB * TBP>;   // C_t[n]
 var<workgroup> xw: array<f32, WG * TBP>;       // x_t[n], (WG, TB)
 var<workgroup> gw: array<f32, WG * TBP>;       // g_t[n]
 var<workgroup> ew: array<f32, WG * TBP>;       // g_t[n] (A a_t x_{t−1} + B_t u_t)

@@ -173,6 +173,25 @@ function fwd(entry: string): KernelSpec {
   return { file: FWD, entry };
 }
 
+/**
+ * chunk_out with its workgroup memory sized to the launch: every kernel's declared workgroup memory is
+ * allocated, used or not, and on the H200 it bounds how many chunk_out workgroups an SM holds (its
+ * 12.5 KiB at most made it 17% slower at N = 16 than 1 KiB, docs/results.md §8g). The B and C stages
+ * hold GPW × 8 steps × 4·SB vec4 (override BC: 32 at N ≤ 16 with one group per block, 256 at most), and
+ * the partial outputs, which only SB > 1 reads, one element otherwise (override PART). chunk_state keeps
+ * the defaults: the same sizing made it 1.5% slower there.
+ */
+function chunkOut(l: Layout): KernelSpec {
+  const constants: Record<string, number> = { BC: l.gpw * 8 * 4 * l.sb };
+  if (l.sb === 1) constants.PART = 1;
+  return { file: FWD, entry: "chunk_out", constants };
+}
+
+/** A chunk entry of selective_scan_bwd.wgsl with its stages sized to the launch's DB and NP. */
+function bwd(entry: "adjoint_local" | "grads", l: Layout): KernelSpec {
+  return { file: BWD, entry, constants: { DBW: l.db, NPB: l.np } };
+}
+
 const opt = (t: Tensor | undefined): GPUBuffer => t ? t.buffer : dummyBuffer();
 
 /** Grid of the chunk kernels: (channel blocks, chunks, batch), of the forward's or the backward's blocks. */
@@ -309,7 +328,7 @@ export function selectiveScan(
     opt(deltaBias),
   ];
   bufs.push(states.buffer, null, y.buffer);
-  dispatch(fwd("chunk_out"), bufs, fwdParams(l, l.flags), chunkGrid(l));
+  dispatch(chunkOut(l), bufs, fwdParams(l, l.flags), chunkGrid(l));
   return { y, lastState };
 }
 
@@ -389,7 +408,7 @@ export function selectiveScanBackward(
   using adj = Tensor.empty([batch, nc, D, N]);
   const local = [u.buffer, delta.buffer, A.buffer, B.buffer, C.buffer, null, opt(z), opt(deltaBias)];
   local.push(dy.buffer, null, adj.buffer);
-  dispatch({ file: BWD, entry: "adjoint_local" }, local, bwdParams(l, l.flags), chunkGrid(l, true));
+  dispatch(bwd("adjoint_local", l), local, bwdParams(l, l.flags), chunkGrid(l, true));
   const dInit = opts.initialState ? Tensor.empty([batch, D, N]) : undefined;
   {
     using scratch = dInit ? undefined : Tensor.empty([batch, D, N]);
@@ -418,7 +437,7 @@ export function selectiveScanBackward(
   bufs.push(opt(deltaBias), dy.buffer, hin.buffer, adj.buffer, grads.u.buffer, grads.delta.buffer);
   bufs.push((grads.z ?? dzScratch)!.buffer, bcpart.buffer, red.buffer);
   const p = bwdParams(l, l.flags, kb).u32(offD, offBias, bcSize);
-  dispatch({ file: BWD, entry: "grads" }, bufs, p, chunkGrid(l, true));
+  dispatch(bwd("grads", l), bufs, p, chunkGrid(l, true));
   sumPartials(bcpart, 0, batch * G, kb, N * L, grads.B);
   sumPartials(bcpart, bcSize, batch * G, kb, N * L, grads.C);
   sumPartials(red, 0, 1, batch * nc, D * N, grads.A);
