@@ -53,7 +53,7 @@ const T = 8u;     // time steps per sub-block
 const TP = 9u;    // padded row of `part`
 // vec4 capacity of the B and C stages: GPW × T × 4·SB ≤ BC ≤ 256 (8 elements per invocation). The host
 // passes the launch's own GPW × T × 4·SB (32 at N ≤ 16 with one group per block): chunk_out's occupancy on
-// the H200 is bound by its workgroup memory (docs/results.md §8f).
+// the H200 is bound by its workgroup memory (docs/results.md §8g).
 override BC: u32 = 256u;
 
 @group(0) @binding(0) var<uniform> p: Params;
