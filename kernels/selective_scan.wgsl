@@ -55,6 +55,11 @@ const TP = 9u;    // padded row of `part`
 // passes the launch's own GPW × T × 4·SB (32 at N ≤ 16 with one group per block): chunk_out's occupancy on
 // the H200 is bound by its workgroup memory (docs/results.md §8g).
 override BC: u32 = 256u;
+// Slots of that tile each invocation loads and stages: ⌈GPW × T × 16·SB / WG⌉ ≤ 8. chunk_state's host passes
+// its own (1 at N ≤ 16 with one group per block): the slots past it then fold away at pipeline creation,
+// with their loads, indices and registers (chunk_state 0.132 → 0.124 ms on the H200, docs/results.md §8h).
+// chunk_out keeps 8: fewer registers made it slower there.
+override BCR: u32 = 8u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> u: array<vec4<f32>>;
@@ -182,6 +187,7 @@ fn bc_at(l: Lane, r: u32, t0: u32, len: u32) -> u32 {
   // The tile holds GPW × T × 16·SB elements, 16·SB a power of two (nsh = its log2): with shifts and an
   // early, uniform exit past the tile (with SB = GPW = 1 only r = 0 holds anything) the index costs a
   // few integer operations instead of runtime divisions.
+  if (r >= BCR) { return NONE; }
   let nsh = 4u + countTrailingZeros(p.sb);
   if (r * WG >= (p.gpw * T) << nsh) { return NONE; }
   let e = r * WG + l.li;
@@ -219,6 +225,7 @@ fn load_bc(l: Lane, t0: u32, len: u32, with_c: bool) -> BcTile {
 }
 
 fn put_bc(l: Lane, r: u32, bv: f32, cv: f32) {
+  if (r >= BCR) { return; }
   let nsh = 4u + countTrailingZeros(p.sb);
   if (r * WG >= (p.gpw * T) << nsh) { return; }
   let e = r * WG + l.li;
@@ -380,7 +387,6 @@ fn chunk_out(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) 
     let i = (l.b * p.nd + l.d) * p.nl + t0;
     let dt = step_sizes(row_delta(i, len), l.d, len);
     let uv = row_u(i, len);
-    let zv = row_z(i, len);
     store_bc(l, bc);
     workgroupBarrier();
     if (t0 + T < cend) { bc = load_bc(l, t0 + T, min(T, cend - t0 - T), true); }
@@ -416,6 +422,9 @@ fn chunk_out(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) 
     if (l.act && l.s == 0u) {
       o.a += skip * uv.a;
       o.b += skip * uv.b;
+      // z is read only now, after the walk: loaded with u and δ it held 8 registers through it, and
+      // chunk_out was 5% slower (docs/results.md §8h).
+      let zv = row_z(i, len);
       if ((p.flags & HAS_Z) != 0u) {
         o.a *= silu4(zv.a);
         o.b *= silu4(zv.b);

@@ -187,6 +187,16 @@ function chunkOut(l: Layout): KernelSpec {
   return { file: FWD, entry: "chunk_out", constants };
 }
 
+/**
+ * chunk_state with its B/C tile loads sized to the launch: each invocation loads ⌈GPW × 8 steps × 16·SB /
+ * 128⌉ of the tile's elements (override BCR, 1 at N ≤ 16 with one group per block, 8 at most). With the
+ * count a constant, the compiler drops the unused slots' loads and registers: 0.132 → 0.124 ms at B4
+ * L2048 D2048 N16 on the H200 (docs/results.md §8h). chunk_out keeps 8, where it was slower.
+ */
+function chunkState(l: Layout): KernelSpec {
+  return { file: FWD, entry: "chunk_state", constants: { BCR: Math.ceil((l.gpw * 8 * 16 * l.sb) / WG) } };
+}
+
 /** A chunk entry of selective_scan_bwd.wgsl with its stages sized to the launch's DB and NP. */
 function bwd(entry: "adjoint_local" | "grads", l: Layout): KernelSpec {
   return { file: BWD, entry, constants: { DBW: l.db, NPB: l.np } };
@@ -212,7 +222,7 @@ function chunkStates(
   const { u, delta, A, B, C, deltaBias } = inp;
   const bufs = [u.buffer, delta.buffer, A.buffer, B.buffer, C.buffer, null, null, opt(deltaBias)];
   bufs.push(out.states.buffer, out.dsum.buffer);
-  dispatch(fwd("chunk_state"), bufs, fwdParams(l, l.flags), chunkGrid(l));
+  dispatch(chunkState(l), bufs, fwdParams(l, l.flags), chunkGrid(l));
   carry(l, A, out.states, out.dsum, h0, out.last, false);
 }
 

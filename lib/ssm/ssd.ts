@@ -105,7 +105,7 @@ function stateParams(s: Sizes, flags: number): Params {
 function forwardStates(inp: SsdInputs, s: Sizes, states: Tensor, totals: Tensor, finalState: Tensor): void {
   const d = dummyBuffer();
   dispatch(
-    { file: "ssd.wgsl", entry: "chunk_state" },
+    { file: "ssd.wgsl", entry: "chunk_state", constants: { MSH: 1 } }, // no M: 16 KiB less workgroup memory (§8h)
     [inp.X.buffer, inp.A.buffer, inp.B.buffer, inp.C.buffer, d, d, d, states.buffer, totals.buffer],
     chunkParams(s),
     [s.nc, s.H, s.Bt],
