@@ -57,8 +57,8 @@ const TP = 9u;    // padded row of `part`
 override BC: u32 = 256u;
 // Slots of that tile each invocation loads and stages: ⌈GPW × T × 16·SB / WG⌉ ≤ 8. chunk_state's host passes
 // its own (1 at N ≤ 16 with one group per block): the slots past it then fold away at pipeline creation,
-// with their loads, indices and registers (chunk_state 0.132 → 0.124 ms on the H200, docs/results.md §8h).
-// chunk_out keeps 8: fewer registers made it slower there.
+// with their loads and index arithmetic (binary 34 → 25 KB; chunk_state 0.132 → 0.124 ms on the H200,
+// docs/results.md §8h). chunk_out keeps 8: there it cut registers 127 → 96 and made the pass slower.
 override BCR: u32 = 8u;
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -422,7 +422,7 @@ fn chunk_out(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) 
     if (l.act && l.s == 0u) {
       o.a += skip * uv.a;
       o.b += skip * uv.b;
-      // z is read only now, after the walk: loaded with u and δ it held 8 registers through it, and
+      // z is read only now, after the walk: loaded with u and δ, it stayed live through the walk, and
       // chunk_out was 5% slower (docs/results.md §8h).
       let zv = row_z(i, len);
       if ((p.flags & HAS_Z) != 0u) {

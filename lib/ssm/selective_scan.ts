@@ -190,7 +190,7 @@ function chunkOut(l: Layout): KernelSpec {
 /**
  * chunk_state with its B/C tile loads sized to the launch: each invocation loads ⌈GPW × 8 steps × 16·SB /
  * 128⌉ of the tile's elements (override BCR, 1 at N ≤ 16 with one group per block, 8 at most). With the
- * count a constant, the compiler drops the unused slots' loads and registers: 0.132 → 0.124 ms at B4
+ * count a constant, the compiler drops the unused slots' loads and indices: 0.132 → 0.124 ms at B4
  * L2048 D2048 N16 on the H200 (docs/results.md §8h). chunk_out keeps 8, where it was slower.
  */
 function chunkState(l: Layout): KernelSpec {
