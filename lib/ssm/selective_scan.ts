@@ -75,6 +75,7 @@ const STEP = "selective_scan_step.wgsl";
 const WG = 128; // invocations per workgroup of the forward chunk kernels and the token step
 const BWG = 64; // invocations per workgroup of the backward
 const MAX_DB = 8; // channels per workgroup of the backward
+const SUB_STEPS = 8; // steps per sub-block of the chunk passes (selective_scan.wgsl's T)
 
 const HAS_D = 1, HAS_Z = 2, HAS_BIAS = 4, SOFTPLUS = 8, HAS_H0 = 16, VEC4 = 32;
 
@@ -182,7 +183,7 @@ function fwd(entry: string): KernelSpec {
  * the defaults: the same sizing made it 1.5% slower there.
  */
 function chunkOut(l: Layout): KernelSpec {
-  const constants: Record<string, number> = { BC: l.gpw * 8 * 4 * l.sb };
+  const constants: Record<string, number> = { BC: bcTileElements(l) / 4 };
   if (l.sb === 1) constants.PART = 1;
   return { file: FWD, entry: "chunk_out", constants };
 }
@@ -194,7 +195,15 @@ function chunkOut(l: Layout): KernelSpec {
  * L2048 D2048 N16 on the H200 (docs/results.md §8h). chunk_out keeps 8, where it was slower.
  */
 function chunkState(l: Layout): KernelSpec {
-  return { file: FWD, entry: "chunk_state", constants: { BCR: Math.ceil((l.gpw * 8 * 16 * l.sb) / WG) } };
+  return { file: FWD, entry: "chunk_state", constants: { BCR: Math.ceil(bcTileElements(l) / WG) } };
+}
+
+/**
+ * Elements of the B and C tile one sub-block of the chunk passes stages (selective_scan.wgsl's `bc_at`):
+ * GPW groups × 8 steps × 16·SB states, the source of both passes' tile constants.
+ */
+function bcTileElements(l: Layout): number {
+  return l.gpw * SUB_STEPS * 16 * l.sb;
 }
 
 /** A chunk entry of selective_scan_bwd.wgsl with its stages sized to the launch's DB and NP. */
