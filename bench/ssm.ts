@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { selectiveScan, selectiveScanBackward } from "../lib/ssm/selective_scan.ts";
+import { SCAN_CHUNK, selectiveScan, selectiveScanBackward } from "../lib/ssm/selective_scan.ts";
 import { ssdBackward, ssdChunked } from "../lib/ssm/ssd.ts";
 import { Rng } from "../lib/random.ts";
 import { Tensor } from "../lib/tensor/tensor.ts";
@@ -48,6 +48,15 @@ export function ssmWorkloads(quick: boolean): { workloads: SsmWorkload[]; inputs
       bytes: (4 * B * D * L + 2 * B * N * L) * 4,
       run: () => {
         const r = selectiveScan(full, { deltaSoftplus: true });
+        r.y.dispose();
+        r.lastState.dispose();
+      },
+    }, {
+      // the same forward in the three chunk passes (the one-pass walk above is the default at these sizes)
+      name: `selective_scan_three_pass_fwd_${tag}`,
+      bytes: (4 * B * D * L + 2 * B * N * L) * 4,
+      run: () => {
+        const r = selectiveScan(full, { deltaSoftplus: true, chunkLength: SCAN_CHUNK });
         r.y.dispose();
         r.lastState.dispose();
       },

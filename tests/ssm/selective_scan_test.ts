@@ -3,11 +3,13 @@ import { ShapeError } from "../../lib/errors.ts";
 import { initGpu } from "../../lib/gpu/device.ts";
 import { SafetensorsFile } from "../../lib/io/safetensors.ts";
 import {
+  SCAN_CHUNK,
   type ScanTuning,
   selectiveScan,
   selectiveScanBackward,
   type SelectiveScanInputs,
   selectiveStateUpdate,
+  walkForwardFits,
 } from "../../lib/ssm/selective_scan.ts";
 import {
   type ScanDims,
@@ -96,18 +98,22 @@ async function checkGpu(
   using dLast = opts.dLast ? Tensor.from(Float32Array.from(opts.dLast), [batch, D, N]) : undefined;
   const o = { deltaSoftplus: opts.softplus, initialState: h0, chunkLength: opts.chunk };
   poisonPool([batch * D * L, batch * D * N, inp.B.length, D * N, D]);
-  const { y, lastState } = selectiveScan(x, o);
+  // The three passes (a chunk length given), the default (the walk where it fits), the single pass.
+  const { y, lastState } = selectiveScan(x, { ...o, chunkLength: opts.chunk ?? SCAN_CHUNK });
+  const walk = selectiveScan(x, { ...o, chunkLength: undefined });
   const one = selectiveScan(x, o, { singlePass: true }); // the single-pass forward, default launch
   const g = selectiveScanBackward(x, dyT, { ...o, dLastState: dLast });
   const names = GRADS.filter((k) => want.grads[k] !== undefined);
   for (const k of GRADS) assert.equal(g[k] !== undefined, want.grads[k] !== undefined, `${name}: grad ${k}`);
-  const got = await readTensors([y, lastState, one.y, one.lastState, ...names.map((k) => g[k]!)]);
-  assertAllclose(got[0], want.y, { ...TOL, name: `${name}: y` });
-  assertAllclose(got[1], want.lastState, { ...TOL, name: `${name}: lastState` });
-  assertAllclose(got[2], want.y, { ...TOL, name: `${name}: single-pass y` });
-  assertAllclose(got[3], want.lastState, { ...TOL, name: `${name}: single-pass lastState` });
-  names.forEach((k, i) => assertAllclose(got[4 + i], want.grads[k]!, { ...TOL, name: `${name}: grad ${k}` }));
-  for (const t of [y, lastState, one.y, one.lastState, ...Object.values(g)]) t?.dispose();
+  const outs = [y, lastState, walk.y, walk.lastState, one.y, one.lastState];
+  const got = await readTensors([...outs, ...names.map((k) => g[k]!)]);
+  const fwd = walkForwardFits(N, D, inp.dims.G) ? "walk" : "default (three passes)";
+  for (const [i, what] of ["three passes", fwd, "single pass"].entries()) {
+    assertAllclose(got[2 * i], want.y, { ...TOL, name: `${name}: ${what} y` });
+    assertAllclose(got[2 * i + 1], want.lastState, { ...TOL, name: `${name}: ${what} lastState` });
+  }
+  names.forEach((k, i) => assertAllclose(got[6 + i], want.grads[k]!, { ...TOL, name: `${name}: grad ${k}` }));
+  for (const t of [...outs, ...Object.values(g)]) t?.dispose();
 }
 
 /** The reference's forward and backward of a case. */
@@ -243,6 +249,38 @@ Deno.test("selective_scan.wgsl scan (single pass): several chunks, parts 8 … 1
       r.out.lastState.dispose();
     });
   }
+});
+
+Deno.test("selective_scan_walk.wgsl (the default forward): N = 4 … 32, groups, ragged L, h0, a partial last block, == reference", async () => {
+  // N = 4, 8: one state per invocation (4, 8 per channel); 16: two; 32: four. L = 45 ends in a ragged
+  // stage of 5 steps, L = 24 on a whole one. D = 40 with G = 1 leaves the last block of 16 channels
+  // (N = 16) or 32 (N = 4) part-filled; G = 2 with D/G = 32 keeps every block in one group.
+  const cases: [ScanDims, boolean][] = [
+    [{ batch: 2, D: 64, L: 45, N: 16, G: 2 }, true],
+    [{ batch: 1, D: 40, L: 24, N: 16, G: 1 }, false],
+    [{ batch: 2, D: 64, L: 45, N: 8, G: 2 }, true],
+    [{ batch: 1, D: 40, L: 45, N: 4, G: 1 }, true],
+    [{ batch: 1, D: 32, L: 24, N: 32, G: 2 }, true],
+  ];
+  for (const [i, [dims, withH0]] of cases.entries()) {
+    assert.ok(walkForwardFits(dims.N, dims.D, dims.G), JSON.stringify(dims));
+    const inp = randomCase(dims, 700 + i, { D: true, z: true, bias: true });
+    (inp.delta as Float32Array)[3] = 25; // above the softplus threshold
+    const h0 = withH0 ? randomArray(dims.batch * dims.D * dims.N, 710 + i) : undefined;
+    const want = selectiveScanRef(inp, { deltaSoftplus: true, initialState: h0 });
+    using x = upload(inp);
+    using h0T = h0 ? Tensor.from(h0, [dims.batch, dims.D, dims.N]) : undefined;
+    const out = selectiveScan(x, { deltaSoftplus: true, initialState: h0T });
+    const [y, last] = await readTensors([out.y, out.lastState]);
+    assertAllclose(y, want.y, { ...TOL, name: `${JSON.stringify(dims)}: y` });
+    assertAllclose(last, want.lastState, { ...TOL, name: `${JSON.stringify(dims)}: lastState` });
+    out.y.dispose();
+    out.lastState.dispose();
+  }
+  // Sizes it does not take fall back to the three passes.
+  assert.equal(walkForwardFits(12, 64, 1), false);
+  assert.equal(walkForwardFits(64, 64, 1), false);
+  assert.equal(walkForwardFits(16, 48, 2), false); // D/G = 24: a block of 16 would span two groups
 });
 
 Deno.test("selective scan: delta_softplus false, no optional inputs", async () => {
