@@ -27,8 +27,9 @@
 // y (11): (B, D, L), declared as vec4 and written element by element; h0 (12), last (13): (B, D, N).
 // 9 and 10 are not used.
 // Numerics: f32; exp(δA) as exp2(δ · A log2 e); steps ≥ L are staged as δ = 0, which leaves x unchanged.
-// On the H200 at B4 L2048 D2048 N16 (S = 2, T = 8): 0.26 ms against 0.34 ms for the three passes; the
-// (channel, j, t) layout of `ps` with scalar reads took 0.33 ms (docs/results.md §8k).
+// On the H200 at B4 L2048 D2048 N16 (S = 2, T = 8): 0.25 ms against 0.34 ms for the three passes; the
+// (channel, j, t) layout of `ps` with scalar reads took 0.33 ms, double-buffered stages with one barrier
+// each 0.31–0.41 ms (docs/results.md §8k).
 
 struct Params {
   nb: u32, nd: u32, nl: u32, ns: u32,
@@ -53,9 +54,10 @@ override NL: u32 = NS / S;  // invocations per channel
 override R: u32 = WG / NL;  // channels per workgroup
 override TP: u32 = T + 4u;  // padded step row of the B/C stages (vec4 reads without bank conflicts)
 // `ps` holds the partial sums as (channel, t, j): an element's NL partials are contiguous (NL/4 vec4
-// reads per sum). JP pads a step's row so that the vec4 reads of 8 consecutive steps hit different banks;
-// RS pads a channel's rows so that the walk's stores of one step (32/NL channels × NL lanes) do.
-override JP: u32 = select(NL, NL + 4u, NL >= 8u);
+// reads per sum). With NL = 8 the two vec4 of a step are read in an order that alternates every 4 lanes,
+// so that the reads of 8 lanes hit different banks; with NL = 16, JP pads a step's row for that. RS pads a
+// channel's rows so that the walk's stores of one step (32/NL channels × NL lanes) hit different banks.
+override JP: u32 = select(NL, NL + 4u, NL >= 16u);
 override RS: u32 = T * JP + (NL + 32u - (T * JP) % 32u) % 32u;
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -78,7 +80,7 @@ var<workgroup> cs: array<vec4<f32>, NS * TP / 4u>;  // C_t[n]
 var<workgroup> ps: array<vec4<f32>, R * RS / 4u>;   // partial y, (channel, t, j)
 
 // Four steps of one state: x ← 2^(δ a) x + δu b, and its share c x of each of the four y.
-fn walk4(x: ptr<function, f32>, a: f32, dv: vec4<f32>, duv: vec4<f32>, bv: vec4<f32>, cv: vec4<f32>) -> vec4<f32> {
+fn walk4(x: ptr<private, f32>, a: f32, dv: vec4<f32>, duv: vec4<f32>, bv: vec4<f32>, cv: vec4<f32>) -> vec4<f32> {
   var v = *x;
   var o: vec4<f32>;
   v = exp2(dv.x * a) * v + duv.x * bv.x;
@@ -176,13 +178,50 @@ fn emit(e: u32, k: u32, uv: f32, zv: f32, row0: u32, d0: u32) {
   let el = elem(e, k);
   if (!el.ok || d0 + el.c >= p.nd) { return; }
   let base = (el.c * RS + (e % T) * JP) / 4u;
-  var v = ps[base];
-  for (var m = 1u; m < NL / 4u; m++) { v += ps[base + m]; }
+  var v: vec4<f32>;
+  if (NL == 8u) {
+    let m0 = (e >> 2u) & 1u;  // the two vec4 in an order that alternates every 4 lanes
+    v = ps[base + m0] + ps[base + 1u - m0];
+  } else {
+    v = ps[base];
+    for (var m = 1u; m < NL / 4u; m++) { v += ps[base + m]; }
+  }
   var acc = (v.x + v.y) + (v.z + v.w);
   if ((p.flags & HAS_D) != 0u) { acc += dskip[d0 + el.c] * uv; }
   if ((p.flags & HAS_Z) != 0u) { acc *= silu(zv); }
   let i = row0 + el.c * p.nl + el.t;
   y[i / 4u][i % 4u] = acc;
+}
+
+// The invocation's states (private: walk_stage updates them).
+var<private> x0: f32;
+var<private> x1: f32;
+var<private> x2: f32;
+var<private> x3: f32;
+
+// W: the T steps of the staged stage for the invocation's S states (rates a); the partial sums go to `ps`.
+fn walk_stage(c: u32, j: u32, a: vec4<f32>) {
+  let sv = (c * T) / 4u;
+  for (var q = 0u; q < T / 4u; q++) {
+    let dv = sd[sv + q];
+    let duv = sdu[sv + q];
+    var o = walk4(&x0, a.x, dv, duv, bs[(j * TP) / 4u + q], cs[(j * TP) / 4u + q]);
+    if (S > 1u) {
+      let n = j + NL;
+      o += walk4(&x1, a.y, dv, duv, bs[(n * TP) / 4u + q], cs[(n * TP) / 4u + q]);
+    }
+    if (S > 2u) {
+      let n2 = j + 2u * NL;
+      let n3 = j + 3u * NL;
+      o += walk4(&x2, a.z, dv, duv, bs[(n2 * TP) / 4u + q], cs[(n2 * TP) / 4u + q]);
+      o += walk4(&x3, a.w, dv, duv, bs[(n3 * TP) / 4u + q], cs[(n3 * TP) / 4u + q]);
+    }
+    let pi = c * RS + 4u * q * JP + j;
+    ps[pi / 4u][pi % 4u] = o.x;
+    ps[(pi + JP) / 4u][(pi + JP) % 4u] = o.y;
+    ps[(pi + 2u * JP) / 4u][(pi + 2u * JP) % 4u] = o.z;
+    ps[(pi + 3u * JP) / 4u][(pi + 3u * JP) % 4u] = o.w;
+  }
 }
 
 @compute @workgroup_size(WG)
@@ -198,10 +237,6 @@ fn walk(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
   let d = min(d0 + c, p.nd - 1u);
   let hrow = (b * p.nd + d) * NS;
   var a = vec4(0.0);
-  var x0 = 0.0;
-  var x1 = 0.0;
-  var x2 = 0.0;
-  var x3 = 0.0;
   let h0on = (p.flags & HAS_H0) != 0u;
   a.x = A[d * NS + j] * LOG2E;
   if (h0on) { x0 = h0[hrow + j]; }
@@ -223,27 +258,7 @@ fn walk(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u
     workgroupBarrier();
     // The next stage's loads, issued before the walk (their latency hides behind it).
     let next = load_stage(li, k + 1u, row0, brow, d0);
-    // W: T steps of the S states.
-    for (var q = 0u; q < T / 4u; q++) {
-      let dv = sd[(c * T) / 4u + q];
-      let duv = sdu[(c * T) / 4u + q];
-      var o = walk4(&x0, a.x, dv, duv, bs[(j * TP) / 4u + q], cs[(j * TP) / 4u + q]);
-      if (S > 1u) {
-        let n = j + NL;
-        o += walk4(&x1, a.y, dv, duv, bs[(n * TP) / 4u + q], cs[(n * TP) / 4u + q]);
-      }
-      if (S > 2u) {
-        let n2 = j + 2u * NL;
-        let n3 = j + 3u * NL;
-        o += walk4(&x2, a.z, dv, duv, bs[(n2 * TP) / 4u + q], cs[(n2 * TP) / 4u + q]);
-        o += walk4(&x3, a.w, dv, duv, bs[(n3 * TP) / 4u + q], cs[(n3 * TP) / 4u + q]);
-      }
-      let pi = c * RS + 4u * q * JP + j;
-      ps[pi / 4u][pi % 4u] = o.x;
-      ps[(pi + JP) / 4u][(pi + JP) % 4u] = o.y;
-      ps[(pi + 2u * JP) / 4u][(pi + 2u * JP) % 4u] = o.z;
-      ps[(pi + 3u * JP) / 4u][(pi + 3u * JP) % 4u] = o.w;
-    }
+    walk_stage(c, j, a);
     workgroupBarrier();
     // R: the sums of this stage, then the next stage staged.
     emit(li, k, cur.x, cur.z, row0, d0);
