@@ -100,7 +100,7 @@ if (want("forward")) {
 for (const r of want("ssm") ? await benchSsm(time, !!flags.quick) : []) {
   log({ ...r, frac_peak_bw: peak ? r.gb_per_s * 1e9 / peak.bytes_per_s : null });
 }
-// The single-pass selective scan's variants beside the three-pass default (issue #3).
+// The selective scan forward: the one-pass walk (the default) beside the three passes at Q = 128 and 64 (issue #3).
 if (want("scan_variants")) {
   for (const r of await benchScanVariants(time, { small: !!flags.quick, peakBytesPerS: peak?.bytes_per_s })) {
     log({ ...r });

@@ -1,17 +1,16 @@
 /**
  * `deno run -A bench/scan_variants.ts [--json FILE] [--quick] [--warm-ms N] [--samples N] [--small]`:
  * the Mamba-1 selective scan forward at research size (B4 L2048 D2048 N16, z, D skip, δ bias, softplus; the shapes of bench/ssm.ts;
- * `--small`: B1 L256 D256): the three-pass forward (the default of `selectiveScan`, Q = 128) and the
- * single-pass one under several launch choices (`ScanTuning`: parts, state groups per round, staging,
- * recomputed exponentials). Each variant's y and last state are first compared with the three-pass
- * output on the GPU (max |Δ| over max |y|, and the largest element-wise relative difference with a floor
+ * `--small`: B1 L256 D256): the three-pass forward at Q = 128 and 64 and the one-pass walk (the default
+ * of `selectiveScan` at these sizes; bench/scan_walk.ts sweeps its launch choices). Each variant's y and
+ * last state are first compared with the three-pass output (Q = 128) on the GPU (max |Δ| over max |y|, and the largest element-wise relative difference with a floor
  * of 1e-3 · max |y|), then timed under sustained load (bench/timing.ts; `--quick`: its short settings).
  *
  * @module
  */
 import { adapterName, initGpu } from "../lib/gpu/device.ts";
 import { parseFlags } from "../lib/cli/args.ts";
-import { type ScanTuning, selectiveScan } from "../lib/ssm/selective_scan.ts";
+import { selectiveScan } from "../lib/ssm/selective_scan.ts";
 import { Rng } from "../lib/random.ts";
 import { readTensors, Tensor } from "../lib/tensor/tensor.ts";
 import { timeSustained, type Timing, TIMING_FLAGS, timingOptions } from "./timing.ts";
@@ -42,8 +41,8 @@ function diff(a: Float32Array, ref: Float32Array): { norm: number; elem: number 
 }
 
 /**
- * Times the three-pass forward and the single-pass variants at research size (or B1 L256 D256 when
- * `small`) and checks each against the three-pass output.
+ * Times the three-pass forward and the one-pass walk at research size (or B1 L256 D256 when `small`)
+ * and checks each against the three-pass output.
  */
 export async function benchScanVariants(
   time: (fn: () => void) => Promise<Timing>,
@@ -73,21 +72,10 @@ export async function benchScanVariants(
   const scan = { deltaSoftplus: true };
   // reads u, δ, z (B, D, L) and B, C (B, N, L); writes y (B, D, L) (as bench/ssm.ts)
   const bytes = (4 * B * D * L + 2 * B * N * L) * 4;
-  const single = (t: ScanTuning) => ({
-    name: `single_pass_parts${t.parts}_groups${t.groups}${t.stage === false ? "_unstaged" : ""}${
-      t.recompute ? "_recompute" : ""
-    }`,
-    run: () => selectiveScan(inp, scan, { singlePass: true, ...t }),
-  });
   const variants: { name: string; run: () => { y: Tensor; lastState: Tensor } }[] = [
     { name: "three_pass_Q128", run: () => selectiveScan(inp, { ...scan, chunkLength: 128 }) },
-    single({ parts: 8, groups: 2 }),
-    single({ parts: 8, groups: 1 }),
-    single({ parts: 16, groups: 2 }),
-    single({ parts: 8, groups: 2, recompute: true }),
-    single({ parts: 16, groups: 2, recompute: true }),
-    single({ parts: 16, groups: 1, recompute: true }),
-    single({ parts: 8, groups: 2, stage: false }),
+    { name: "three_pass_Q64", run: () => selectiveScan(inp, { ...scan, chunkLength: 64 }) },
+    { name: "walk", run: () => selectiveScan(inp, scan) },
   ];
   let ref: Float32Array[] | undefined;
   const out: ScanVariantResult[] = [];

@@ -1,7 +1,7 @@
 /**
  * The Mamba-1 selective scan on the GPU (`kernels/selective_scan.wgsl`, `kernels/selective_scan_bwd.wgsl`):
- * the forward (one pass with every invocation walking all of L for 1–4 states, `kernels/selective_scan_walk.wgsl`;
- * three passes over chunks of time; or one with a workgroup-level scan), its reverse-time adjoint (gradients of every input), and the
+ * the forward (one pass with every invocation walking all of L for 1–4 states, `kernels/selective_scan_walk.wgsl`,
+ * or three passes over chunks of time), its reverse-time adjoint (gradients of every input), and the
  * one-token step used when decoding. Semantics are those of `selective_scan_ref` of state-spaces/mamba;
  * the plain-loop twins are in `selective_scan_ref.ts`.
  *
@@ -44,8 +44,8 @@ export interface SelectiveScanOptions {
   initialState?: Tensor;
   /**
    * Chunk length Q of the three-pass scan over time (results do not depend on it beyond float rounding).
-   * Default {@linkcode SCAN_CHUNK}; the backward uses min(Q, {@linkcode MAX_BACKWARD_CHUNK}); the
-   * single-pass forward ({@linkcode ScanTuning}) chunks by its own `parts`.
+   * Default {@linkcode SCAN_CHUNK}; the backward uses min(Q, {@linkcode MAX_BACKWARD_CHUNK}). Given, it
+   * makes the forward the three passes even where the one-pass walk would run.
    */
   chunkLength?: number;
 }
@@ -253,44 +253,12 @@ function carry(
   dispatch(fwd("chunk_carry"), bufs, p, [gx, gy]);
 }
 
-/**
- * Which forward {@linkcode selectiveScan} runs, and the launch choices of the single-pass one; every
- * choice gives the same result up to f32 rounding.
- */
+/** Which forward {@linkcode selectiveScan} runs; every choice gives the same result up to f32 rounding. */
 export interface ScanTuning {
   /**
-   * The single-pass forward (`scan` of selective_scan.wgsl) instead of the three chunk passes. Default
-   * {@linkcode SCAN_SINGLE_PASS}: on the H200 at B4 L2048 D2048 N16 its first versions were slower than
-   * the three passes (best 0.68 ms against 0.39 ms, bench/scan_variants.ts), so it is not the default
-   * until that benchmark shows otherwise.
-   */
-  singlePass?: boolean;
-  /**
-   * Invocations per channel (the override SP): each owns 8 consecutive steps of every chunk of 8·SP
-   * steps, and a workgroup of 128 covers 128/SP channels. Default {@linkcode SCAN_PARTS}.
-   */
-  parts?: 8 | 16 | 32 | 64 | 128;
-  /**
-   * Groups of 4 states per round (the override RG): each round costs two workgroup barriers and a walk
-   * of the owners over the parts; 2 halves the rounds and doubles the registers a round holds.
-   * Default {@linkcode SCAN_GROUPS}.
-   */
-  groups?: 1 | 2;
-  /**
-   * Stage B and C in workgroup memory (one coalesced load per workgroup instead of one per channel).
-   * Only possible when every block of 128/parts channels lies in one group of B/C and parts ≤ 16; the
-   * default is to stage whenever possible, `false` makes each invocation read its own B and C.
-   */
-  stage?: boolean;
-  /**
-   * Form exp(δ A) a second time after the scan instead of keeping C_t ⊙ Π e in registers (override REC:
-   * twice the exponentials, about 32 fewer registers per invocation). Default {@linkcode SCAN_RECOMPUTE}.
-   */
-  recompute?: boolean;
-  /**
    * The one-pass walk (`kernels/selective_scan_walk.wgsl`, every invocation walking all of L for a few
-   * states of a channel) whenever {@linkcode walkForwardFits} and no `chunkLength` is asked for. Default true:
-   * on the H200 at B4 L2048 D2048 N16 it takes 0.25 ms against 0.34 ms for the three passes.
+   * states of a channel) whenever {@linkcode walkForwardFits} and no `chunkLength` is asked for. Default
+   * true: on the H200 at B4 L2048 D2048 N16 it takes 0.25 ms against 0.34 ms for the three passes.
    */
   walk?: boolean;
 }
@@ -313,16 +281,6 @@ export function walkForwardFits(N: number, D: number, G: number): boolean {
   return [4, 8, 16, 32].includes(N) && (G === 1 || (D / G) % (WG / nl) === 0);
 }
 
-/** Whether {@linkcode selectiveScan} runs the single-pass forward by default. */
-export const SCAN_SINGLE_PASS = false;
-/** Default invocations per channel of the single-pass forward (its fastest choice on the H200). */
-export const SCAN_PARTS = 8;
-/** Default groups of 4 states per round of the single-pass forward (its fastest choice on the H200). */
-export const SCAN_GROUPS = 2;
-/** Whether the single-pass forward forms exp(δ A) again after the scan by default. */
-export const SCAN_RECOMPUTE = false;
-const STEPS = 8; // consecutive steps per invocation in `scan`
-
 /**
  * The selective scan (`selective_scan_ref`): returns out (B, D, L) and the last state (B, D, N).
  *
@@ -330,11 +288,7 @@ const STEPS = 8; // consecutive steps per invocation in `scan`
  * (`kernels/selective_scan_walk.wgsl`): each invocation walks all of L for 1–4 states of one channel, and
  * the channel's y is summed across its invocations in workgroup memory every 8 steps. Otherwise in three
  * passes over chunks of Q = `opts.chunkLength` steps: chunk end states from zero,
- * the short scan across chunks, and each chunk recomputed from its entering state to emit y. With
- * `tuning.singlePass`, in one pass (`scan` of selective_scan.wgsl): a workgroup per (block of channels,
- * batch) walks L in chunks of 8·parts steps, each invocation owning 8 consecutive steps of its channel;
- * the invocations' (decay, state) pairs are combined in workgroup memory and the carry is kept from chunk
- * to chunk, so u, δ, z, B, C are read and y is written once (`opts.chunkLength` does not apply).
+ * the short scan across chunks, and each chunk recomputed from its entering state to emit y.
  *
  * @example
  * ```ts
@@ -357,7 +311,6 @@ export function selectiveScan(
   tuning: ScanTuning = {},
 ): { y: Tensor; lastState: Tensor } {
   const l = checkScan("selectiveScan", inp, opts);
-  if (tuning.singlePass ?? SCAN_SINGLE_PASS) return singlePass(l, inp, opts, tuning);
   if ((tuning.walk ?? true) && opts.chunkLength === undefined && walkForwardFits(l.N, l.D, l.G)) {
     return walkForward(l, inp, opts.initialState);
   }
@@ -399,43 +352,6 @@ function walkForward(
   const S = walkStates(l.N);
   const spec = { file: WALK, entry: "walk", constants: { S, T: WALK_STEPS, NS: l.N } };
   dispatch(spec, bufs, fwdParams(l, l.flags), [Math.ceil(l.D / (WG / (l.N / S))), l.batch]);
-  return { y, lastState };
-}
-
-/** The single-pass forward: one dispatch of `scan`, a workgroup per (block of 128/parts channels, batch). */
-function singlePass(
-  lc: Layout,
-  inp: SelectiveScanInputs,
-  opts: SelectiveScanOptions,
-  tuning: ScanTuning,
-): { y: Tensor; lastState: Tensor } {
-  const op = "selectiveScan";
-  const parts = tuning.parts ?? SCAN_PARTS;
-  if (![8, 16, 32, 64, 128].includes(parts)) {
-    throw new ShapeError(op, `parts = ${parts} is not one of 8, 16, 32, 64, 128`);
-  }
-  const groups = tuning.groups ?? SCAN_GROUPS;
-  if (groups !== 1 && groups !== 2) throw new ShapeError(op, `groups = ${groups} is not 1 or 2`);
-  const q = parts * STEPS;
-  // Rows of u, δ, z, y and B, C start at multiples of 4 and every part at a multiple of 8 when L % 4 = 0.
-  const flags = (lc.flags & ~VEC4) | (lc.L % 4 === 0 ? VEC4 : 0);
-  const l: Layout = { ...lc, q, nc: Math.max(1, Math.ceil(lc.L / q)), cw: WG / parts, gpw: 1, sb: 1, flags };
-  const stage = (tuning.stage ?? true) && parts <= 16 && (l.D / l.G) % l.cw === 0;
-  const y = Tensor.empty([l.batch, l.D, l.L]);
-  const lastState = Tensor.empty([l.batch, l.D, l.N]);
-  const { u, delta, A, B, C, D, z, deltaBias } = inp;
-  const bufs: (Binding | null)[] = [u.buffer, delta.buffer, A.buffer, B.buffer, C.buffer, opt(D), opt(z)];
-  bufs.push(opt(deltaBias), null, null, y.buffer, opt(opts.initialState), lastState.buffer);
-  const constants = {
-    SP: parts,
-    RG: groups,
-    STAGE: stage ? 1 : 0,
-    REC: (tuning.recompute ?? SCAN_RECOMPUTE) ? 1 : 0,
-  };
-  dispatch({ file: FWD, entry: "scan", constants }, bufs, fwdParams(l, l.flags), [
-    Math.ceil(l.D / l.cw),
-    l.batch,
-  ]);
   return { y, lastState };
 }
 

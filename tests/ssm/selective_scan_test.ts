@@ -4,7 +4,6 @@ import { initGpu } from "../../lib/gpu/device.ts";
 import { SafetensorsFile } from "../../lib/io/safetensors.ts";
 import {
   SCAN_CHUNK,
-  type ScanTuning,
   selectiveScan,
   selectiveScanBackward,
   type SelectiveScanInputs,
@@ -98,21 +97,20 @@ async function checkGpu(
   using dLast = opts.dLast ? Tensor.from(Float32Array.from(opts.dLast), [batch, D, N]) : undefined;
   const o = { deltaSoftplus: opts.softplus, initialState: h0, chunkLength: opts.chunk };
   poisonPool([batch * D * L, batch * D * N, inp.B.length, D * N, D]);
-  // The three passes (a chunk length given), the default (the walk where it fits), the single pass.
+  // The three passes (a chunk length given) and the default (the walk where it fits).
   const { y, lastState } = selectiveScan(x, { ...o, chunkLength: opts.chunk ?? SCAN_CHUNK });
   const walk = selectiveScan(x, { ...o, chunkLength: undefined });
-  const one = selectiveScan(x, o, { singlePass: true }); // the single-pass forward, default launch
   const g = selectiveScanBackward(x, dyT, { ...o, dLastState: dLast });
   const names = GRADS.filter((k) => want.grads[k] !== undefined);
   for (const k of GRADS) assert.equal(g[k] !== undefined, want.grads[k] !== undefined, `${name}: grad ${k}`);
-  const outs = [y, lastState, walk.y, walk.lastState, one.y, one.lastState];
+  const outs = [y, lastState, walk.y, walk.lastState];
   const got = await readTensors([...outs, ...names.map((k) => g[k]!)]);
   const fwd = walkForwardFits(N, D, inp.dims.G) ? "walk" : "default (three passes)";
-  for (const [i, what] of ["three passes", fwd, "single pass"].entries()) {
+  for (const [i, what] of ["three passes", fwd].entries()) {
     assertAllclose(got[2 * i], want.y, { ...TOL, name: `${name}: ${what} y` });
     assertAllclose(got[2 * i + 1], want.lastState, { ...TOL, name: `${name}: ${what} lastState` });
   }
-  names.forEach((k, i) => assertAllclose(got[6 + i], want.grads[k]!, { ...TOL, name: `${name}: grad ${k}` }));
+  names.forEach((k, i) => assertAllclose(got[4 + i], want.grads[k]!, { ...TOL, name: `${name}: grad ${k}` }));
   for (const t of [...outs, ...Object.values(g)]) t?.dispose();
 }
 
@@ -214,40 +212,6 @@ Deno.test("selective scan: N above 16 (2, 4 state blocks), groups narrower than 
     const h0 = randomArray(dims.batch * dims.D * dims.N, 230 + i);
     const want = reference(inp, dy, { softplus: true, h0 });
     await checkGpu(`N=${dims.N} G=${dims.G}`, inp, dy, want, { softplus: true, h0, chunk: 8 });
-  }
-});
-
-Deno.test("selective_scan.wgsl scan (single pass): several chunks, parts 8 … 128, 1 or 2 state groups a round, staged or not, recomputed exp, == reference", async () => {
-  // L = 300 (ragged, element-wise loads) and 264 (vec4 loads) span 3 … 38 chunks of 8·parts steps, so
-  // the carry across chunks and parts past L are exercised; N = 20 leaves states past N in the last
-  // group of 4; G = 2 with D/G = 16 lets every block of 128/parts channels share one group (staged).
-  for (const L of [300, 264]) {
-    const dims: ScanDims = { batch: 2, D: 32, L, N: 20, G: 2 };
-    const inp = randomCase(dims, 600 + L, { D: true, z: true, bias: true });
-    const h0 = randomArray(2 * 32 * 20, 610 + L);
-    const want = selectiveScanRef(inp, { deltaSoftplus: true, initialState: h0 });
-    using x = upload(inp);
-    using h0T = Tensor.from(h0, [2, 32, 20]);
-    const tunings: ScanTuning[] = [
-      ...([8, 16] as const).flatMap((parts) => ([1, 2] as const).map((groups) => ({ parts, groups }))),
-      { parts: 8, groups: 2, recompute: true },
-      { parts: 16, groups: 1, recompute: true, stage: false },
-      { parts: 16, groups: 2, stage: false },
-      { parts: 32, groups: 1 },
-      { parts: 64, groups: 2 },
-      { parts: 128, groups: 1 },
-    ];
-    const runs = tunings.map((t) => ({
-      name: `L=${L} ${JSON.stringify(t)}`,
-      out: selectiveScan(x, { deltaSoftplus: true, initialState: h0T }, { singlePass: true, ...t }),
-    }));
-    const got = await readTensors(runs.flatMap((r) => [r.out.y, r.out.lastState]));
-    runs.forEach((r, i) => {
-      assertAllclose(got[2 * i], want.y, { ...TOL, name: `${r.name}: y` });
-      assertAllclose(got[2 * i + 1], want.lastState, { ...TOL, name: `${r.name}: lastState` });
-      r.out.y.dispose();
-      r.out.lastState.dispose();
-    });
   }
 });
 
