@@ -9,44 +9,18 @@
  */
 import { parseFlags } from "../lib/cli/args.ts";
 import { initGpu } from "../lib/gpu/device.ts";
-import { type Binding, dispatch, Params } from "../lib/gpu/commands.ts";
-import { dummyBuffer } from "../lib/gpu/buffers.ts";
-import { selectiveScan, type SelectiveScanInputs } from "../lib/ssm/selective_scan.ts";
+import {
+  type ScanTuning,
+  selectiveScan,
+  type SelectiveScanInputs,
+  walkForwardFits,
+} from "../lib/ssm/selective_scan.ts";
 import { Tensor } from "../lib/tensor/tensor.ts";
 import { timeSustained } from "./timing.ts";
 import { randomArray } from "../tests/_assert.ts";
 
 const flags = parseFlags("scan_walk", Deno.args, { check: "boolean", quick: "boolean" });
 await initGpu();
-
-const FLAGS = { D: 1, Z: 2, BIAS: 4, SOFTPLUS: 8, H0: 16 };
-
-function walkForward(
-  inp: SelectiveScanInputs,
-  h0: Tensor | undefined,
-  S: number,
-  T: number,
-): { y: Tensor; lastState: Tensor } {
-  const [batch, D, L] = inp.u.shape;
-  const N = inp.A.shape[1];
-  const G = inp.B.shape.length === 4 ? inp.B.shape[1] : 1;
-  const R = 128 / (N / S);
-  if ((D / G) % R !== 0) throw new Error(`D/G = ${D / G} is not a multiple of R = ${R}`);
-  const y = Tensor.empty([batch, D, L]);
-  const lastState = Tensor.empty([batch, D, N]);
-  const opt = (t?: Tensor) => t ? t.buffer : dummyBuffer();
-  const bufs: (Binding | null)[] = [inp.u.buffer, inp.delta.buffer, inp.A.buffer, inp.B.buffer, inp.C.buffer];
-  bufs.push(opt(inp.D), opt(inp.z), opt(inp.deltaBias), null, null, y.buffer, opt(h0), lastState.buffer);
-  const f = (inp.D ? FLAGS.D : 0) | (inp.z ? FLAGS.Z : 0) | (inp.deltaBias ? FLAGS.BIAS : 0) |
-    FLAGS.SOFTPLUS |
-    (h0 ? FLAGS.H0 : 0);
-  const p = new Params().u32(batch, D, L, N, G, 0, 0, 0, 0, f, 0, 0, 0);
-  dispatch({ file: "selective_scan_walk.wgsl", entry: "walk", constants: { S, T, NS: N } }, bufs, p, [
-    Math.ceil(D / R),
-    batch,
-  ]);
-  return { y, lastState };
-}
 
 let seed = 0;
 const rand = (...shape: number[]) => Tensor.from(randomArray(shape.reduce((a, b) => a * b), ++seed), shape);
@@ -64,7 +38,8 @@ function inputs(B: number, D: number, L: number, N: number, G: number): Selectiv
   };
 }
 // [S, T]
-const CONFIGS: [number, number][] = [[2, 8], [4, 8], [1, 8], [2, 4], [4, 4], [2, 16]];
+const CONFIGS: [1 | 2 | 4, 4 | 8 | 16][] = [[2, 8], [4, 8], [1, 8], [2, 4], [4, 4], [2, 16]];
+const launch = ([S, T]: [1 | 2 | 4, 4 | 8 | 16]): ScanTuning => ({ walkStates: S, walkSteps: T });
 
 if (flags.check) {
   for (
@@ -82,9 +57,8 @@ if (flags.check) {
     const ref = selectiveScan(inp, { deltaSoftplus: true, initialState: h0, chunkLength: 128 });
     const ry = await ref.y.toArray(), rl = await ref.lastState.toArray();
     for (const [S, T] of CONFIGS) {
-      if (N % S !== 0 || (N / S) > 128 || (128 / (N / S)) * T > 256 || N * T > 256) continue;
-      if ((D / G) % (128 / (N / S)) !== 0) continue;
-      const w = walkForward(inp, h0, S, T);
+      if (!walkForwardFits(N, D, G, launch([S, T]))) continue;
+      const w = selectiveScan(inp, { deltaSoftplus: true, initialState: h0 }, launch([S, T]));
       const wy = await w.y.toArray(), wl = await w.lastState.toArray();
       let dy = 0, dl = 0, my = 0;
       for (let i = 0; i < ry.length; i++) {
@@ -114,9 +88,12 @@ if (flags.check) {
   const ref = selectiveScan(inp, { deltaSoftplus: true, chunkLength: 128 });
   const ry = await ref.y.toArray();
   for (const [S, T] of CONFIGS) {
-    if ((128 / (N / S)) * T > 256 || N * T > 256) continue;
-    const t = await timeSustained(run(() => walkForward(inp, undefined, S, T)), opts);
-    const w = walkForward(inp, undefined, S, T);
+    if (!walkForwardFits(N, D, 1, launch([S, T]))) continue;
+    const w = selectiveScan(inp, { deltaSoftplus: true }, launch([S, T]));
+    const t = await timeSustained(
+      run(() => selectiveScan(inp, { deltaSoftplus: true }, launch([S, T]))),
+      opts,
+    );
     const wy = await w.y.toArray();
     let dy = 0;
     for (let i = 0; i < ry.length; i++) dy = Math.max(dy, Math.abs(ry[i] - wy[i]));

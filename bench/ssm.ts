@@ -42,10 +42,11 @@ export function ssmWorkloads(quick: boolean): { workloads: SsmWorkload[]; inputs
     const inp = { u, delta, z, A: rand([D, N], -1.5, -0.5), B: rand([B, N, L]), C: rand([B, N, L]) };
     const full = { ...inp, D: rand([D]), deltaBias: rand([D]) };
     const tag = `B${B}_L${L}_D${D}_N${N}`;
+    // reads u, δ, z (B, D, L) and B, C (B, N, L); writes y (B, D, L)
+    const fwdBytes = (4 * B * D * L + 2 * B * N * L) * 4;
     workloads.push({
       name: `selective_scan_fwd_${tag}`,
-      // reads u, δ, z (B, D, L) and B, C (B, N, L); writes y (B, D, L)
-      bytes: (4 * B * D * L + 2 * B * N * L) * 4,
+      bytes: fwdBytes,
       run: () => {
         const r = selectiveScan(full, { deltaSoftplus: true });
         r.y.dispose();
@@ -54,7 +55,7 @@ export function ssmWorkloads(quick: boolean): { workloads: SsmWorkload[]; inputs
     }, {
       // the same forward in the three chunk passes (the one-pass walk above is the default at these sizes)
       name: `selective_scan_three_pass_fwd_${tag}`,
-      bytes: (4 * B * D * L + 2 * B * N * L) * 4,
+      bytes: fwdBytes,
       run: () => {
         const r = selectiveScan(full, { deltaSoftplus: true, chunkLength: SCAN_CHUNK });
         r.y.dispose();

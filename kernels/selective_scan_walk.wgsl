@@ -48,7 +48,7 @@ const WG = 128u;
 
 // Every override before the workgroup arrays they size (naga 29 panics otherwise, docs/results.md §8i).
 override S: u32 = 2u;    // states per invocation, with NL = N/S a multiple of 4 (the sums read vec4)
-override T: u32 = 8u;    // steps per stage: 8 or 16 (R·T ≤ 256 and N·T ≤ 256: ≤ 2 elements per invocation)
+override T: u32 = 8u;    // steps per stage: 4, 8 or 16 (R·T ≤ 256 and N·T ≤ 256: ≤ 2 elements per invocation)
 override NS: u32 = 16u;  // the state size N
 override NL: u32 = NS / S;  // invocations per channel
 override R: u32 = WG / NL;  // channels per workgroup
@@ -95,7 +95,7 @@ fn walk4(x: ptr<private, f32>, a: f32, dv: vec4<f32>, duv: vec4<f32>, bv: vec4<f
   return o;
 }
 
-// One (channel, step) element of a stage: its channel within the block, its step, and its row offset.
+// One (channel, step) element of a stage: whether it lies inside L, its channel within the block, its step.
 struct Elem { ok: bool, c: u32, t: u32 }
 
 fn elem(e: u32, k: u32) -> Elem {

@@ -261,24 +261,35 @@ export interface ScanTuning {
    * true: on the H200 at B4 L2048 D2048 N16 it takes 0.25 ms against 0.34 ms for the three passes.
    */
   walk?: boolean;
+  /**
+   * Launch choice of the walk (for benchmarks, bench/scan_walk.ts): states per invocation, the override S.
+   * Default N/8 from N = 16 on (2 at N = 16, its fastest), else 1. A launch the sizes do not fit throws.
+   */
+  walkStates?: 1 | 2 | 4;
+  /** Launch choice of the walk: steps per stage, the override T. Default 8. */
+  walkSteps?: 4 | 8 | 16;
 }
 
 const WALK = "selective_scan_walk.wgsl";
-const WALK_STEPS = 8; // steps per stage of the walk (override T)
 
-/** States per invocation of the walk (override S): N/8 from N = 16 on (2 at N = 16, its fastest), else 1. */
-function walkStates(N: number): number {
-  return N <= 8 ? 1 : N / 8;
+/** The walk's launch for these sizes: states per invocation S, steps per stage T, channels per workgroup R. */
+function walkLaunch(N: number, tuning: ScanTuning): { S: number; T: number; R: number } {
+  const S = tuning.walkStates ?? (N <= 8 ? 1 : N / 8);
+  const T = tuning.walkSteps ?? 8;
+  return { S, T, R: WG / (N / S) };
 }
 
 /**
- * Whether the one-pass walk takes these sizes: N = 4, 8, 16 or 32 (4 or 8 invocations per channel, at
- * most 4 states each), and with G > 1 groups every block of 128 / (N / S) consecutive channels within one
- * group of B and C. Otherwise {@linkcode selectiveScan} runs the three passes.
+ * Whether the walk takes these sizes with this launch (by default: N = 4, 8, 16 or 32). The kernel needs
+ * S ∈ {1, 2, 4} states per invocation, N/S = 4, 8 or 16 invocations per channel, at most 2 stage elements
+ * per invocation (R·T ≤ 256 and N·T ≤ 256, R = 128 / (N/S) channels per workgroup), and with G > 1 groups
+ * every block of R consecutive channels within one group of B and C. Otherwise {@linkcode selectiveScan}
+ * runs the three passes.
  */
-export function walkForwardFits(N: number, D: number, G: number): boolean {
-  const nl = N / walkStates(N);
-  return [4, 8, 16, 32].includes(N) && (G === 1 || (D / G) % (WG / nl) === 0);
+export function walkForwardFits(N: number, D: number, G: number, tuning: ScanTuning = {}): boolean {
+  const { S, T, R } = walkLaunch(N, tuning);
+  return [1, 2, 4].includes(S) && [4, 8, 16].includes(N / S) && [4, 8, 16].includes(T) && R * T <= 256 &&
+    N * T <= 256 && (G === 1 || (D / G) % R === 0);
 }
 
 /**
@@ -311,8 +322,16 @@ export function selectiveScan(
   tuning: ScanTuning = {},
 ): { y: Tensor; lastState: Tensor } {
   const l = checkScan("selectiveScan", inp, opts);
-  if ((tuning.walk ?? true) && opts.chunkLength === undefined && walkForwardFits(l.N, l.D, l.G)) {
-    return walkForward(l, inp, opts.initialState);
+  const launch = tuning.walkStates !== undefined || tuning.walkSteps !== undefined;
+  if (launch && !walkForwardFits(l.N, l.D, l.G, tuning)) {
+    const { S, T } = walkLaunch(l.N, tuning);
+    throw new ShapeError(
+      "selectiveScan",
+      `the walk's launch S = ${S}, T = ${T} does not fit N = ${l.N}, D = ${l.D}, G = ${l.G} (see walkForwardFits)`,
+    );
+  }
+  if ((tuning.walk ?? true) && opts.chunkLength === undefined && walkForwardFits(l.N, l.D, l.G, tuning)) {
+    return walkForward(l, inp, opts.initialState, walkLaunch(l.N, tuning));
   }
   const y = Tensor.empty([l.batch, l.D, l.L]);
   const lastState = Tensor.empty([l.batch, l.D, l.N]);
@@ -343,15 +362,15 @@ function walkForward(
   l: Layout,
   inp: SelectiveScanInputs,
   h0: Tensor | undefined,
+  { S, T, R }: { S: number; T: number; R: number },
 ): { y: Tensor; lastState: Tensor } {
   const y = Tensor.empty([l.batch, l.D, l.L]);
   const lastState = Tensor.empty([l.batch, l.D, l.N]);
   const { u, delta, A, B, C, D, z, deltaBias } = inp;
   const bufs: (Binding | null)[] = [u.buffer, delta.buffer, A.buffer, B.buffer, C.buffer, opt(D), opt(z)];
   bufs.push(opt(deltaBias), null, null, y.buffer, opt(h0), lastState.buffer);
-  const S = walkStates(l.N);
-  const spec = { file: WALK, entry: "walk", constants: { S, T: WALK_STEPS, NS: l.N } };
-  dispatch(spec, bufs, fwdParams(l, l.flags), [Math.ceil(l.D / (WG / (l.N / S))), l.batch]);
+  const spec = { file: WALK, entry: "walk", constants: { S, T, NS: l.N } };
+  dispatch(spec, bufs, fwdParams(l, l.flags), [Math.ceil(l.D / R), l.batch]);
   return { y, lastState };
 }
 

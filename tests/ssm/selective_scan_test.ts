@@ -241,6 +241,28 @@ Deno.test("selective_scan_walk.wgsl (the default forward): N = 4 … 32, groups,
     out.y.dispose();
     out.lastState.dispose();
   }
+  // A launch asked for (bench/scan_walk.ts) runs as asked, or throws when the sizes do not fit it.
+  {
+    const dims: ScanDims = { batch: 1, D: 64, L: 45, N: 16, G: 2 };
+    const inp = randomCase(dims, 720, { D: true, z: true, bias: true });
+    const want = selectiveScanRef(inp, { deltaSoftplus: true });
+    using x = upload(inp);
+    for (const t of [{ walkStates: 4, walkSteps: 8 }, { walkStates: 1, walkSteps: 16 }] as const) {
+      assert.ok(walkForwardFits(16, 64, 2, t), JSON.stringify(t));
+      const out = selectiveScan(x, { deltaSoftplus: true }, t);
+      const [y, last] = await readTensors([out.y, out.lastState]);
+      assertAllclose(y, want.y, { ...TOL, name: `${JSON.stringify(t)}: y` });
+      assertAllclose(last, want.lastState, { ...TOL, name: `${JSON.stringify(t)}: lastState` });
+      out.y.dispose();
+      out.lastState.dispose();
+    }
+    // S = 4, T = 16 at N = 16: 32 channels × 16 steps = 512 stage elements on 128 invocations (at most 256).
+    assert.equal(walkForwardFits(16, 64, 2, { walkStates: 4, walkSteps: 16 }), false);
+    assert.throws(
+      () => selectiveScan(x, { deltaSoftplus: true }, { walkStates: 4, walkSteps: 16 }),
+      ShapeError,
+    );
+  }
   // Sizes it does not take fall back to the three passes.
   assert.equal(walkForwardFits(12, 64, 1), false);
   assert.equal(walkForwardFits(64, 64, 1), false);
